@@ -1,0 +1,1 @@
+"""Catalog: the RocksDB metadata database (namespace, inodes, object records)."""

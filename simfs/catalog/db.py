@@ -1,0 +1,80 @@
+"""RocksDB access through rocksdict (raw mode): open/lock handling, prefix scans, atomic batches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+from rocksdict import AccessType, Options, Rdict, WriteBatch, WriteOptions
+
+from ..errors import BadStore, StoreInUse
+
+
+def _options() -> Options:
+    opts = Options(raw_mode=True)
+    opts.create_if_missing(True)
+    return opts
+
+
+class Catalog:
+    """The store's metadata database. One instance per process; callers serialise writes."""
+
+    def __init__(self, path: Path, *, read_only: bool = False):
+        self.path = path
+        self.read_only = read_only
+        try:
+            if read_only:
+                if not path.exists():
+                    raise BadStore(f"{path}: catalog database is missing")
+                self.db = Rdict(str(path), _options(), access_type=AccessType.read_only())
+            else:
+                self.db = Rdict(str(path), _options())
+        except BadStore:
+            raise
+        except Exception as exc:  # rocksdict raises bare Exception
+            text = str(exc)
+            if "lock" in text.lower() or "Resource temporarily unavailable" in text:
+                raise StoreInUse(f"{path.parent}: store is already mounted or in use ({text})") from None
+            raise BadStore(f"{path}: cannot open catalog: {text}") from None
+        self._sync = WriteOptions()
+        self._sync.sync = True
+        self._nosync = WriteOptions()
+
+    def get(self, key: bytes) -> bytes | None:
+        return self.db.get(key)
+
+    def scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
+        """Keys starting with prefix, in order (rocksdict's keys(from_key=) has no upper bound)."""
+        it = self.db.iter()
+        try:
+            it.seek(start if start is not None else prefix)
+            while it.valid():
+                key = it.key()
+                if not key.startswith(prefix):
+                    break
+                yield key, it.value()
+                it.next()
+        finally:
+            del it
+
+    def new_batch(self) -> WriteBatch:
+        return WriteBatch(raw_mode=True)
+
+    def write(self, batch: WriteBatch, *, sync: bool) -> None:
+        self.db.write(batch, self._sync if sync else self._nosync)
+
+    def flush_wal(self) -> None:
+        """Make every batch written so far durable (group commit point)."""
+        self.db.flush_wal(True)
+
+    def put(self, key: bytes, value: bytes, *, sync: bool = True) -> None:
+        batch = self.new_batch()
+        batch.put(key, value)
+        self.write(batch, sync=sync)
+
+    def close(self) -> None:
+        if getattr(self, "db", None) is not None:
+            if not self.read_only:
+                self.db.flush_wal(True)
+            self.db.close()
+            self.db = None

@@ -1,0 +1,81 @@
+"""Every catalog key: one-byte prefixes, big-endian fixed-width integers, so prefix scans come back in order.
+
+All keys (catalog format version 1):
+
+  b"F"                           -> STORE/FORMAT JSON (copy; the file is authoritative, the copy detects
+                                    a catalog from another store)
+  b"N"                           -> next inode number to hand out (u64 BE)
+  b"I" ino(u64)                  -> inode record (records.Inode)
+  b"D" parent(u64) name(bytes)   -> dentry: child ino (u64) + d_type (u8)
+  b"X" ino(u64) name(bytes)      -> extended attribute value (raw bytes)
+  b"O" object_id(32)             -> object record (records.ObjectRecord); object_id = sha256 of content
+  b"G" object_id(32)             -> (empty) object whose refcount reached 0; its file is deleted only
+                                    after the WAL holding that decrement is synced (garbage list)
+  b"U" ino(u64)                  -> (empty) orphan: inode with nlink 0 that was still open; reclaimed
+                                    at next mount if the daemon died before the last close
+
+Invariants (fsck checks every one):
+  - every dentry names an existing inode; every inode except the root has nlink == number of dentries
+    naming it (directories: 2 + number of child directories), unless it is an orphan (U key, nlink 0)
+  - a directory has exactly one dentry; its parent field names the directory holding that dentry
+  - an inode's object, when set, has an O record; O.refcount == number of inodes naming it
+  - G exists exactly for O records with refcount 0
+  - every O record has its file on disk, with the recorded physical size
+"""
+
+from __future__ import annotations
+
+import struct
+
+FORMAT = b"F"
+NEXT_INO = b"N"
+INODE = b"I"
+DENTRY = b"D"
+XATTR = b"X"
+OBJECT = b"O"
+GARBAGE = b"G"
+ORPHAN = b"U"
+
+ROOT_INO = 1
+
+_U64 = struct.Struct(">Q")
+
+
+def u64(value: int) -> bytes:
+    return _U64.pack(value)
+
+
+def read_u64(raw: bytes, offset: int = 0) -> int:
+    return _U64.unpack_from(raw, offset)[0]
+
+
+def inode_key(ino: int) -> bytes:
+    return INODE + u64(ino)
+
+
+def dentry_key(parent: int, name: bytes) -> bytes:
+    return DENTRY + u64(parent) + name
+
+
+def dentry_prefix(parent: int) -> bytes:
+    return DENTRY + u64(parent)
+
+
+def xattr_key(ino: int, name: bytes) -> bytes:
+    return XATTR + u64(ino) + name
+
+
+def xattr_prefix(ino: int) -> bytes:
+    return XATTR + u64(ino)
+
+
+def object_key(object_id: bytes) -> bytes:
+    return OBJECT + object_id
+
+
+def garbage_key(object_id: bytes) -> bytes:
+    return GARBAGE + object_id
+
+
+def orphan_key(ino: int) -> bytes:
+    return ORPHAN + u64(ino)

@@ -1,0 +1,102 @@
+"""Catalog values: struct-packed records, each starting with a version byte (never pickle)."""
+
+from __future__ import annotations
+
+import stat
+import struct
+from dataclasses import dataclass, replace
+
+NO_OBJECT = bytes(32)
+
+# version, mode, uid, gid, nlink, size, atime, mtime, ctime (ns), rdev, parent, object id; then a
+# variable tail (symlink target).
+_INODE_V1 = struct.Struct(">BIIIIQqqqQQ32s")
+# version, codec, flags, refcount, logical size, physical size, gen
+_OBJECT_V1 = struct.Struct(">BHHIQQI")
+_DENTRY = struct.Struct(">QB")
+
+
+class RecordError(ValueError):
+    """A catalog value that cannot be decoded (unknown version, wrong length)."""
+
+
+@dataclass
+class Inode:
+    ino: int
+    mode: int
+    uid: int
+    gid: int
+    nlink: int
+    size: int
+    atime: int
+    mtime: int
+    ctime: int
+    rdev: int = 0
+    parent: int = 0  # directories only: the directory that holds the single dentry naming this one
+    object_id: bytes = NO_OBJECT
+    target: bytes = b""  # symlinks only
+
+    def pack(self) -> bytes:
+        return _INODE_V1.pack(
+            1, self.mode, self.uid, self.gid, self.nlink, self.size, self.atime, self.mtime,
+            self.ctime, self.rdev, self.parent, self.object_id,
+        ) + self.target
+
+    @classmethod
+    def unpack(cls, ino: int, raw: bytes) -> Inode:
+        if not raw or raw[0] != 1 or len(raw) < _INODE_V1.size:
+            raise RecordError(f"inode {ino}: unknown record version or short record")
+        (_, mode, uid, gid, nlink, size, atime, mtime, ctime, rdev, parent, oid) = _INODE_V1.unpack_from(raw)
+        return cls(ino, mode, uid, gid, nlink, size, atime, mtime, ctime, rdev, parent, oid,
+                   bytes(raw[_INODE_V1.size:]))
+
+    def copy(self) -> Inode:
+        return replace(self)
+
+    @property
+    def is_dir(self) -> bool:
+        return stat.S_ISDIR(self.mode)
+
+    @property
+    def is_reg(self) -> bool:
+        return stat.S_ISREG(self.mode)
+
+    @property
+    def is_symlink(self) -> bool:
+        return stat.S_ISLNK(self.mode)
+
+    @property
+    def has_object(self) -> bool:
+        return self.object_id != NO_OBJECT
+
+
+@dataclass
+class ObjectRecord:
+    codec: int
+    refcount: int
+    size: int  # logical (content) size
+    stored: int  # physical bytes of the object file
+    gen: int = 0  # object file generation: objects/<aa>/<id>.<gen>
+    flags: int = 0
+
+    def pack(self) -> bytes:
+        return _OBJECT_V1.pack(1, self.codec, self.flags, self.refcount, self.size, self.stored, self.gen)
+
+    @classmethod
+    def unpack(cls, raw: bytes) -> ObjectRecord:
+        if not raw or raw[0] != 1 or len(raw) != _OBJECT_V1.size:
+            raise RecordError("object record: unknown version or wrong length")
+        _, codec, flags, refcount, size, stored, gen = _OBJECT_V1.unpack(raw)
+        return cls(codec, refcount, size, stored, gen, flags)
+
+
+def pack_dentry(ino: int, mode: int) -> bytes:
+    return _DENTRY.pack(ino, stat.S_IFMT(mode) >> 12)
+
+
+def unpack_dentry(raw: bytes) -> tuple[int, int]:
+    """(child ino, file type bits as S_IFMT)."""
+    if len(raw) != _DENTRY.size:
+        raise RecordError("dentry: wrong length")
+    ino, dtype = _DENTRY.unpack(raw)
+    return ino, dtype << 12

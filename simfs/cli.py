@@ -1,0 +1,147 @@
+"""`simfs` command line: mount, umount, fsck, stats. Clear one-line errors, distinct exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import ExitCode, SimfsError, StoreInUse
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def cmd_mount(args: argparse.Namespace) -> int:
+    from .mount import mount, parse_options
+
+    opts = parse_options(args.o or [])
+    foreground = args.foreground or bool(opts.pop("foreground", False))
+    return mount(Path(args.store), Path(args.mountpoint), foreground=foreground, options=opts, debug=args.debug)
+
+
+def cmd_umount(args: argparse.Namespace) -> int:
+    from .mount import umount
+
+    return umount(Path(args.mountpoint), lazy=args.lazy, timeout=args.timeout)
+
+
+def cmd_fsck(args: argparse.Namespace) -> int:
+    from .fsck.checker import Fsck, summarize, unclean
+    from .storage import OpenStore, StoreLock
+
+    store = Path(args.store)
+    holder = StoreLock.holder(store) if store.exists() else None
+    if args.repair and holder is not None:
+        raise StoreInUse(f"{store}: store is mounted (pid {holder}); unmount it before fsck --repair")
+    opened = OpenStore(store, read_only=not args.repair)
+    try:
+        checker = Fsck(opened, repair=args.repair, verify_data=args.verify_data,
+                       progress=None if not args.no_progress else False)
+        findings = checker.run()
+    finally:
+        opened.close()
+    left = unclean(findings)
+    if args.json:
+        print(json.dumps({
+            "store": str(store),
+            "mounted": holder is not None,
+            "clean": not left,
+            "summary": summarize(findings),
+            "findings": [
+                {"code": f.code, "severity": f.severity.name.lower(), "subject": f.subject, "detail": f.detail,
+                 "affected": f.affected, "repaired": f.repaired}
+                for f in findings
+            ],
+        }, indent=2))
+    else:
+        if holder is not None:
+            print(f"note: store is mounted (pid {holder}); checking a live store, in-flight changes may show")
+        for f in findings:
+            print(f.line())
+            for path in f.affected[:50]:
+                print(f"    affects {path}")
+            if len(f.affected) > 50:
+                print(f"    ... and {len(f.affected) - 50} more files")
+        state = "clean" if not left else f"{len(left)} problem(s) left"
+        print(f"simfs fsck {store}: {len(findings)} finding(s), {state}")
+    if left:
+        return int(ExitCode.FSCK_FINDINGS)
+    if any(f.repaired and f.severity > 0 for f in findings):
+        return int(ExitCode.FSCK_REPAIRED)
+    return int(ExitCode.OK)
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    from .stats import store_stats
+
+    stats = store_stats(Path(args.store))
+    if args.json:
+        print(json.dumps(stats, indent=2))
+        return 0
+    print(f"store              {stats['store']}")
+    print(f"files              {stats['files']}  (directories {stats['directories']}, symlinks {stats['symlinks']})")
+    print(f"logical size       {_human(stats['logical_bytes'])}  ({stats['logical_bytes']} bytes)")
+    print(f"unique content     {_human(stats['unique_bytes'])}  in {stats['objects']} objects")
+    print(f"stored on disk     {_human(stats['stored_bytes'])}  (objects {_human(stats['object_bytes'])}, "
+          f"catalog {_human(stats['catalog_bytes'])})")
+    ratio = stats["stored_bytes"] / stats["logical_bytes"] if stats["logical_bytes"] else 0.0
+    print(f"stored / logical   {ratio:.3f}  (saved {_human(stats['logical_bytes'] - stats['stored_bytes'])})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="simfs", description="FUSE file system for photo collections.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    m = sub.add_parser("mount", help="mount a store (created on first use); daemonizes unless --foreground")
+    m.add_argument("store")
+    m.add_argument("mountpoint")
+    m.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground, log to stderr")
+    m.add_argument("-o", action="append", metavar="OPTIONS",
+                   help="comma-separated FUSE options: ro, allow_other, default_permissions (always on), ...")
+    m.add_argument("--debug", action="store_true", help="verbose log")
+    m.set_defaults(func=cmd_mount)
+
+    u = sub.add_parser("umount", help="unmount and wait until the daemon has flushed the store")
+    u.add_argument("mountpoint")
+    u.add_argument("-z", "--lazy", action="store_true", help="lazy unmount (detach now, finish when unused)")
+    u.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the daemon (default 120)")
+    u.set_defaults(func=cmd_umount)
+
+    f = sub.add_parser("fsck", help="check a store (read-only unless --repair)")
+    f.add_argument("store")
+    f.add_argument("--repair", action="store_true", help="fix what can be fixed (store must not be mounted)")
+    f.add_argument("--verify-data", action="store_true", help="re-hash every object's content")
+    f.add_argument("--json", action="store_true", help="machine-readable report")
+    f.add_argument("--no-progress", action="store_true", help="no progress bars")
+    f.set_defaults(func=cmd_fsck)
+
+    s = sub.add_parser("stats", help="logical vs stored size of a store (works while mounted)")
+    s.add_argument("store")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_stats)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except SimfsError as exc:
+        print(f"simfs: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("simfs: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""fsck: read-only consistency checks of a store, with optional repair."""

@@ -1,0 +1,407 @@
+"""The fsck passes: structure (catalog), objects (catalog vs files), data (re-hash); optional repair."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ..catalog import keys
+from ..catalog.records import NO_OBJECT, Inode, ObjectRecord, RecordError, pack_dentry, unpack_dentry
+from ..errors import CorruptObject
+from ..format import StoreFormat
+from ..storage import KNOWN_TOP_LEVEL, OpenStore
+from .findings import Finding, Severity
+
+LOST_FOUND = b"lost+found"
+
+
+@dataclass
+class Scan:
+    """The whole catalog, loaded once."""
+
+    inodes: dict[int, Inode] = field(default_factory=dict)
+    dentries: list[tuple[int, bytes, int, int]] = field(default_factory=list)  # parent, name, child, type
+    objects: dict[bytes, ObjectRecord] = field(default_factory=dict)
+    garbage: set[bytes] = field(default_factory=set)
+    orphans: set[int] = field(default_factory=set)
+    xattr_inos: dict[int, list[bytes]] = field(default_factory=lambda: defaultdict(list))
+    next_ino: int | None = None
+    format_copy: bytes | None = None
+
+
+class Fsck:
+    def __init__(self, store: OpenStore, *, repair: bool = False, verify_data: bool = False,
+                 progress: bool | None = None):
+        self.store = store
+        self.cat = store.catalog
+        self.repair = repair
+        self.verify_data = verify_data
+        self.progress = progress
+        self.findings: list[Finding] = []
+        self.scan = Scan()
+        self._paths: dict[int, list[str]] | None = None
+
+    # ---------------------------------------------------------------- helpers
+    def _bar(self, it: Iterable, desc: str, total: int | None = None) -> Iterable:
+        disable = (not sys.stderr.isatty()) if self.progress is None else not self.progress
+        return tqdm(it, desc=desc, total=total, disable=disable, unit="it", leave=False)
+
+    def add(self, code: str, subject: str, detail: str = "", affected: list[str] | None = None) -> Finding:
+        finding = Finding(code, subject, detail, affected or [])
+        self.findings.append(finding)
+        return finding
+
+    def paths_of(self, ino: int) -> list[str]:
+        if self._paths is None:
+            names: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
+            for parent, name, child, _ in self.scan.dentries:
+                names[child].append((parent, name))
+            cache: dict[int, list[str]] = {}
+
+            def build(i: int, depth: int = 0) -> list[str]:
+                if i == keys.ROOT_INO:
+                    return [""]
+                if i in cache:
+                    return cache[i]
+                if depth > 4096:
+                    return ["<cycle>"]
+                out = []
+                for parent, name in names.get(i, []):
+                    for prefix in build(parent, depth + 1):
+                        out.append(prefix + "/" + name.decode("utf-8", "backslashreplace"))
+                cache[i] = out or [f"<inode {i}, no name>"]
+                return cache[i]
+
+            self._paths = {i: build(i) for i in names}
+            self._build = build  # type: ignore[attr-defined]
+        return self._paths.get(ino) or [f"<inode {ino}, no name>"]
+
+    # ---------------------------------------------------------------- load
+    def load(self) -> None:
+        s = self.scan
+        for key, raw in self._bar(self.cat.scan(b""), "reading catalog"):
+            prefix = key[:1]
+            try:
+                if prefix == keys.INODE:
+                    ino = keys.read_u64(key, 1)
+                    s.inodes[ino] = Inode.unpack(ino, raw)
+                elif prefix == keys.DENTRY:
+                    child, mode = unpack_dentry(raw)
+                    s.dentries.append((keys.read_u64(key, 1), bytes(key[9:]), child, mode))
+                elif prefix == keys.OBJECT:
+                    s.objects[bytes(key[1:])] = ObjectRecord.unpack(raw)
+                elif prefix == keys.GARBAGE:
+                    s.garbage.add(bytes(key[1:]))
+                elif prefix == keys.ORPHAN:
+                    s.orphans.add(keys.read_u64(key, 1))
+                elif prefix == keys.XATTR:
+                    s.xattr_inos[keys.read_u64(key, 1)].append(bytes(key))
+                elif prefix == keys.NEXT_INO:
+                    s.next_ino = keys.read_u64(raw)
+                elif prefix == keys.FORMAT:
+                    s.format_copy = bytes(raw)
+            except (RecordError, ValueError, IndexError) as exc:
+                self.add("S100", f"key {key[:40].hex()}", str(exc))
+
+    # ---------------------------------------------------------------- structure
+    def check_structure(self) -> None:
+        s = self.scan
+        if s.format_copy is not None:
+            try:
+                copy = StoreFormat.from_json(s.format_copy, "catalog")
+                if copy.version != self.store.format.version:
+                    self.add("S113", "catalog", f"catalog says version {copy.version}")
+            except Exception as exc:  # BadStore and friends: report, keep checking
+                self.add("S113", "catalog", str(exc))
+        root = s.inodes.get(keys.ROOT_INO)
+        if root is None or not root.is_dir:
+            self.add("S107", "inode 1")
+        links: Counter[int] = Counter()
+        subdirs: Counter[int] = Counter()
+        dir_entries: dict[int, list[tuple[int, bytes]]] = defaultdict(list)
+        for parent, name, child, dtype in s.dentries:
+            pnode = s.inodes.get(parent)
+            node = s.inodes.get(child)
+            where = f"entry {self._entry_name(parent, name)}"
+            if pnode is None or not pnode.is_dir:
+                self.add("S110", where, f"parent inode {parent}")
+            if node is None:
+                f = self.add("S101", where, f"inode {child}")
+                if self.repair:
+                    self._delete_dentry(parent, name)
+                    f.repaired = True
+                continue
+            if stat.S_IFMT(node.mode) != dtype:
+                f = self.add("S102", where)
+                if self.repair:
+                    self.cat.put(keys.dentry_key(parent, name), pack_dentry(child, node.mode), sync=False)
+                    f.repaired = True
+            links[child] += 1
+            if node.is_dir:
+                subdirs[parent] += 1
+                dir_entries[child].append((parent, name))
+        for ino, node in self._bar(s.inodes.items(), "checking inodes", len(s.inodes)):
+            if node.is_dir:
+                entries = dir_entries.get(ino, [])
+                if ino != keys.ROOT_INO:
+                    if len(entries) > 1:
+                        self.add("S106", f"directory inode {ino}", f"{len(entries)} entries name it")
+                    elif len(entries) == 1 and entries[0][0] != node.parent:
+                        f = self.add("S105", f"directory {self.paths_of(ino)[0]}",
+                                     f"parent field {node.parent}, entry in {entries[0][0]}")
+                        if self.repair:
+                            node.parent = entries[0][0]
+                            self._save(node)
+                            f.repaired = True
+                expected = 2 + subdirs[ino]
+            else:
+                expected = links[ino]
+            if ino in s.orphans and links[ino] == 0 and node.nlink == 0:
+                f = self.add("S109", f"inode {ino}")
+                if self.repair:
+                    self._drop_orphan(node)
+                    f.repaired = True
+                continue
+            if ino != keys.ROOT_INO and links[ino] == 0:
+                f = self.add("S104", f"inode {ino}", f"{stat.filemode(node.mode)} {node.size} bytes")
+                if self.repair:
+                    self._to_lost_found(node)
+                    f.repaired = True
+                continue
+            if node.nlink != expected:
+                f = self.add("S103", f"inode {ino} ({self.paths_of(ino)[0]})", f"nlink {node.nlink}, expected {expected}")
+                if self.repair:
+                    node.nlink = expected
+                    self._save(node)
+                    f.repaired = True
+        self._check_reachability(dir_entries)
+        if s.inodes:
+            top = max(s.inodes)
+            if s.next_ino is None or s.next_ino <= top:
+                f = self.add("S108", "next-inode counter", f"{s.next_ino}, highest inode {top}")
+                if self.repair:
+                    self.cat.put(keys.NEXT_INO, keys.u64(top + 1), sync=False)
+                    f.repaired = True
+        for ino, xkeys in s.xattr_inos.items():
+            if ino not in s.inodes:
+                f = self.add("S111", f"inode {ino}", f"{len(xkeys)} attributes")
+                if self.repair:
+                    batch = self.cat.new_batch()
+                    for k in xkeys:
+                        batch.delete(k)
+                    self.cat.write(batch, sync=False)
+                    f.repaired = True
+
+    def _check_reachability(self, dir_entries: dict[int, list[tuple[int, bytes]]]) -> None:
+        """Directories must reach the root by parent links (no cycles cut off from the tree)."""
+        s = self.scan
+        good = {keys.ROOT_INO}
+        for ino, node in s.inodes.items():
+            if not node.is_dir or ino in good:
+                continue
+            chain, cur = [], ino
+            while cur not in good:
+                entries = dir_entries.get(cur)
+                if not entries or cur in chain:
+                    break
+                chain.append(cur)
+                cur = entries[0][0]
+            if cur in good:
+                good.update(chain)
+            elif entries and cur in chain:
+                self.add("S106", f"directory inode {ino}", "entries form a cycle unreachable from the root")
+
+    # ---------------------------------------------------------------- objects
+    def check_objects(self) -> None:
+        s = self.scan
+        refs: Counter[bytes] = Counter()
+        users: dict[bytes, list[int]] = defaultdict(list)
+        for ino, node in s.inodes.items():
+            if node.is_reg and node.object_id != NO_OBJECT:
+                refs[node.object_id] += 1
+                users[node.object_id].append(ino)
+            elif node.is_reg and node.size != 0:
+                self.add("S112", f"inode {ino} ({self.paths_of(ino)[0]})", f"size {node.size} but no object")
+        for oid, inos in users.items():
+            rec = s.objects.get(oid)
+            if rec is None:
+                self.add("O201", f"object {oid.hex()}", affected=self._affected(inos))
+                continue
+            for ino in inos:
+                node = s.inodes[ino]
+                if node.size != rec.size:
+                    self.add("S112", f"inode {ino} ({self.paths_of(ino)[0]})", f"size {node.size}, object {rec.size}")
+        for oid, rec in s.objects.items():
+            if rec.refcount != refs[oid]:
+                f = self.add("O202", f"object {oid.hex()}", f"refcount {rec.refcount}, counted {refs[oid]}")
+                if self.repair:
+                    rec.refcount = refs[oid]
+                    self._save_object(oid, rec)
+                    f.repaired = True
+            if (rec.refcount == 0) != (oid in s.garbage):
+                f = self.add("O206", f"object {oid.hex()}", f"refcount {rec.refcount}, listed {oid in s.garbage}")
+                if self.repair:
+                    self._fix_garbage(oid, rec)
+                    f.repaired = True
+        for oid in s.garbage - set(s.objects):
+            f = self.add("O206", f"object {oid.hex()}", "garbage entry without record")
+            if self.repair:
+                batch = self.cat.new_batch()
+                batch.delete(keys.garbage_key(oid))
+                self.cat.write(batch, sync=False)
+                f.repaired = True
+        on_disk: dict[bytes, dict[int, int]] = defaultdict(dict)
+        objs = self.store.objects
+        for oid, gen, size in self._bar(objs.iter_files(), "listing objects"):
+            if oid:
+                on_disk[oid][gen] = size
+        for stray in objs.iter_stray():
+            f = self.add("O207", str(stray.relative_to(self.store.path)))
+            if self.repair:
+                with contextlib.suppress(OSError):
+                    stray.unlink()
+                f.repaired = True
+        for oid, rec in s.objects.items():
+            files = on_disk.get(oid, {})
+            if rec.gen not in files:
+                self.add("O203", f"object {oid.hex()}", f"expected {objs.path_of(oid, rec.gen).name}",
+                         affected=self._affected(users.get(oid, [])))
+            elif files[rec.gen] != rec.stored:
+                self.add("O204", f"object {oid.hex()}", f"file {files[rec.gen]} bytes, record {rec.stored}",
+                         affected=self._affected(users.get(oid, [])))
+        for oid, files in on_disk.items():
+            rec = s.objects.get(oid)
+            for gen in files:
+                if rec is None or rec.gen != gen:
+                    f = self.add("O205", f"object {oid.hex()}.{gen}", f"{files[gen]} bytes")
+                    if self.repair:
+                        objs.delete(oid, gen)
+                        f.repaired = True
+        for entry in os.scandir(objs.staging):
+            f = self.add("O208", f"staging/{entry.name}")
+            if self.repair:
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                f.repaired = True
+        for entry in os.scandir(self.store.path):
+            if entry.name not in KNOWN_TOP_LEVEL:
+                self.add("O207", entry.name, "not created by simfs; left alone")
+        self._users = users
+
+    # ---------------------------------------------------------------- data
+    def check_data(self) -> None:
+        s = self.scan
+        users = getattr(self, "_users", {})
+        for oid, rec in self._bar(list(s.objects.items()), "verifying data", len(s.objects)):
+            if not self.store.objects.path_of(oid, rec.gen).exists():
+                continue  # already reported as O203
+            try:
+                self.store.objects.verify_content(oid, rec.gen)
+            except CorruptObject as exc:
+                self.add("D301", f"object {oid.hex()}", exc.why, affected=self._affected(users.get(oid, [])))
+
+    # ---------------------------------------------------------------- run
+    def run(self) -> list[Finding]:
+        self.load()
+        self.check_structure()
+        self.check_objects()
+        if self.verify_data:
+            self.check_data()
+        if self.repair:
+            self.cat.flush_wal()
+        return self.findings
+
+    # ---------------------------------------------------------------- repair primitives
+    def _affected(self, inos: list[int]) -> list[str]:
+        out: list[str] = []
+        for ino in inos:
+            out.extend(self.paths_of(ino))
+        return sorted(out)
+
+    def _entry_name(self, parent: int, name: bytes) -> str:
+        base = self.paths_of(parent)[0] if parent != keys.ROOT_INO else ""
+        return base + "/" + name.decode("utf-8", "backslashreplace")
+
+    def _save(self, node: Inode) -> None:
+        self.cat.put(keys.inode_key(node.ino), node.pack(), sync=False)
+
+    def _save_object(self, oid: bytes, rec: ObjectRecord) -> None:
+        self.cat.put(keys.object_key(oid), rec.pack(), sync=False)
+        self._fix_garbage(oid, rec)
+
+    def _fix_garbage(self, oid: bytes, rec: ObjectRecord) -> None:
+        batch = self.cat.new_batch()
+        if rec.refcount == 0:
+            batch.put(keys.garbage_key(oid), b"")
+        else:
+            batch.delete(keys.garbage_key(oid))
+        self.cat.write(batch, sync=False)
+
+    def _delete_dentry(self, parent: int, name: bytes) -> None:
+        batch = self.cat.new_batch()
+        batch.delete(keys.dentry_key(parent, name))
+        self.cat.write(batch, sync=False)
+
+    def _drop_orphan(self, node: Inode) -> None:
+        batch = self.cat.new_batch()
+        batch.delete(keys.inode_key(node.ino))
+        batch.delete(keys.orphan_key(node.ino))
+        for k in self.scan.xattr_inos.get(node.ino, []):
+            batch.delete(k)
+        self.cat.write(batch, sync=False)
+        self.scan.inodes.pop(node.ino, None)  # refcounts are recomputed without it
+
+    def _to_lost_found(self, node: Inode) -> None:
+        """Give an unreachable inode a name under /lost+found (created if needed)."""
+        lf_raw = self.cat.get(keys.dentry_key(keys.ROOT_INO, LOST_FOUND))
+        batch = self.cat.new_batch()
+        if lf_raw is None:
+            nxt = max(self.scan.next_ino or 0, max(self.scan.inodes) + 1)
+            root = self.scan.inodes[keys.ROOT_INO]
+            lf = Inode(nxt, stat.S_IFDIR | 0o700, 0, 0, 2, 0, root.mtime, root.mtime, root.mtime, parent=keys.ROOT_INO)
+            self.scan.inodes[nxt] = lf
+            self.scan.next_ino = nxt + 1
+            root.nlink += 1
+            batch.put(keys.inode_key(nxt), lf.pack())
+            batch.put(keys.inode_key(keys.ROOT_INO), root.pack())
+            batch.put(keys.NEXT_INO, keys.u64(nxt + 1))
+            batch.put(keys.dentry_key(keys.ROOT_INO, LOST_FOUND), pack_dentry(nxt, lf.mode))
+            lf_ino = nxt
+        else:
+            lf_ino = unpack_dentry(lf_raw)[0]
+        name = f"#{node.ino}".encode()
+        if node.is_dir:
+            node.parent = lf_ino
+            lf_node = self.scan.inodes[lf_ino]
+            lf_node.nlink += 1
+            batch.put(keys.inode_key(lf_ino), lf_node.pack())
+        else:
+            node.nlink = 1
+        batch.put(keys.inode_key(node.ino), node.pack())
+        batch.put(keys.dentry_key(lf_ino, name), pack_dentry(node.ino, node.mode))
+        self.cat.write(batch, sync=False)
+
+
+def worst(findings: list[Finding]) -> Severity | None:
+    sev = [f.severity for f in findings if not f.repaired]
+    return max(sev) if sev else None
+
+
+def summarize(findings: list[Finding]) -> dict[str, int]:
+    return dict(Counter(f.code for f in findings))
+
+
+def unclean(findings: list[Finding]) -> list[Finding]:
+    """Findings that make the store not clean: unrepaired warnings and errors (info is expected after a crash)."""
+    return [f for f in findings if not f.repaired and f.severity >= Severity.WARNING]
+
+
+__all__ = ["Fsck", "Finding", "Severity", "worst", "summarize", "unclean", "Path"]

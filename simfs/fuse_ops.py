@@ -1,0 +1,230 @@
+"""The only module that imports the FUSE binding: maps kernel requests onto Vfs calls and errno."""
+
+from __future__ import annotations
+
+import ctypes
+import errno
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")  # mfusepy prefers libfuse 2 otherwise
+
+import mfusepy  # noqa: E402
+
+from .vfs import Context, Vfs  # noqa: E402
+
+log = logging.getLogger("simfs.fuse")
+
+
+def _ctx() -> Context:
+    uid, gid, pid = mfusepy.fuse_get_context()
+    return Context(uid, gid, pid)
+
+
+def _fh(fi: Any) -> int | None:
+    """The file handle inside a raw fuse_file_info (or None when the kernel sent none)."""
+    if fi is None:
+        return None
+    return int(fi.fh)
+
+
+class SimfsFuse(mfusepy.FUSE):
+    """mfusepy's FUSE with the libfuse 3 wrappers that drop information we need put back.
+
+    Upstream drops the file handle for truncate/chmod/chown (ftruncate/fchmod/fchown of an unlinked
+    file arrive with no path), the raw UTIME_NOW/UTIME_OMIT markers for utimens, and rename's flags.
+    """
+
+    def truncate_fuse_3(self, path: bytes | None, length: int, fip: Any) -> int:
+        return self.operations.truncate(self._p(path), length, fip.contents if fip else None)
+
+    def chmod_fuse_3(self, path: bytes | None, mode: int, fip: Any) -> int:
+        return self.operations.chmod(self._p(path), mode, fip.contents if fip else None)
+
+    def chown_fuse_3(self, path: bytes | None, uid: int, gid: int, fip: Any) -> int:
+        if ctypes.c_uint32(uid + 1).value == 0:
+            uid = -1
+        if ctypes.c_uint32(gid + 1).value == 0:
+            gid = -1
+        return self.operations.chown(self._p(path), uid, gid, fip.contents if fip else None)
+
+    def utimens_fuse_3(self, path: bytes | None, buf: Any, fip: Any) -> int:
+        times = None
+        if buf:
+            a, m = buf.contents.actime, buf.contents.modtime
+            times = ((a.tv_sec, a.tv_nsec), (m.tv_sec, m.tv_nsec))
+        return self.operations.utimens(self._p(path), times, fip.contents if fip else None)
+
+    def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
+        return self.operations.rename(self._p(old), self._p(new), flags)
+
+    def _p(self, path: bytes | None) -> str | None:
+        return None if path is None else path.decode(self.encoding, self.errors)
+
+
+class FuseOperations(mfusepy.Operations):
+    """Thin adapter: every method translates arguments and delegates to Vfs (which holds the lock)."""
+
+    use_ns = True
+    flag_nullpath_ok = True
+    flag_nopath = False
+
+    def __init__(self, vfs: Vfs, *, on_ready: Callable[[], None] | None = None,
+                 attr_timeout: float = 1.0, entry_timeout: float = 1.0):
+        self.vfs = vfs
+        self.on_ready = on_ready
+        self.attr_timeout = attr_timeout
+        self.entry_timeout = entry_timeout
+
+    # -- lifecycle
+    def init_with_config(self, conn: Any, config: Any) -> None:
+        if config is not None:
+            config.use_ino = 1
+            config.readdir_ino = 1
+            config.hard_remove = 1  # unlinked-but-open files stay ours (no .fuse_hidden renames)
+            config.nullpath_ok = 1
+            config.attr_timeout = self.attr_timeout
+            config.entry_timeout = self.entry_timeout
+            config.negative_timeout = 0.0
+            config.kernel_cache = 0
+        if self.on_ready is not None:
+            self.on_ready()
+
+    def destroy(self, path: str) -> None:
+        try:
+            self.vfs.shutdown()
+        except Exception:
+            log.exception("error while shutting down")
+
+    # -- attributes
+    def getattr(self, path: str | None, fh: Any = None) -> dict[str, int]:
+        return self.vfs.getattr(path, _fh(fh))
+
+    def chmod(self, path: str | None, mode: int, fi: Any = None) -> int:
+        self.vfs.chmod(path, mode, _fh(fi))
+        return 0
+
+    def chown(self, path: str | None, uid: int, gid: int, fi: Any = None) -> int:
+        self.vfs.chown(path, uid, gid, _fh(fi))
+        return 0
+
+    def utimens(self, path: str | None, times: Any = None, fi: Any = None) -> int:
+        self.vfs.utimens(path, times, _fh(fi))
+        return 0
+
+    def truncate(self, path: str | None, length: int, fi: Any = None) -> int:
+        self.vfs.truncate(path, length, _fh(fi))
+        return 0
+
+    # -- namespace
+    def mknod(self, path: str, mode: int, dev: int) -> int:
+        self.vfs.mknod(path, mode, dev, _ctx())
+        return 0
+
+    def mkdir(self, path: str, mode: int) -> int:
+        self.vfs.mkdir(path, mode, _ctx())
+        return 0
+
+    def symlink(self, target: str, source: str) -> int:
+        # mfusepy passes (link path, link contents)
+        self.vfs.symlink(target, source, _ctx())
+        return 0
+
+    def readlink(self, path: str) -> str:
+        return self.vfs.readlink(path)
+
+    def link(self, target: str, source: str) -> int:
+        self.vfs.link(target, source)
+        return 0
+
+    def unlink(self, path: str) -> int:
+        self.vfs.unlink(path)
+        return 0
+
+    def rmdir(self, path: str) -> int:
+        self.vfs.rmdir(path)
+        return 0
+
+    def rename(self, old: str, new: str, flags: int = 0) -> int:
+        self.vfs.rename(old, new, flags)
+        return 0
+
+    # -- directories
+    def opendir(self, path: str) -> int:
+        return self.vfs.opendir(path)
+
+    def readdir(self, path: str | None, fh: int) -> list[tuple[str, dict[str, int], int]]:
+        return [(name, {"st_ino": ino, "st_mode": mode}, 0) for name, ino, mode in self.vfs.readdir(path, fh)]
+
+    def releasedir(self, path: str | None, fh: int) -> int:
+        self.vfs.releasedir(fh)
+        return 0
+
+    def fsyncdir(self, path: str | None, datasync: int, fh: int) -> int:
+        self.vfs.fsyncdir(fh)
+        return 0
+
+    # -- files (raw_fi: we get fuse_file_info and set fh / keep_cache ourselves)
+    def open(self, path: str, fi: Any) -> int:
+        fi.fh = self.vfs.open(path, fi.flags)
+        # Content only changes through this mount, so the kernel's page cache stays valid across opens.
+        fi.keep_cache = 1
+        return 0
+
+    def create(self, path: str, mode: int, fi: Any) -> int:
+        fi.fh = self.vfs.create(path, mode, fi.flags, _ctx())
+        fi.keep_cache = 1
+        return 0
+
+    def read(self, path: str | None, size: int, offset: int, fi: Any) -> bytes:
+        return self.vfs.read(fi.fh, size, offset)
+
+    def write(self, path: str | None, data: bytes, offset: int, fi: Any) -> int:
+        return self.vfs.write(fi.fh, data, offset)
+
+    def flush(self, path: str | None, fi: Any) -> int:
+        self.vfs.flush(fi.fh)
+        return 0
+
+    def fsync(self, path: str | None, datasync: int, fi: Any) -> int:
+        self.vfs.fsync(fi.fh, bool(datasync))
+        return 0
+
+    def release(self, path: str | None, fi: Any) -> int:
+        self.vfs.release(fi.fh)
+        return 0
+
+    # -- xattrs
+    def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> int:
+        self.vfs.setxattr(path, name, value, options)
+        return 0
+
+    def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        return self.vfs.getxattr(path, name)
+
+    def listxattr(self, path: str) -> list[str]:
+        return self.vfs.listxattr(path)
+
+    def removexattr(self, path: str, name: str) -> int:
+        self.vfs.removexattr(path, name)
+        return 0
+
+    # -- file system
+    def statfs(self, path: str) -> dict[str, int]:
+        return self.vfs.statfs()
+
+    def access(self, path: str, amode: int) -> int:
+        # default_permissions makes the kernel check modes; we only confirm existence.
+        self.vfs.getattr(path)
+        return 0
+
+
+def run_fuse(ops: FuseOperations, mountpoint: str, *, foreground: bool = True, options: dict[str, Any]) -> None:
+    """Blocks until unmounted. options are FUSE -o options (ro, allow_other, default_permissions...)."""
+    opts = {"fsname": "simfs", "subtype": "simfs", **options}
+    SimfsFuse(ops, mountpoint, raw_fi=True, foreground=foreground, **opts)
+
+
+__all__ = ["FuseOperations", "SimfsFuse", "run_fuse", "errno"]

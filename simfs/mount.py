@@ -1,0 +1,248 @@
+"""`simfs mount`/`umount`: checks before forking, daemonizing, readiness handshake, clean shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import BadMountpoint, BadStore, ExitCode, FuseFailed, SimfsError, StoreInUse
+from .format import read_format
+from .storage import LOG_FILE, OpenStore, StoreLock, is_store
+
+log = logging.getLogger("simfs.mount")
+
+
+def parse_options(opts: list[str]) -> dict[str, Any]:
+    """-o a,b=c,... (possibly repeated) → {'a': True, 'b': 'c'}."""
+    out: dict[str, Any] = {}
+    for group in opts:
+        for item in group.split(","):
+            item = item.strip()
+            if not item:
+                continue
+            key, sep, value = item.partition("=")
+            out[key] = value if sep else True
+    return out
+
+
+def check_mountpoint(mountpoint: Path) -> None:
+    try:
+        st = os.stat(mountpoint)
+    except FileNotFoundError:
+        raise BadMountpoint(f"mountpoint {mountpoint} does not exist; create it with mkdir") from None
+    except OSError as exc:
+        if exc.errno == errno.ENOTCONN:
+            raise BadMountpoint(
+                f"mountpoint {mountpoint} is a stale FUSE mount (its daemon died); run: simfs umount {mountpoint}"
+            ) from None
+        raise BadMountpoint(f"mountpoint {mountpoint}: {exc.strerror}") from None
+    if not os.path.isdir(mountpoint):
+        raise BadMountpoint(f"mountpoint {mountpoint} is not a directory")
+    if os.path.ismount(mountpoint) and _is_fuse_mount(mountpoint):
+        raise BadMountpoint(f"mountpoint {mountpoint} is already a mount point; unmount it first")
+    if any(os.scandir(mountpoint)):
+        raise BadMountpoint(f"mountpoint {mountpoint} is not empty; use an empty directory")
+    del st
+
+
+def _is_fuse_mount(mountpoint: Path) -> bool:
+    return _mount_entry(mountpoint) is not None
+
+
+def _mount_entry(mountpoint: Path) -> tuple[str, str] | None:
+    """(source, fstype) of the FUSE mount at mountpoint, from /proc/mounts."""
+    target = os.path.abspath(mountpoint)
+    try:
+        lines = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    found = None
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 3 and _unescape(parts[1]) == target and parts[2].startswith("fuse"):
+            found = (_unescape(parts[0]), parts[2])
+    return found
+
+
+def _unescape(field: str) -> str:
+    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def prepare_store(store: Path) -> None:
+    """Validate the store before forking; a new store is created later, by the daemon.
+
+    RocksDB must not be opened before fork(): its background thread pool does not survive into the
+    child, and the child's close() then waits forever.
+    """
+    if store.exists() and not store.is_dir():
+        raise BadStore(f"{store} is not a directory")
+    if not is_store(store):
+        if store.exists() and any(store.iterdir()):
+            raise BadStore(f"{store} is not a simfs store and not empty; give an empty or new directory")
+        return
+    read_format(store)  # refuses unknown versions before anything is forked
+    holder = StoreLock.holder(store)
+    if holder is not None:
+        raise StoreInUse(f"{store}: store is already mounted (pid {holder})")
+
+
+def check_fuse_available() -> None:
+    if not os.path.exists("/dev/fuse"):
+        raise FuseFailed("/dev/fuse is missing: load the fuse kernel module (modprobe fuse) or run where FUSE is allowed")
+    if shutil.which("fusermount3") is None and os.geteuid() != 0:
+        raise FuseFailed("fusermount3 not found: install fuse3 (apt install fuse3)")
+
+
+def fuse_options(opts: dict[str, Any], store: Path) -> dict[str, Any]:
+    out = dict(opts)
+    out.pop("foreground", None)
+    # Ownership and permission checks by the kernel: without them any user could read any file.
+    out.setdefault("default_permissions", True)
+    # The store path in /proc/mounts lets `simfs umount` find the daemon and wait for it.
+    path = str(store)
+    out.setdefault("fsname", path if not any(c in path for c in ", \t\n\\") else "simfs")
+    return out
+
+
+def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int | None = None,
+          foreground: bool = True, debug: bool = False) -> int:
+    """Open the store and run the FUSE loop until unmounted. Returns an exit code."""
+    from .fuse_ops import FuseOperations, run_fuse  # imports libfuse: keep it out of fsck/stats
+    from .vfs import Vfs
+
+    read_only = bool(opts.get("ro"))
+    ready = {"done": False}
+
+    def report(message: str) -> None:
+        if notify_fd is not None and not ready["done"]:
+            ready["done"] = True
+            with contextlib.suppress(OSError):
+                os.write(notify_fd, message.encode())
+                os.close(notify_fd)
+
+    try:
+        opened = OpenStore(store, read_only=False, create=True)
+    except SimfsError as exc:
+        report(f"ERR {int(exc.exit_code)} {exc}\n")
+        if notify_fd is None:
+            raise
+        return int(exc.exit_code)
+    _setup_logging(store, foreground, debug)
+    try:
+        vfs = Vfs(opened, read_only=read_only)
+        ops = FuseOperations(vfs, on_ready=lambda: report("OK\n"))
+        log.info("mounting %s on %s (pid %d)", store, mountpoint, os.getpid())
+        try:
+            run_fuse(ops, str(mountpoint), foreground=True, options=fuse_options(opts, store))
+        except Exception as exc:
+            log.exception("FUSE loop failed")
+            msg = f"could not mount {mountpoint}: {exc}; see {store / LOG_FILE}"
+            log.error(msg)
+            report(f"ERR {int(ExitCode.FUSE_FAILED)} {msg}\n")
+            if notify_fd is None:
+                raise FuseFailed(msg) from None
+            return int(ExitCode.FUSE_FAILED)
+        if not ready["done"]:
+            report(f"ERR {int(ExitCode.FUSE_FAILED)} mount of {mountpoint} failed; see {store / LOG_FILE}\n")
+            return int(ExitCode.FUSE_FAILED)
+        log.info("unmounted %s", mountpoint)
+        return 0
+    finally:
+        opened.close()
+
+
+def _setup_logging(store: Path, foreground: bool, debug: bool) -> None:
+    level = logging.DEBUG if debug else logging.INFO
+    handlers: list[logging.Handler] = [logging.FileHandler(store / LOG_FILE)]
+    if foreground:
+        handlers.append(logging.StreamHandler(sys.stderr))
+    logging.basicConfig(level=level, handlers=handlers, force=True,
+                        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
+    # mfusepy logs every ENOENT from getattr at debug level: too chatty for INFO logs.
+    logging.getLogger("fuse").setLevel(logging.WARNING if not debug else logging.DEBUG)
+    logging.getLogger("mfusepy").setLevel(logging.WARNING if not debug else logging.DEBUG)
+
+
+def mount(store: Path, mountpoint: Path, *, foreground: bool, options: dict[str, Any], debug: bool = False) -> int:
+    store = store.absolute()
+    mountpoint = mountpoint.absolute()
+    check_mountpoint(mountpoint)
+    prepare_store(store)
+    check_fuse_available()
+    if foreground:
+        return serve(store, mountpoint, options, foreground=True, debug=debug)
+
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # daemon
+        code = 70
+        try:
+            os.close(read_fd)
+            os.setsid()
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            os.chdir("/")
+            code = serve(store, mountpoint, options, notify_fd=write_fd, foreground=False, debug=debug)
+        except BaseException:
+            logging.getLogger("simfs").exception("daemon failed")
+        finally:
+            os._exit(code)
+    os.close(write_fd)
+    chunks = []
+    while True:
+        chunk = os.read(read_fd, 4096)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(read_fd)
+    message = b"".join(chunks).decode(errors="replace").strip()
+    if message == "OK":
+        return 0
+    if message.startswith("ERR "):
+        _, code, text = message.split(" ", 2)
+        print(f"simfs: {text}", file=sys.stderr)
+        return int(code)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    print(f"simfs: the mount daemon exited before mounting; see {store / LOG_FILE}", file=sys.stderr)
+    return int(ExitCode.FUSE_FAILED)
+
+
+def umount(mountpoint: Path, *, timeout: float = 120.0, lazy: bool = False) -> int:
+    """Unmount and wait until the daemon has flushed and released the store."""
+    mountpoint = mountpoint.absolute()
+    entry = _mount_entry(mountpoint)
+    if entry is None:
+        print(f"simfs: {mountpoint} is not a FUSE mount", file=sys.stderr)
+        return int(ExitCode.NOT_MOUNTED)
+    source = Path(entry[0])
+    tool = shutil.which("fusermount3") or shutil.which("fusermount")
+    cmd = [tool, "-u"] if tool else ["umount"]
+    if lazy:
+        cmd.append("-z")
+    result = subprocess.run([*cmd, str(mountpoint)], capture_output=True, text=True)
+    if result.returncode != 0:
+        stale = not lazy and "not connected" in (result.stderr or "")
+        if stale or "Transport endpoint" in (result.stderr or ""):
+            result = subprocess.run([*cmd, "-z", str(mountpoint)], capture_output=True, text=True)
+        if result.returncode != 0:
+            msg = (result.stderr or "").strip() or f"{cmd[0]} failed"
+            print(f"simfs: cannot unmount {mountpoint}: {msg} (is a program still using it? try lsof)", file=sys.stderr)
+            return int(ExitCode.FUSE_FAILED)
+    if source.is_absolute() and is_store(source):
+        deadline = time.monotonic() + timeout
+        while StoreLock.holder(source) is not None:
+            if time.monotonic() > deadline:
+                print(f"simfs: unmounted, but the daemon still holds {source} after {timeout:.0f}s", file=sys.stderr)
+                return int(ExitCode.FUSE_FAILED)
+            time.sleep(0.05)
+    return 0

@@ -1,0 +1,1 @@
+"""Object storage: immutable, checksummed, content-addressed objects on the local disk."""
