@@ -83,7 +83,9 @@ class FuseOperations(mfusepy.Operations):
         if config is not None:
             config.use_ino = 1
             config.readdir_ino = 1
-            config.hard_remove = 1  # unlinked-but-open files stay ours (no .fuse_hidden renames)
+            # libfuse renames an unlinked-but-open file to .fuse_hidden* so fstat keeps working
+            # (hard_remove would make it fail with ESTALE); Vfs turns that rename into an unlink.
+            config.hard_remove = 0
             config.nullpath_ok = 1
             config.attr_timeout = self.attr_timeout
             config.entry_timeout = self.entry_timeout

@@ -106,6 +106,7 @@ def fuse_options(opts: dict[str, Any], store: Path) -> dict[str, Any]:
     out.pop("foreground", None)
     # Ownership and permission checks by the kernel: without them any user could read any file.
     out.setdefault("default_permissions", True)
+    out.setdefault("max_threads", 8)  # libfuse 3's default (-1) only produces a warning
     # The store path in /proc/mounts lets `simfs umount` find the daemon and wait for it.
     path = str(store)
     out.setdefault("fsname", path if not any(c in path for c in ", \t\n\\") else "simfs")
@@ -122,8 +123,10 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
     ready = {"done": False}
 
     def report(message: str) -> None:
-        if notify_fd is not None and not ready["done"]:
-            ready["done"] = True
+        if ready["done"]:
+            return
+        ready["done"] = True
+        if notify_fd is not None:
             with contextlib.suppress(OSError):
                 os.write(notify_fd, message.encode())
                 os.close(notify_fd)

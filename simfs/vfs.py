@@ -8,6 +8,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import stat
 import threading
 import time
@@ -36,6 +37,10 @@ XATTR_SIZE_MAX = 65536
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 COPY_CHUNK = 1 << 20
+# libfuse's high-level API keeps an unlinked-but-open file reachable by renaming it to this name
+# (fstat of such a file would otherwise fail with ESTALE). We turn that rename into a real unlink and
+# remember the name in memory only, so it is never listed, never blocks rmdir, and dies with the mount.
+HIDDEN_NAME = re.compile(rb"\.fuse_hidden[0-9a-f]{8}[0-9a-f]{8}\Z")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -211,6 +216,7 @@ class Vfs:
         self.inode_cache: dict[int, Inode] = {}
         self.open_files: dict[int, OpenFile] = {}
         self.handles: dict[int, Handle] = {}
+        self.hidden: dict[tuple[int, bytes], int] = {}
         self._next_fh = 1
         raw = self.catalog.get(keys.NEXT_INO)
         self.next_ino = keys.read_u64(raw) if raw else keys.ROOT_INO + 1
@@ -323,7 +329,9 @@ class Vfs:
 
     def _lookup(self, parent: int, name: bytes, txn: Txn | None = None) -> int | None:
         raw = (txn.get if txn else self.catalog.get)(keys.dentry_key(parent, name))
-        return None if raw is None else unpack_dentry(raw)[0]
+        if raw is None:
+            return self.hidden.get((parent, name))
+        return unpack_dentry(raw)[0]
 
     def resolve(self, path: str, txn: Txn | None = None) -> int:
         ino = keys.ROOT_INO
@@ -570,6 +578,10 @@ class Vfs:
         self._check_writable()
         txn = Txn(self)
         parent, name = self._parent_and_name(path, txn)
+        if (parent.ino, name) in self.hidden:
+            # libfuse removing its hidden name at the last close: the inode was unlinked already.
+            del self.hidden[(parent.ino, name)]
+            return
         ino = self._lookup(parent.ino, name, txn)
         if ino is None:
             fail(errno.ENOENT)
@@ -640,6 +652,10 @@ class Vfs:
             fail(errno.ENOENT)
         src = txn.inode(src_ino)
         dst_ino = self._lookup(new_parent.ino, new_name, txn)
+        if (not flags and dst_ino is None and not src.is_dir and src.ino in self.open_files
+                and HIDDEN_NAME.match(new_name) and (old_parent.ino, old_name) not in self.hidden):
+            self._hide(txn, old_parent, old_name, new_parent, new_name, src)
+            return
         if flags & RENAME_NOREPLACE and dst_ino is not None:
             fail(errno.EEXIST)
         if flags & RENAME_EXCHANGE:
@@ -681,6 +697,16 @@ class Vfs:
             pnode.mtime = pnode.ctime = now
             txn.save(pnode)
         txn.commit(sync=False)
+
+    def _hide(self, txn: Txn, old_parent: Inode, old_name: bytes, new_parent: Inode, new_name: bytes,
+              node: Inode) -> None:
+        """libfuse hides an open file it was asked to unlink (or rename over): unlink it for real."""
+        txn.delete(keys.dentry_key(old_parent.ino, old_name))
+        old_parent.mtime = old_parent.ctime = time.time_ns()
+        txn.save(old_parent)
+        self._unlink_inode(txn, node)
+        txn.commit(sync=False)
+        self.hidden[(new_parent.ino, new_name)] = node.ino
 
     def _exchange(self, txn: Txn, op: Inode, on: bytes, a: Inode, np_: Inode, nn: bytes, b: Inode) -> None:
         if a.is_dir and self._is_ancestor(a.ino, np_.ino, txn):
