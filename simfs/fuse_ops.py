@@ -6,6 +6,8 @@ import ctypes
 import errno
 import logging
 import os
+import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +18,14 @@ import mfusepy  # noqa: E402
 from .vfs import Context, Vfs  # noqa: E402
 
 log = logging.getLogger("simfs.fuse")
+
+# libfuse (high-level API, hard_remove off) does not unlink a file that is still open: it probes a
+# free name `.fuse_hidden<nodeid><counter>` with getattr (expecting ENOENT) and renames the file to
+# it, on the same worker thread, as part of the UNLINK (or RENAME-over) request. We recognise exactly
+# that pair and turn it into Vfs.hide(), so fstat on an unlinked open file works (hard_remove would
+# make it fail with ESTALE) and no .fuse_hidden file ever shows up or survives the mount.
+HIDDEN_NAME = re.compile(r"\.fuse_hidden[0-9a-f]{16}\Z")
+_thread = threading.local()
 
 
 def _ctx() -> Context:
@@ -63,6 +73,11 @@ class SimfsFuse(mfusepy.FUSE):
     def _p(self, path: bytes | None) -> str | None:
         return None if path is None else path.decode(self.encoding, self.errors)
 
+    def _wrapper(self, func: Any, *args: Any, **kwargs: Any) -> Any:
+        # Count callbacks per worker thread: the hide detection needs "the very next call".
+        _thread.seq = getattr(_thread, "seq", 0) + 1
+        return super()._wrapper(func, *args, **kwargs)
+
 
 class FuseOperations(mfusepy.Operations):
     """Thin adapter: every method translates arguments and delegates to Vfs (which holds the lock)."""
@@ -102,7 +117,12 @@ class FuseOperations(mfusepy.Operations):
 
     # -- attributes
     def getattr(self, path: str | None, fh: Any = None) -> dict[str, int]:
-        return self.vfs.getattr(path, _fh(fh))
+        try:
+            return self.vfs.getattr(path, _fh(fh))
+        except OSError as exc:
+            if exc.errno == errno.ENOENT and path and fh is None and HIDDEN_NAME.search(path):
+                _thread.hide_probe = (path, getattr(_thread, "seq", 0))
+            raise
 
     def chmod(self, path: str | None, mode: int, fi: Any = None) -> int:
         self.vfs.chmod(path, mode, _fh(fi))
@@ -150,7 +170,12 @@ class FuseOperations(mfusepy.Operations):
         return 0
 
     def rename(self, old: str, new: str, flags: int = 0) -> int:
-        self.vfs.rename(old, new, flags)
+        probe = getattr(_thread, "hide_probe", None)
+        _thread.hide_probe = None
+        if probe is not None and not flags and probe == (new, getattr(_thread, "seq", 0) - 1):
+            self.vfs.hide(old, new)
+        else:
+            self.vfs.rename(old, new, flags)
         return 0
 
     # -- directories

@@ -8,7 +8,6 @@ import functools
 import hashlib
 import logging
 import os
-import re
 import stat
 import threading
 import time
@@ -37,10 +36,6 @@ XATTR_SIZE_MAX = 65536
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 COPY_CHUNK = 1 << 20
-# libfuse's high-level API keeps an unlinked-but-open file reachable by renaming it to this name
-# (fstat of such a file would otherwise fail with ESTALE). We turn that rename into a real unlink and
-# remember the name in memory only, so it is never listed, never blocks rmdir, and dies with the mount.
-HIDDEN_NAME = re.compile(rb"\.fuse_hidden[0-9a-f]{8}[0-9a-f]{8}\Z")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -652,10 +647,6 @@ class Vfs:
             fail(errno.ENOENT)
         src = txn.inode(src_ino)
         dst_ino = self._lookup(new_parent.ino, new_name, txn)
-        if (not flags and dst_ino is None and not src.is_dir and src.ino in self.open_files
-                and HIDDEN_NAME.match(new_name) and (old_parent.ino, old_name) not in self.hidden):
-            self._hide(txn, old_parent, old_name, new_parent, new_name, src)
-            return
         if flags & RENAME_NOREPLACE and dst_ino is not None:
             fail(errno.EEXIST)
         if flags & RENAME_EXCHANGE:
@@ -698,9 +689,28 @@ class Vfs:
             txn.save(pnode)
         txn.commit(sync=False)
 
-    def _hide(self, txn: Txn, old_parent: Inode, old_name: bytes, new_parent: Inode, new_name: bytes,
-              node: Inode) -> None:
-        """libfuse hides an open file it was asked to unlink (or rename over): unlink it for real."""
+    @locked
+    def hide(self, old: str, new: str) -> None:
+        """Unlink old, but keep its inode reachable as `new` for this mount's lifetime only.
+
+        The FUSE layer uses this for libfuse's "hide an open file instead of unlinking it": the name
+        lives in memory, is never listed, never blocks rmdir, and unlink(new) just forgets it.
+        """
+        self._check_writable()
+        txn = Txn(self)
+        old_parent, old_name = self._parent_and_name(old, txn)
+        new_parent, new_name = self._parent_and_name(new, txn)
+        ino = self._lookup(old_parent.ino, old_name, txn)
+        if ino is None:
+            fail(errno.ENOENT)
+        if self._lookup(new_parent.ino, new_name, txn) is not None:
+            fail(errno.EEXIST)
+        node = txn.inode(ino)
+        if node.is_dir:
+            fail(errno.EISDIR)
+        if (old_parent.ino, old_name) in self.hidden:
+            self.hidden[(new_parent.ino, new_name)] = self.hidden.pop((old_parent.ino, old_name))
+            return
         txn.delete(keys.dentry_key(old_parent.ino, old_name))
         old_parent.mtime = old_parent.ctime = time.time_ns()
         txn.save(old_parent)
