@@ -40,7 +40,7 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     holder = StoreLock.holder(store) if store.exists() else None
     if args.repair and holder is not None:
         raise StoreInUse(f"{store}: store is mounted (pid {holder}); unmount it before fsck --repair")
-    opened = OpenStore(store, read_only=not args.repair)
+    opened = OpenStore(store, read_only=not args.repair, check_catalog_format=False)
     try:
         checker = Fsck(opened, repair=args.repair, verify_data=args.verify_data,
                        progress=None if not args.no_progress else False)

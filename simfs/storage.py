@@ -99,7 +99,8 @@ class StoreLock:
 class OpenStore:
     """A store opened read-write (by the daemon, or offline tools) or read-only (fsck)."""
 
-    def __init__(self, path: Path, *, read_only: bool = False, create: bool = False):
+    def __init__(self, path: Path, *, read_only: bool = False, create: bool = False,
+                 check_catalog_format: bool = True):
         self.path = path.resolve()
         self.read_only = read_only
         if create and not is_store(self.path):
@@ -114,7 +115,9 @@ class OpenStore:
             self.lock.release()
             raise
         copy = self.catalog.get(keys.FORMAT)
-        if copy is not None and StoreFormat.from_json(copy, str(self.path)).version != self.format.version:
+        # fsck opens without this check so that it can report the disagreement (S113) instead.
+        if (check_catalog_format and copy is not None
+                and StoreFormat.from_json(copy, str(self.path)).version != self.format.version):
             self.close()
             raise BadStore(f"{self.path}: FORMAT and catalog disagree on the format version; run simfs fsck")
         self.objects = LocalObjectStore(self.path)

@@ -65,23 +65,25 @@ class Fsck:
             for parent, name, child, _ in self.scan.dentries:
                 names[child].append((parent, name))
             cache: dict[int, list[str]] = {}
+            visiting: set[int] = set()
 
-            def build(i: int, depth: int = 0) -> list[str]:
+            def build(i: int) -> list[str]:
                 if i == keys.ROOT_INO:
                     return [""]
                 if i in cache:
                     return cache[i]
-                if depth > 4096:
+                if i in visiting or len(visiting) > 500:
                     return ["<cycle>"]
+                visiting.add(i)
                 out = []
                 for parent, name in names.get(i, []):
-                    for prefix in build(parent, depth + 1):
+                    for prefix in build(parent):
                         out.append(prefix + "/" + name.decode("utf-8", "backslashreplace"))
+                visiting.discard(i)
                 cache[i] = out or [f"<inode {i}, no name>"]
                 return cache[i]
 
             self._paths = {i: build(i) for i in names}
-            self._build = build  # type: ignore[attr-defined]
         return self._paths.get(ino) or [f"<inode {ino}, no name>"]
 
     # ---------------------------------------------------------------- load
@@ -148,7 +150,7 @@ class Fsck:
             if node.is_dir:
                 subdirs[parent] += 1
                 dir_entries[child].append((parent, name))
-        for ino, node in self._bar(s.inodes.items(), "checking inodes", len(s.inodes)):
+        for ino, node in self._bar(list(s.inodes.items()), "checking inodes", len(s.inodes)):
             if node.is_dir:
                 entries = dir_entries.get(ino, [])
                 if ino != keys.ROOT_INO:

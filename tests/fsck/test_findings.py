@@ -1,0 +1,336 @@
+"""One test per fsck finding code: inject the fault, see it found (with affected files), repair, see clean."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from simfs.catalog import keys
+from simfs.catalog.records import Inode, ObjectRecord, pack_dentry
+from simfs.cli import main as simfs_main
+from simfs.fsck.checker import Fsck, unclean
+from simfs.fsck.findings import CODES, Severity
+from simfs.storage import OpenStore
+from simfs.vfs import Vfs
+
+ALL_TESTED: set[str] = set()
+
+
+def make_store(path: Path) -> dict[str, bytes]:
+    """A small store: /photos/a.png, /photos/b.png (same content as /copy.png), /notes.txt, /d/e."""
+    store = OpenStore(path, create=True)
+    vfs = Vfs(store)
+    vfs.mkdir("/photos", 0o755)
+    vfs.mkdir("/d", 0o755)
+    vfs.mkdir("/d/e", 0o755)
+    files = {"/photos/a.png": os.urandom(5000), "/photos/b.png": b"B" * 7000, "/copy.png": b"B" * 7000,
+             "/notes.txt": b"notes"}
+    for p, data in files.items():
+        fh = vfs.create(p, 0o644, os.O_WRONLY | os.O_CREAT)
+        vfs.write(fh, data, 0)
+        vfs.release(fh)
+    vfs.setxattr("/notes.txt", "user.k", b"v")
+    vfs.shutdown()
+    store.close()
+    return files
+
+
+def run_fsck(path: Path, *, repair: bool = False, verify: bool = True):
+    store = OpenStore(path, read_only=not repair, check_catalog_format=False)
+    try:
+        return Fsck(store, repair=repair, verify_data=verify, progress=False).run()
+    finally:
+        store.close()
+
+
+def codes(findings) -> set[str]:
+    return {f.code for f in findings}
+
+
+def inject(path: Path, fn) -> None:
+    store = OpenStore(path)
+    try:
+        fn(store)
+    finally:
+        store.close()
+
+
+def ino_of(store: OpenStore, *names: bytes) -> int:
+    ino = keys.ROOT_INO
+    for name in names:
+        raw = store.catalog.get(keys.dentry_key(ino, name))
+        assert raw is not None, name
+        ino = keys.read_u64(raw)
+    return ino
+
+
+def inode(store: OpenStore, ino: int) -> Inode:
+    return Inode.unpack(ino, store.catalog.get(keys.inode_key(ino)))
+
+
+def put_inode(store: OpenStore, node: Inode) -> None:
+    store.catalog.put(keys.inode_key(node.ino), node.pack())
+
+
+def expect(path: Path, code: str, *, repairable: bool, affected: str | None = None) -> None:
+    """The finding is reported; after --repair (if repairable) a second run is clean."""
+    ALL_TESTED.add(code)
+    found = run_fsck(path)
+    assert code in codes(found), [f.line() for f in found]
+    if affected is not None:
+        hit = [f for f in found if f.code == code]
+        assert any(affected in f.affected for f in hit), [(f.line(), f.affected) for f in hit]
+    if CODES[code][0] >= Severity.WARNING:
+        assert unclean(found)
+    if repairable:
+        repaired = run_fsck(path, repair=True)
+        assert all(f.repaired for f in repaired if f.code == code)
+        again = run_fsck(path)
+        assert not unclean(again), [f.line() for f in again]
+        assert code not in codes(again)
+
+
+@pytest.fixture
+def store_path(tmp_path: Path) -> Path:
+    path = tmp_path / "store"
+    make_store(path)
+    assert not run_fsck(path), "fresh store must be clean"
+    return path
+
+
+def test_s100_undecodable_record(store_path: Path) -> None:
+    inject(store_path, lambda s: s.catalog.put(keys.object_key(b"\x01" * 32), b"\x09garbage"))
+    expect(store_path, "S100", repairable=False)
+
+
+def test_s101_dentry_to_missing_inode(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        s.catalog.put(keys.dentry_key(keys.ROOT_INO, b"ghost"), pack_dentry(9999, stat.S_IFREG))
+    inject(store_path, fault)
+    expect(store_path, "S101", repairable=True)
+
+
+def test_s102_dentry_type_mismatch(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        ino = ino_of(s, b"notes.txt")
+        s.catalog.put(keys.dentry_key(keys.ROOT_INO, b"notes.txt"), pack_dentry(ino, stat.S_IFDIR))
+    inject(store_path, fault)
+    expect(store_path, "S102", repairable=True)
+
+
+def test_s103_wrong_nlink(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        node = inode(s, ino_of(s, b"notes.txt"))
+        node.nlink = 5
+        put_inode(s, node)
+    inject(store_path, fault)
+    expect(store_path, "S103", repairable=True)
+
+
+def test_s104_unreachable_inode_goes_to_lost_found(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        batch = s.catalog.new_batch()
+        batch.delete(keys.dentry_key(keys.ROOT_INO, b"notes.txt"))
+        s.catalog.write(batch, sync=True)
+    inject(store_path, fault)
+    expect(store_path, "S104", repairable=True)
+    store = OpenStore(store_path, read_only=True)
+    try:
+        lf = keys.read_u64(store.catalog.get(keys.dentry_key(keys.ROOT_INO, b"lost+found")))
+        names = [k[9:] for k, _ in store.catalog.scan(keys.dentry_prefix(lf))]
+        assert len(names) == 1 and names[0].startswith(b"#")
+    finally:
+        store.close()
+
+
+def test_s105_directory_parent_field(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        node = inode(s, ino_of(s, b"d", b"e"))
+        node.parent = keys.ROOT_INO
+        put_inode(s, node)
+    inject(store_path, fault)
+    expect(store_path, "S105", repairable=True)
+
+
+def test_s106_directory_with_two_entries(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        e = ino_of(s, b"d", b"e")
+        s.catalog.put(keys.dentry_key(keys.ROOT_INO, b"e-again"), pack_dentry(e, stat.S_IFDIR))
+    inject(store_path, fault)
+    expect(store_path, "S106", repairable=False)
+
+
+def test_s106_cycle_cut_off_from_root(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        d, e = ino_of(s, b"d"), ino_of(s, b"d", b"e")
+        batch = s.catalog.new_batch()
+        batch.delete(keys.dentry_key(keys.ROOT_INO, b"d"))
+        batch.put(keys.dentry_key(e, b"loop"), pack_dentry(d, stat.S_IFDIR))
+        s.catalog.write(batch, sync=True)
+    inject(store_path, fault)
+    found = run_fsck(store_path)
+    assert any(f.code == "S106" and "cycle" in f.detail for f in found), [f.line() for f in found]
+
+
+def test_s107_root_missing(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        batch = s.catalog.new_batch()
+        batch.delete(keys.inode_key(keys.ROOT_INO))
+        s.catalog.write(batch, sync=True)
+    inject(store_path, fault)
+    expect(store_path, "S107", repairable=False)
+
+
+def test_s108_next_inode_counter_too_low(store_path: Path) -> None:
+    inject(store_path, lambda s: s.catalog.put(keys.NEXT_INO, keys.u64(2)))
+    expect(store_path, "S108", repairable=True)
+
+
+def test_s109_orphan_is_info_and_mount_reclaims_it(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        ino = ino_of(s, b"notes.txt")
+        node = inode(s, ino)
+        node.nlink = 0
+        batch = s.catalog.new_batch()
+        batch.delete(keys.dentry_key(keys.ROOT_INO, b"notes.txt"))
+        batch.put(keys.inode_key(ino), node.pack())
+        batch.put(keys.orphan_key(ino), b"")
+        s.catalog.write(batch, sync=True)
+    inject(store_path, fault)
+    ALL_TESTED.add("S109")
+    found = run_fsck(store_path)
+    assert "S109" in codes(found) and not unclean(found), [f.line() for f in found]
+    store = OpenStore(store_path)  # what a mount does at start
+    Vfs(store).shutdown()
+    store.close()
+    assert not run_fsck(store_path)
+
+
+def test_s110_entry_under_a_file(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        f = ino_of(s, b"notes.txt")
+        a = ino_of(s, b"photos", b"a.png")
+        s.catalog.put(keys.dentry_key(f, b"child"), pack_dentry(a, stat.S_IFREG))
+    inject(store_path, fault)
+    expect(store_path, "S110", repairable=False)
+
+
+def test_s111_dangling_xattr(store_path: Path) -> None:
+    inject(store_path, lambda s: s.catalog.put(keys.xattr_key(777, b"user.x"), b"1"))
+    expect(store_path, "S111", repairable=True)
+
+
+def test_s112_size_mismatch(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        node = inode(s, ino_of(s, b"notes.txt"))
+        node.size = 3
+        put_inode(s, node)
+    inject(store_path, fault)
+    expect(store_path, "S112", repairable=False)
+
+
+def test_s113_catalog_format_copy_differs(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        doc = json.loads(s.catalog.get(keys.FORMAT))
+        doc["version"] = 99
+        s.catalog.put(keys.FORMAT, json.dumps(doc).encode())
+    inject(store_path, fault)
+    expect(store_path, "S113", repairable=False)
+    from simfs.errors import BadStore
+
+    with pytest.raises(BadStore, match="disagree"):  # a mount refuses such a store
+        OpenStore(store_path)
+
+
+def _object_of(s: OpenStore, *names: bytes) -> tuple[bytes, ObjectRecord]:
+    oid = inode(s, ino_of(s, *names)).object_id
+    return oid, ObjectRecord.unpack(s.catalog.get(keys.object_key(oid)))
+
+
+def test_o201_record_missing(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        oid, _ = _object_of(s, b"notes.txt")
+        batch = s.catalog.new_batch()
+        batch.delete(keys.object_key(oid))
+        s.catalog.write(batch, sync=True)
+    inject(store_path, fault)
+    expect(store_path, "O201", repairable=False, affected="/notes.txt")
+
+
+def test_o202_refcount_wrong(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        oid, rec = _object_of(s, b"copy.png")
+        assert rec.refcount == 2  # b.png and copy.png share it
+        rec.refcount = 7
+        s.catalog.put(keys.object_key(oid), rec.pack())
+    inject(store_path, fault)
+    expect(store_path, "O202", repairable=True)
+
+
+def test_o203_object_file_missing_lists_every_affected_file(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        oid, rec = _object_of(s, b"copy.png")
+        s.objects.path_of(oid, rec.gen).unlink()
+    inject(store_path, fault)
+    expect(store_path, "O203", repairable=False, affected="/photos/b.png")
+    found = [f for f in run_fsck(store_path) if f.code == "O203"]
+    assert found[0].affected == ["/copy.png", "/photos/b.png"]
+    assert simfs_main(["fsck", str(store_path), "--no-progress"]) == 7
+
+
+def test_o204_object_size_mismatch(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        oid, rec = _object_of(s, b"photos", b"a.png")
+        with open(s.objects.path_of(oid, rec.gen), "ab") as fh:
+            fh.write(b"extra")
+    inject(store_path, fault)
+    expect(store_path, "O204", repairable=False, affected="/photos/a.png")
+
+
+def test_o205_leaked_object_file(store_path: Path) -> None:
+    inject(store_path, lambda s: s.objects.put_bytes(b"\xab" * 32, b"nobody names me"))
+    expect(store_path, "O205", repairable=True)
+
+
+def test_o206_garbage_list_wrong(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        oid, _ = _object_of(s, b"notes.txt")
+        s.catalog.put(keys.garbage_key(oid), b"")
+    inject(store_path, fault)
+    expect(store_path, "O206", repairable=True)
+
+
+def test_o207_stray_file(store_path: Path) -> None:
+    (store_path / "objects" / "00" / "not-an-object").write_bytes(b"?")
+    expect(store_path, "O207", repairable=True)
+
+
+def test_o208_staging_leftover_is_info(store_path: Path) -> None:
+    (store_path / "staging" / "i5-1-1").write_bytes(b"half written")
+    ALL_TESTED.add("O208")
+    found = run_fsck(store_path)
+    assert "O208" in codes(found) and not unclean(found)
+    run_fsck(store_path, repair=True)
+    assert not run_fsck(store_path)
+
+
+def test_d301_damaged_content_found_by_verify_data(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        oid, rec = _object_of(s, b"photos", b"a.png")
+        path = s.objects.path_of(oid, rec.gen)
+        raw = bytearray(path.read_bytes())
+        raw[200] ^= 0x01  # one flipped bit in the payload
+        path.write_bytes(bytes(raw))
+    inject(store_path, fault)
+    assert "D301" not in codes(run_fsck(store_path, verify=False))  # only found when data is verified
+    expect(store_path, "D301", repairable=False, affected="/photos/a.png")
+
+
+def test_every_code_has_a_test() -> None:
+    here = Path(__file__).read_text()
+    missing = [code for code in CODES if f"test_{code.lower()}_" not in here]
+    assert not missing, f"finding codes without a test: {missing}"
