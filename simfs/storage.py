@@ -116,10 +116,14 @@ class OpenStore:
             raise
         copy = self.catalog.get(keys.FORMAT)
         # fsck opens without this check so that it can report the disagreement (S113) instead.
-        if (check_catalog_format and copy is not None
-                and StoreFormat.from_json(copy, str(self.path)).version != self.format.version):
-            self.close()
-            raise BadStore(f"{self.path}: FORMAT and catalog disagree on the format version; run simfs fsck")
+        if check_catalog_format and copy is not None:
+            try:
+                same = StoreFormat.from_json(copy, str(self.path)).version == self.format.version
+            except BadStore:
+                same = False
+            if not same:
+                self.close()
+                raise BadStore(f"{self.path}: FORMAT and catalog disagree on the format version; run simfs fsck")
         self.objects = LocalObjectStore(self.path)
         self.crashed = (self.path / DIRTY_FILE).exists()
         if not read_only:
