@@ -211,9 +211,9 @@ def mount(store: Path, mountpoint: Path, *, foreground: bool, options: dict[str,
     if message == "OK":
         return 0
     if message.startswith("ERR "):
-        _, code, text = message.split(" ", 2)
+        _, code_text, text = message.split(" ", 2)
         print(f"simfs: {text}", file=sys.stderr)
-        return int(code)
+        return int(code_text)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
     print(f"simfs: the mount daemon exited before mounting; see {store / LOG_FILE}", file=sys.stderr)

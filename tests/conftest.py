@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DEVSET = (REPO / ".." / "shared" / "data" / "devset").resolve()
+DEVSET = Path(os.environ.get("SIMFS_DEVSET", REPO / ".." / "shared" / "data" / "devset")).resolve()
 SIMFS = [sys.executable, "-m", "simfs"]
 
 

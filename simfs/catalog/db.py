@@ -77,4 +77,4 @@ class Catalog:
             if not self.read_only:
                 self.db.flush_wal(True)
             self.db.close()
-            self.db = None
+            self.db = None  # type: ignore[assignment]

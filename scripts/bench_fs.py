@@ -1,0 +1,184 @@
+#!/usr/bin/env python3
+"""Throughput of a simfs mount vs a plain directory on the same disk: prints a table.
+
+    python scripts/bench_fs.py [--large-mb 256 --large-files 2] [--small 2000] [--tree DIR] [--json]
+
+Measures, for each target: large-file write MB/s (copy + close, which commits durably on simfs),
+large-file read MB/s cold (after remount and dropping the page cache, when allowed) and warm,
+small-file write and read files/s, and (with --tree) copying a real directory tree in and reading
+it back. The last column is simfs / plain.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SIMFS = [sys.executable, "-m", "simfs"]
+CHUNK = 1 << 20
+
+
+def is_mounted(mnt: Path) -> bool:
+    target = str(mnt.resolve())
+    with open("/proc/mounts") as fh:
+        return any(line.split()[1] == target for line in fh)
+
+
+def drop_caches() -> bool:
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+class SimfsTarget:
+    name = "simfs"
+
+    def __init__(self, work: Path):
+        self.store, self.root = work / "store", work / "mnt"
+        self.root.mkdir()
+
+    def start(self) -> None:
+        subprocess.run([*SIMFS, "mount", str(self.store), str(self.root)], check=True, cwd=REPO)
+
+    def stop(self) -> None:
+        subprocess.run([*SIMFS, "umount", str(self.root)], check=True, cwd=REPO)
+
+    def cold(self) -> bool:
+        self.stop()
+        dropped = drop_caches()
+        self.start()
+        return dropped
+
+
+class PlainTarget:
+    name = "plain"
+
+    def __init__(self, work: Path):
+        self.root = work / "plain"
+        self.root.mkdir()
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def cold(self) -> bool:
+        return drop_caches()
+
+
+def write_file(path: Path, data: bytes, repeat: int) -> None:
+    with open(path, "wb") as fh:
+        for _ in range(repeat):
+            fh.write(data)
+
+
+def read_file(path: Path) -> int:
+    n = 0
+    with open(path, "rb", buffering=0) as fh:
+        while True:
+            chunk = fh.read(CHUNK)
+            if not chunk:
+                return n
+            n += len(chunk)
+
+
+def bench(target, args) -> dict[str, float]:
+    out: dict[str, float] = {}
+    target.start()
+    root = target.root
+    # large files: distinct random content (no dedup shortcut)
+    block = os.urandom(CHUNK)
+    big = [root / f"large{i}.bin" for i in range(args.large_files)]
+    t = time.perf_counter()
+    for i, p in enumerate(big):
+        write_file(p, bytes([i]) + block[1:], args.large_mb)
+    out["large write MB/s"] = args.large_files * args.large_mb / (time.perf_counter() - t)
+    out["cold is cold"] = float(target.cold())
+    t = time.perf_counter()
+    total = sum(read_file(p) for p in big)
+    out["large read cold MB/s"] = total / CHUNK / (time.perf_counter() - t)
+    t = time.perf_counter()
+    total = sum(read_file(p) for p in big)
+    out["large read warm MB/s"] = total / CHUNK / (time.perf_counter() - t)
+    # small files
+    small_dir = root / "small"
+    small_dir.mkdir()
+    payloads = [os.urandom(4096 + (i * 997) % 60000) for i in range(64)]
+    t = time.perf_counter()
+    for i in range(args.small):
+        (small_dir / f"s{i:06d}.png").write_bytes(payloads[i % 64] + i.to_bytes(4, "big"))
+    out["small write files/s"] = args.small / (time.perf_counter() - t)
+    target.cold()
+    t = time.perf_counter()
+    for i in range(args.small):
+        (small_dir / f"s{i:06d}.png").read_bytes()
+    out["small read files/s"] = args.small / (time.perf_counter() - t)
+    if args.tree:
+        files = [p for p in args.tree.rglob("*") if p.is_file()]
+        size = sum(p.stat().st_size for p in files) / CHUNK
+        t = time.perf_counter()
+        shutil.copytree(args.tree, root / "tree")
+        out["tree copy-in MB/s"] = size / (time.perf_counter() - t)
+        target.cold()
+        t = time.perf_counter()
+        for p in (root / "tree").rglob("*"):
+            if p.is_file():
+                read_file(p)
+        out["tree read cold MB/s"] = size / (time.perf_counter() - t)
+    target.stop()
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--large-mb", type=int, default=256, help="size of each large file in MiB")
+    ap.add_argument("--large-files", type=int, default=2)
+    ap.add_argument("--small", type=int, default=2000, help="number of small (4-64 KiB) files")
+    ap.add_argument("--tree", type=Path, help="also copy this directory tree in and read it back")
+    ap.add_argument("--workdir", type=Path, help="where to put store and plain dir (default: a temp dir)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="simfs-bench-", dir=args.workdir))
+    results = {}
+    try:
+        for cls in (PlainTarget, SimfsTarget):
+            sub = work / cls.name
+            sub.mkdir()
+            target = cls(sub)
+            try:
+                results[cls.name] = bench(target, args)
+            finally:
+                if isinstance(target, SimfsTarget) and is_mounted(target.root):
+                    target.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    cold = results["simfs"].pop("cold is cold") and results["plain"].pop("cold is cold")
+    results["plain"].pop("cold is cold", None)
+    print(f"simfs bench_fs: {args.large_files} x {args.large_mb} MiB large files, {args.small} small files"
+          + (f", tree {args.tree}" if args.tree else ""))
+    print(f"{'metric':<24} {'plain dir':>12} {'simfs':>12} {'simfs/plain':>12}")
+    for key in results["plain"]:
+        p, s = results["plain"][key], results["simfs"][key]
+        print(f"{key:<24} {p:>12.1f} {s:>12.1f} {s / p if p else 0:>12.2f}")
+    if not cold:
+        print("note: could not drop the page cache (needs root); 'cold' reads of the backing files may be warm")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Set up (if needed), then the main job: create a store, mount it, copy the dev set in, show the savings.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+DEVSET="${1:-../shared/data/devset}"
+WORK="${SIMFS_DEMO_DIR:-$(mktemp -d /tmp/simfs-demo-XXXXXX)}"
+STORE="$WORK/store"; MNT="$WORK/photos"
+mkdir -p "$MNT"
+SIMFS=.venv/bin/simfs
+$SIMFS mount "$STORE" "$MNT"
+trap '$SIMFS umount "$MNT" >/dev/null 2>&1 || true' EXIT
+echo "copying $DEVSET into the mount at $MNT ..."
+time cp -r "$DEVSET/." "$MNT/"
+echo "verifying every byte reads back ..."
+diff -r "$DEVSET" "$MNT" && echo "all $(find "$MNT" -type f | wc -l) files identical"
+df -h "$MNT"
+$SIMFS umount "$MNT"
+trap - EXIT
+$SIMFS stats "$STORE"
+$SIMFS fsck --verify-data "$STORE"
+echo "store kept at $STORE (mount it again with: $SIMFS mount $STORE $MNT)"
