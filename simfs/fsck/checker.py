@@ -273,7 +273,15 @@ class Fsck:
                 f.repaired = True
         for oid, rec in s.objects.items():
             files = on_disk.get(oid, {})
-            if rec.gen not in files:
+            if rec.gen not in files and rec.refcount == 0 and refs[oid] == 0 and oid in s.garbage:
+                f = self.add("O209", f"object {oid.hex()}")
+                if self.repair:
+                    batch = self.cat.new_batch()
+                    batch.delete(keys.object_key(oid))
+                    batch.delete(keys.garbage_key(oid))
+                    self.cat.write(batch, sync=False)
+                    f.repaired = True
+            elif rec.gen not in files:
                 self.add("O203", f"object {oid.hex()}", f"expected {objs.path_of(oid, rec.gen).name}",
                          affected=self._affected(users.get(oid, [])))
             elif files[rec.gen] != rec.stored:

@@ -36,6 +36,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "O206": (Severity.WARNING, "garbage list disagrees with reference counts"),
     "O207": (Severity.WARNING, "unexpected file in the store"),
     "O208": (Severity.INFO, "staging file of an uncommitted write (removed at next mount)"),
+    "O209": (Severity.INFO, "unreferenced object already deleted, record not yet (GC interrupted; next mount finishes)"),
     "D301": (Severity.ERROR, "object is damaged (checksum or content hash mismatch)"),
 }
 

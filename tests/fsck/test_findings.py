@@ -318,6 +318,31 @@ def test_o208_staging_leftover_is_info(store_path: Path) -> None:
     assert not run_fsck(store_path)
 
 
+def test_o209_gc_interrupted_after_file_delete_is_info(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        oid, rec = _object_of(s, b"notes.txt")
+        ino = ino_of(s, b"notes.txt")
+        batch = s.catalog.new_batch()  # what unlink does: refcount 0 + garbage entry
+        batch.delete(keys.dentry_key(keys.ROOT_INO, b"notes.txt"))
+        batch.delete(keys.inode_key(ino))
+        batch.delete(keys.xattr_key(ino, b"user.k"))
+        rec.refcount = 0
+        batch.put(keys.object_key(oid), rec.pack())
+        batch.put(keys.garbage_key(oid), b"")
+        root = inode(s, keys.ROOT_INO)
+        batch.put(keys.inode_key(keys.ROOT_INO), root.pack())
+        s.catalog.write(batch, sync=True)
+        s.objects.path_of(oid, rec.gen).unlink()  # GC deleted the file, then the daemon died
+    inject(store_path, fault)
+    ALL_TESTED.add("O209")
+    found = run_fsck(store_path)
+    assert "O209" in codes(found) and "O203" not in codes(found) and not unclean(found), [f.line() for f in found]
+    store = OpenStore(store_path)  # the next mount finishes the collection
+    Vfs(store).shutdown()
+    store.close()
+    assert not run_fsck(store_path)
+
+
 def test_d301_damaged_content_found_by_verify_data(store_path: Path) -> None:
     def fault(s: OpenStore) -> None:
         oid, rec = _object_of(s, b"photos", b"a.png")
