@@ -87,7 +87,7 @@ class FuseOperations(mfusepy.Operations):
     flag_nopath = False
 
     def __init__(self, vfs: Vfs, *, on_ready: Callable[[], None] | None = None,
-                 attr_timeout: float = 1.0, entry_timeout: float = 1.0):
+                 attr_timeout: float = 0.0, entry_timeout: float = 1.0):
         self.vfs = vfs
         self.on_ready = on_ready
         self.attr_timeout = attr_timeout
@@ -105,7 +105,10 @@ class FuseOperations(mfusepy.Operations):
             config.attr_timeout = self.attr_timeout
             config.entry_timeout = self.entry_timeout
             config.negative_timeout = 0.0
+            # Page cache kept across opens unless mtime/size changed. libfuse has one kernel node per
+            # *name*, so a hard link written through another name must invalidate: auto_cache does.
             config.kernel_cache = 0
+            config.auto_cache = 1
         if self.on_ready is not None:
             self.on_ready()
 
@@ -196,13 +199,10 @@ class FuseOperations(mfusepy.Operations):
     # -- files (raw_fi: we get fuse_file_info and set fh / keep_cache ourselves)
     def open(self, path: str, fi: Any) -> int:
         fi.fh = self.vfs.open(path, fi.flags)
-        # Content only changes through this mount, so the kernel's page cache stays valid across opens.
-        fi.keep_cache = 1
         return 0
 
     def create(self, path: str, mode: int, fi: Any) -> int:
         fi.fh = self.vfs.create(path, mode, fi.flags, _ctx())
-        fi.keep_cache = 1
         return 0
 
     def read(self, path: str | None, size: int, offset: int, fi: Any) -> bytes:

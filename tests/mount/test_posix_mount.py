@@ -124,6 +124,14 @@ def test_symlinks_hardlinks_and_non_utf8_names(mount: Mount) -> None:
     os.link(mnt / "target.png", mnt / "hard.png")
     assert os.stat(mnt / "target.png").st_nlink == 2
     assert os.stat(mnt / "hard.png").st_ino == os.stat(mnt / "target.png").st_ino
+    # writes through one name are seen through the other, even with its pages cached
+    assert (mnt / "hard.png").read_bytes() == b"\x89PNG fake"
+    (mnt / "target.png").write_bytes(b"two!" * 2000)
+    assert os.stat(mnt / "hard.png").st_size == 8000
+    assert (mnt / "hard.png").read_bytes() == b"two!" * 2000
+    with open(mnt / "target.png", "r+b") as fh:  # same size, new content
+        fh.write(b"XXXX")
+    assert (mnt / "hard.png").read_bytes() == b"XXXX" + b"two!" * 1999
     raw = os.fsencode(str(mnt)) + b"/\xff\xfe-photo-\xe9.png"
     with open(raw, "wb") as fh:
         fh.write(b"latin1 name")
