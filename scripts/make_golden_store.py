@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Write the golden store for the current format version: tests/golden/v<N>/store.tar.gz + manifest.json.
+
+Run once per released format version, commit the result, never regenerate an old one: the test
+`tests/golden/test_golden_stores.py` proves today's code still mounts, reads and fscks every one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from simfs.format import FORMAT_VERSION_WRITTEN  # noqa: E402
+from simfs.storage import OpenStore  # noqa: E402
+from simfs.vfs import Vfs  # noqa: E402
+
+FILES = {
+    "/photos/2026/beach.png": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40,
+    "/photos/2026/beach-copy.png": b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40,  # dedup
+    "/docs/readme.txt": b"golden store\n",
+    "/empty": b"",
+    "/" + b"caf\xe9.bin".decode("utf-8", "surrogateescape"): b"latin-1 name",
+    "/sparse": b"start" + bytes(70_000) + b"end",
+}
+
+
+def build(store_dir: Path) -> dict:
+    store = OpenStore(store_dir, create=True)
+    vfs = Vfs(store)
+    for d in ("/photos", "/photos/2026", "/docs", "/emptydir"):
+        vfs.mkdir(d, 0o755)
+    for path, data in FILES.items():
+        fh = vfs.create(path, 0o644, os.O_WRONLY | os.O_CREAT)
+        vfs.write(fh, data, 0)
+        vfs.release(fh)
+    vfs.link("/docs/readme-link.txt", "/docs/readme.txt")
+    vfs.symlink("/latest", "photos/2026/beach.png")
+    vfs.setxattr("/photos/2026/beach.png", "user.album", b"summer")
+    vfs.chmod("/docs/readme.txt", 0o600)
+    vfs.utimens("/docs/readme.txt", ((1_700_000_000, 1), (1_700_000_000, 2)))
+    manifest = {}
+    for raw_path, _ino in sorted(vfs.iter_paths()):
+        path = raw_path.decode("utf-8", "surrogateescape")
+        st = vfs.getattr(path)
+        entry = {"mode": st["st_mode"], "nlink": st["st_nlink"], "size": st["st_size"]}
+        if stat.S_ISREG(st["st_mode"]):
+            fh = vfs.open(path, os.O_RDONLY)
+            entry["sha256"] = hashlib.sha256(vfs.read(fh, st["st_size"], 0)).hexdigest()
+            vfs.release(fh)
+            entry["xattrs"] = {n: vfs.getxattr(path, n).decode() for n in vfs.listxattr(path)}
+        elif stat.S_ISLNK(st["st_mode"]):
+            entry["target"] = vfs.readlink(path)
+        manifest[raw_path.hex()] = entry
+    manifest[b"/docs/readme.txt".hex()]["mtime_ns"] = 1_700_000_000_000_000_002
+    vfs.shutdown()
+    store.close()
+    return manifest
+
+
+def main() -> int:
+    out = REPO / "tests" / "golden" / f"v{FORMAT_VERSION_WRITTEN}"
+    if out.exists():
+        print(f"{out} exists; golden stores are never regenerated", file=sys.stderr)
+        return 1
+    out.mkdir(parents=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        store_dir = Path(tmp) / "store"
+        manifest = build(store_dir)
+        for leftover in ("simfs.log", "mount.lock"):
+            (store_dir / leftover).unlink(missing_ok=True)
+        with tarfile.open(out / "store.tar.gz", "w:gz") as tar:
+            tar.add(store_dir, arcname="store")
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
