@@ -223,6 +223,10 @@ class FuseOperations(mfusepy.Operations):
         self.vfs.release(fi.fh)
         return 0
 
+    def fallocate(self, path: str | None, mode: int, offset: int, size: int, fi: Any) -> int:
+        self.vfs.fallocate(fi.fh, mode, offset, size)
+        return 0
+
     # -- xattrs
     def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> int:
         self.vfs.setxattr(path, name, value, options)

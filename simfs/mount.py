@@ -141,6 +141,8 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
     _setup_logging(store, foreground, debug)
     try:
         vfs = Vfs(opened, read_only=read_only)
+        if not read_only:
+            vfs.start_background()
         ops = FuseOperations(vfs, on_ready=lambda: report("OK\n"))
         log.info("mounting %s on %s (pid %d)", store, mountpoint, os.getpid())
         try:

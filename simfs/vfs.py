@@ -35,6 +35,7 @@ XATTR_NAME_MAX = 255
 XATTR_SIZE_MAX = 65536
 RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
+FALLOC_FL_KEEP_SIZE = 1
 COPY_CHUNK = 1 << 20
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -285,9 +286,43 @@ class Vfs:
         self.garbage_pending = False
         return freed
 
-    @locked
+    def _with_space(self, action: Callable[[], Any]) -> Any:
+        """Run a disk write; on ENOSPC free pending garbage (deleted files) and try once more."""
+        try:
+            return action()
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC or not self.garbage_pending:
+                raise
+        self.collect_garbage(force_sync=True)
+        return action()
+
+    def start_background(self, interval: float = 1.0) -> None:
+        """Free deleted files' space within about `interval` seconds (daemon only)."""
+        self._stop = threading.Event()
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                if self.garbage_pending:
+                    try:
+                        self.collect_garbage()
+                    except Exception:
+                        log.exception("background garbage collection failed")
+
+        self._gc_thread = threading.Thread(target=loop, name="simfs-gc", daemon=True)
+        self._gc_thread.start()
+
+    def stop_background(self) -> None:
+        if getattr(self, "_stop", None) is not None:
+            self._stop.set()
+            self._gc_thread.join(timeout=30)
+
     def shutdown(self) -> None:
         """Unmount: commit anything still open, free garbage, flush."""
+        self.stop_background()
+        with self.lock:
+            self._shutdown_locked()
+
+    def _shutdown_locked(self) -> None:
         for of in list(self.open_files.values()):
             with contextlib.suppress(OSError):
                 self._commit(of, sync=True)
@@ -888,10 +923,10 @@ class Vfs:
         if (handle.flags & os.O_ACCMODE) == os.O_RDONLY:
             fail(errno.EBADF)
         of = self.open_files[handle.ino]
-        staging = self._materialize(of)
+        staging = self._with_space(lambda: self._materialize(of))
         if handle.flags & os.O_APPEND:
             offset = of.size
-        written = staging.pwrite(data, offset)
+        written = self._with_space(lambda: staging.pwrite(data, offset))
         if of.seq_sha is not None:
             if offset == of.seq_len and offset + written >= of.size:
                 of.seq_sha.update(data[:written])
@@ -930,6 +965,30 @@ class Vfs:
         node = self.load_inode(of.ino)
         node.mtime = node.ctime = time.time_ns()
         self._commit(of, sync=True)
+
+    @locked
+    def fallocate(self, fh: int, mode: int, offset: int, length: int) -> None:
+        """Mode 0 extends the file like a truncate up; KEEP_SIZE is accepted (nothing to reserve)."""
+        self._check_writable()
+        if offset < 0 or length <= 0:
+            fail(errno.EINVAL)
+        if mode & ~FALLOC_FL_KEEP_SIZE:
+            fail(errno.EOPNOTSUPP)  # punch hole, zero range, collapse...: not supported
+        handle = self._handle(fh)
+        if (handle.flags & os.O_ACCMODE) == os.O_RDONLY:
+            fail(errno.EBADF)
+        of = self.open_files[handle.ino]
+        end = offset + length
+        if mode & FALLOC_FL_KEEP_SIZE or end <= (of.size if of.staging else self.load_inode(of.ino).size):
+            return
+        staging = self._materialize(of)
+        if of.seq_sha is not None:
+            of.drop_seq()
+        staging.truncate(end)
+        of.size = end
+        of.dirty = True
+        node = self.load_inode(of.ino)
+        node.mtime = node.ctime = time.time_ns()
 
     @locked
     def truncate(self, path: str | None, length: int, fh: int | None = None) -> None:
@@ -982,7 +1041,16 @@ class Vfs:
         node.object_id = new_oid
         node.size = length
         txn.save(node)
-        txn.commit(sync=True)
+        try:
+            txn.commit(sync=True)
+        except BaseException:
+            if stored_new:
+                # The catalog never named it: remove the file so a failed commit (disk full) leaks
+                # nothing; the staging data is gone with it, the old content stays committed.
+                self.objects.delete(oid, 0)
+                of.staging = None
+                of.dirty = False
+            raise
         of.needs_sync = False
         # The staging file either became the object (renamed) or is a duplicate of a stored one.
         if stored_new:

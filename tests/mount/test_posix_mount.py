@@ -234,3 +234,55 @@ def test_rsync_archive_preserves_everything(mount: Mount, tmp_path: Path) -> Non
                           capture_output=True, text=True, check=True)
     assert diff.stdout.strip() == "", diff.stdout
     assert os.stat(mount.mountpoint / "a.png").st_mtime_ns == 1_500_000_000_123_456_789
+
+
+def test_mmap_shared_write_and_fallocate(mount: Mount) -> None:
+    import mmap
+
+    p = mount.mountpoint / "mapped.bin"
+    p.write_bytes(bytes(100_000))
+    with open(p, "r+b") as fh:
+        with mmap.mmap(fh.fileno(), 0) as mm:
+            mm[10:15] = b"hello"
+            mm[99_995:] = b"world"
+            mm.flush()
+    data = p.read_bytes()
+    assert data[10:15] == b"hello" and data[99_995:] == b"world" and len(data) == 100_000
+    fd = os.open(p, os.O_RDWR)
+    os.posix_fallocate(fd, 0, 200_000)  # extends
+    assert os.fstat(fd).st_size == 200_000
+    os.close(fd)
+    assert p.read_bytes() == data + bytes(100_000)
+
+
+def test_out_of_space_fails_cleanly_and_keeps_old_data(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a small tmpfs")
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(small)]).returncode != 0:
+        pytest.skip("cannot mount tmpfs here")
+    try:
+        store = small / "store"
+        with Mount(store, tmp_path / "mnt") as m:
+            keep = os.urandom(4 << 20)
+            (m.mountpoint / "keep.bin").write_bytes(keep)
+            # an editor-style save (temp file, then rename) that does not fit: the original stays
+            with pytest.raises(OSError) as info:
+                (m.mountpoint / "huge.bin").write_bytes(os.urandom(30 << 20))
+            assert info.value.errno == errno.ENOSPC
+            assert (m.mountpoint / "keep.bin").read_bytes() == keep
+            # growing a file in place past the free space: the failed write changes nothing it did
+            # not reach; what was written before the failure is in the file, as on any file system
+            with pytest.raises(OSError) as info:
+                with open(m.mountpoint / "keep.bin", "ab", buffering=0) as fh:
+                    for _ in range(40):
+                        fh.write(b"\xaa" * (1 << 20))
+            assert info.value.errno == errno.ENOSPC
+            grown = (m.mountpoint / "keep.bin").read_bytes()
+            assert grown[: len(keep)] == keep and set(grown[len(keep):]) <= {0xAA}
+            os.unlink(m.mountpoint / "huge.bin")
+            (m.mountpoint / "after.bin").write_bytes(b"space again")  # still usable
+        assert_fsck_clean(store)
+    finally:
+        subprocess.run(["umount", "-l", str(small)])
