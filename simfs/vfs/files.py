@@ -1,0 +1,350 @@
+"""File contents: open/create, read/write at any offset, truncate, and the durable commit at close/fsync."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import stat
+import time
+
+import xxhash
+
+from ..catalog import keys
+from ..catalog.records import NO_OBJECT, ObjectRecord
+from ..errors import CorruptObject
+from ..store.envelope import HEADER_SIZE
+from ..store.local import StagingFile
+from .base import VfsBase
+from .common import COPY_CHUNK, FALLOC_FL_KEEP_SIZE, ROOT_CONTEXT, Context, fail, locked, log
+from .files_state import Handle, OpenFile
+from .txn import Txn
+
+
+class FilesMixin(VfsBase):
+    def _new_handle(self, ino: int, flags: int, *, is_dir: bool = False) -> int:
+        fh = self._next_fh
+        self._next_fh += 1
+        self.handles[fh] = Handle(fh, ino, flags, is_dir)
+        return fh
+
+    def _open_file(self, ino: int) -> OpenFile:
+        of = self.open_files.get(ino)
+        if of is None:
+            node = self.load_inode(ino)
+            of = OpenFile(ino, size=node.size)
+            if node.has_object:
+                of.reader_fd = self._open_object(node.object_id)
+                of.reader_oid = node.object_id
+            self.open_files[ino] = of
+        of.refs += 1
+        return of
+
+    def _open_object(self, oid: bytes) -> int:
+        raw = self.catalog.get(keys.object_key(oid))
+        if raw is None:
+            log.error("inode names object %s which has no record", oid.hex())
+            fail(errno.EIO)
+        rec = ObjectRecord.unpack(raw)
+        try:
+            fd, _header = self.objects.open_verified(oid, rec.gen)
+        except CorruptObject as exc:
+            log.error("%s; serving EIO", exc)
+            fail(errno.EIO)
+        return fd
+
+    @locked
+    def open(self, path: str | None, flags: int, fh_hint: int | None = None) -> int:
+        ino = self._ino_of(path, fh_hint)
+        node = self.load_inode(ino)
+        if node.is_dir:
+            fail(errno.EISDIR)
+        if (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC:
+            self._check_writable()
+        if node.is_reg:
+            of = self._open_file(ino)
+            if flags & os.O_TRUNC and (of.size if of.staging else node.size) != 0:
+                self._truncate_open(of, 0)
+        return self._new_handle(ino, flags)
+
+    @locked
+    def create(self, path: str, mode: int, flags: int, ctx: Context = ROOT_CONTEXT) -> int:
+        self._check_writable()
+        txn = Txn(self)
+        parent, name = self._parent_and_name(path, txn)
+        existing = self._lookup(parent.ino, name, txn)
+        if existing is not None:
+            if flags & os.O_EXCL:
+                fail(errno.EEXIST)
+            return self.open(path, flags)
+        node = self._new_inode(txn, parent, stat.S_IFREG | (mode & 0o7777), ctx)
+        self._link_into(txn, parent, name, node)
+        txn.commit(sync=False)
+        of = self._open_file(node.ino)
+        of.needs_sync = True  # the new name must survive a power cut once close() returns
+        return self._new_handle(node.ino, flags)
+
+    def _handle(self, fh: int) -> Handle:
+        handle = self.handles.get(fh)
+        if handle is None:
+            fail(errno.EBADF)
+        return handle
+
+    @locked
+    def read(self, fh: int, size: int, offset: int) -> bytes:
+        handle = self._handle(fh)
+        of = self.open_files.get(handle.ino)
+        if of is None:
+            fail(errno.EBADF)
+        if of.staging is not None:
+            end = min(offset + size, of.size)
+            return of.staging.pread(end - offset, offset) if end > offset else b""
+        node = self.load_inode(handle.ino)
+        end = min(offset + size, node.size)
+        if end <= offset or of.reader_fd < 0:
+            return b""
+        return os.pread(of.reader_fd, end - offset, HEADER_SIZE + offset)
+
+    def _materialize(self, of: OpenFile, keep: int | None = None) -> StagingFile:
+        """Copy the committed content (its first `keep` bytes) into a staging file to change it in place."""
+        if of.staging is not None:
+            return of.staging
+        node = self.load_inode(of.ino)
+        staging = self.objects.new_staging(f"i{of.ino}")
+        copy_len = node.size if keep is None else min(keep, node.size)
+        try:
+            if copy_len and of.reader_fd >= 0:
+                copied = 0
+                while copied < copy_len:
+                    n = os.copy_file_range(of.reader_fd, staging.fd, min(COPY_CHUNK << 4, copy_len - copied),
+                                           HEADER_SIZE + copied, HEADER_SIZE + copied)
+                    if n <= 0:
+                        raise OSError(errno.EIO, "short copy while staging")
+                    copied += n
+        except BaseException:
+            staging.discard()
+            raise
+        of.staging = staging
+        of.size = copy_len
+        if copy_len == 0:
+            of.seq_sha, of.seq_xx, of.seq_len = hashlib.sha256(), xxhash.xxh3_64(), 0
+        else:
+            of.drop_seq()
+        return staging
+
+    @locked
+    def write(self, fh: int, data: bytes, offset: int) -> int:
+        self._check_writable()
+        handle = self._handle(fh)
+        if (handle.flags & os.O_ACCMODE) == os.O_RDONLY:
+            fail(errno.EBADF)
+        of = self.open_files[handle.ino]
+        staging = self._with_space(lambda: self._materialize(of))
+        if handle.flags & os.O_APPEND:
+            offset = of.size
+        written = self._with_space(lambda: staging.pwrite(data, offset))
+        if of.seq_sha is not None:
+            if offset == of.seq_len and offset + written >= of.size:
+                of.seq_sha.update(data[:written])
+                of.seq_xx.update(data[:written])
+                of.seq_len += written
+            else:
+                of.drop_seq()
+        of.size = max(of.size, offset + written)
+        of.dirty = True
+        node = self.load_inode(handle.ino)
+        node.mtime = node.ctime = time.time_ns()  # in memory; persisted by the commit at close/fsync
+        if node.mode & (stat.S_ISUID | stat.S_ISGID):
+            node.mode &= ~stat.S_ISUID
+            if node.mode & stat.S_IXGRP:
+                node.mode &= ~stat.S_ISGID
+        return written
+
+    def _truncate_open(self, of: OpenFile, length: int) -> None:
+        staging = self._materialize(of, keep=length)
+        if length < of.size:
+            if of.seq_sha is not None and length < of.seq_len:
+                of.drop_seq()
+        elif length > of.size and of.seq_sha is not None and of.seq_len == of.size:
+            # extension writes zeros: feed them to the running hash so it stays valid
+            pad = length - of.size
+            while pad:
+                n = min(pad, COPY_CHUNK)
+                zeros = bytes(n)
+                of.seq_sha.update(zeros)
+                of.seq_xx.update(zeros)
+                of.seq_len += n
+                pad -= n
+        staging.truncate(length)
+        of.size = length
+        of.dirty = True
+        node = self.load_inode(of.ino)
+        node.mtime = node.ctime = time.time_ns()
+        self._commit(of, sync=True)
+
+    @locked
+    def fallocate(self, fh: int, mode: int, offset: int, length: int) -> None:
+        """Mode 0 extends the file like a truncate up; KEEP_SIZE is accepted (nothing to reserve)."""
+        self._check_writable()
+        if offset < 0 or length <= 0:
+            fail(errno.EINVAL)
+        if mode & ~FALLOC_FL_KEEP_SIZE:
+            fail(errno.EOPNOTSUPP)  # punch hole, zero range, collapse...: not supported
+        handle = self._handle(fh)
+        if (handle.flags & os.O_ACCMODE) == os.O_RDONLY:
+            fail(errno.EBADF)
+        of = self.open_files[handle.ino]
+        end = offset + length
+        if mode & FALLOC_FL_KEEP_SIZE or end <= (of.size if of.staging else self.load_inode(of.ino).size):
+            return
+        staging = self._materialize(of)
+        if of.seq_sha is not None:
+            of.drop_seq()
+        staging.truncate(end)
+        of.size = end
+        of.dirty = True
+        node = self.load_inode(of.ino)
+        node.mtime = node.ctime = time.time_ns()
+
+    @locked
+    def truncate(self, path: str | None, length: int, fh: int | None = None) -> None:
+        self._check_writable()
+        if length < 0:
+            fail(errno.EINVAL)
+        ino = self._ino_of(path, fh)
+        node = self.load_inode(ino)
+        if node.is_dir:
+            fail(errno.EISDIR)
+        if not node.is_reg:
+            fail(errno.EINVAL)
+        of = self._open_file(ino)
+        try:
+            self._truncate_open(of, length)
+        finally:
+            of.refs -= 1
+            if of.refs == 0:
+                self._close_open_file(of)
+
+    def _commit(self, of: OpenFile, *, sync: bool) -> None:
+        """Make an open file's staged content the committed object (dedup by content hash)."""
+        if not of.dirty or of.staging is None:
+            if of.needs_sync and sync:
+                self.catalog.flush_wal()
+                self.wal_unsynced = False
+                of.needs_sync = False
+            return
+        staging, length = of.staging, of.size
+        if of.seq_sha is not None and of.seq_len == length:
+            oid, xxh = of.seq_sha.digest(), of.seq_xx.intdigest()
+        else:
+            oid, xxh = self.objects.hash_staging(staging, length)
+        txn = Txn(self)
+        node = txn.inode(of.ino)
+        old_oid = node.object_id
+        stored_new = False
+        if length == 0:
+            new_oid = NO_OBJECT
+        else:
+            new_oid = oid
+            if txn.object_record(oid) is None:
+                stored = self.objects.commit_staging(staging, oid, xxh, length)
+                stored_new = True
+                txn.add_object(oid, length, stored)
+            elif new_oid != old_oid:
+                txn.incref(oid)
+        if new_oid != old_oid and old_oid != NO_OBJECT:
+            txn.decref(old_oid)
+        node.object_id = new_oid
+        node.size = length
+        txn.save(node)
+        try:
+            txn.commit(sync=True)
+        except BaseException:
+            if stored_new:
+                # The catalog never named it: remove the file so a failed commit (disk full) leaks
+                # nothing; the staging data is gone with it, the old content stays committed.
+                self.objects.delete(oid, 0)
+                of.staging = None
+                of.dirty = False
+            raise
+        of.needs_sync = False
+        # The staging file either became the object (renamed) or is a duplicate of a stored one.
+        if stored_new:
+            staging.close()
+        else:
+            staging.discard()
+        of.staging = None
+        of.dirty = False
+        of.drop_seq()
+        if of.reader_fd >= 0:
+            os.close(of.reader_fd)
+            of.reader_fd = -1
+        if new_oid != NO_OBJECT:
+            of.reader_fd = self._open_object(new_oid)
+        of.reader_oid = new_oid
+        if self.garbage_pending:
+            self.collect_garbage()
+
+    @locked
+    def flush(self, fh: int) -> None:
+        """close() of one descriptor: commit so the data survives kill -9 and power loss once it returns."""
+        handle = self.handles.get(fh)
+        if handle is None or handle.dir:
+            return
+        of = self.open_files.get(handle.ino)
+        if of is not None:
+            self._commit(of, sync=True)
+
+    @locked
+    def fsync(self, fh: int, datasync: bool = False) -> None:
+        handle = self._handle(fh)
+        of = self.open_files.get(handle.ino)
+        if of is not None:
+            of.needs_sync = True
+            self._commit(of, sync=True)
+        else:
+            self.catalog.flush_wal()
+            self.wal_unsynced = False
+
+    @locked
+    def fsyncdir(self, fh: int | None = None) -> None:
+        self.catalog.flush_wal()
+        self.wal_unsynced = False
+
+    @locked
+    def release(self, fh: int) -> None:
+        handle = self.handles.pop(fh, None)
+        if handle is None:
+            return
+        of = self.open_files.get(handle.ino)
+        if of is None:
+            return
+        of.refs -= 1
+        if of.refs > 0:
+            return
+        try:
+            self._commit(of, sync=True)
+        finally:
+            self._close_open_file(of)
+
+    def _close_open_file(self, of: OpenFile) -> None:
+        self.open_files.pop(of.ino, None)
+        if of.reader_fd >= 0:
+            os.close(of.reader_fd)
+            of.reader_fd = -1
+        if of.staging is not None:
+            # Only reached when a commit failed (e.g. ENOSPC): the old content stays committed.
+            of.staging.discard()
+            of.staging = None
+        try:
+            node = self.load_inode(of.ino)
+        except OSError:
+            return
+        if node.nlink == 0 and not self.read_only:
+            txn = Txn(self)
+            txn.drop_inode(txn.inode(of.ino))
+            txn.delete(keys.orphan_key(of.ino))
+            txn.commit(sync=False)
+            self.inode_count -= 1
+            if self.garbage_pending:
+                self.collect_garbage()

@@ -1,0 +1,136 @@
+"""Start-up recovery after a crash, garbage collection of freed objects, shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from ..catalog import keys
+from ..catalog.records import Inode, ObjectRecord
+from .base import VfsBase
+from .common import locked, log
+from .txn import Txn
+
+
+class MaintenanceMixin(VfsBase):
+    def _recover(self) -> None:
+        """Finish what a crash interrupted: staging leftovers, orphans, garbage, unrecorded objects."""
+        removed = self.objects.clear_staging()
+        if removed:
+            log.info("removed %d staging files of uncommitted writes", removed)
+        orphans = [keys.read_u64(k, 1) for k, _ in self.catalog.scan(keys.ORPHAN)]
+        if orphans:
+            txn = Txn(self)
+            for ino in orphans:
+                raw = txn.get(keys.inode_key(ino))
+                if raw is not None:
+                    txn.drop_inode(Inode.unpack(ino, raw))
+                txn.delete(keys.orphan_key(ino))
+            txn.commit(sync=True)
+            log.info("reclaimed %d orphan inodes (unlinked while open at the last shutdown)", len(orphans))
+        if self.store.crashed:
+            self._remove_unrecorded_objects()
+        self.collect_garbage(force_sync=True)
+
+    def _remove_unrecorded_objects(self) -> None:
+        """After a crash, object files written but never recorded (commit interrupted) are deleted."""
+        removed = 0
+        for oid, gen, _size in self.objects.iter_files():
+            if not oid:
+                continue
+            raw = self.catalog.get(keys.object_key(oid))
+            if raw is None or ObjectRecord.unpack(raw).gen != gen:
+                self.objects.delete(oid, gen)
+                removed += 1
+        if removed:
+            log.info("crash recovery: removed %d object files no catalog record names", removed)
+
+    def _count_usage(self) -> None:
+        total = 0
+        for _, raw in self.catalog.scan(keys.OBJECT):
+            total += ObjectRecord.unpack(raw).stored
+        self.stored_bytes = total
+        self.inode_count = sum(1 for _ in self.catalog.scan(keys.INODE))
+
+    @locked
+    def collect_garbage(self, *, force_sync: bool = False) -> int:
+        """Delete object files whose refcount reached 0, once the batch that said so is durable."""
+        if not self.garbage_pending and not force_sync:
+            return 0
+        if self.wal_unsynced or force_sync:
+            self.catalog.flush_wal()
+            self.wal_unsynced = False
+        freed = 0
+        txn = Txn(self)
+        for key, _ in self.catalog.scan(keys.GARBAGE):
+            oid = key[1:]
+            rec = txn.object_record(oid)
+            if rec is not None and rec.refcount == 0:
+                freed += self.objects.delete(oid, rec.gen)
+                txn.delete(keys.object_key(oid))
+                txn.stored_delta -= rec.stored
+            txn.delete(key)
+        txn.commit(sync=False)
+        self.garbage_pending = False
+        return freed
+
+    def _with_space(self, action: Callable[[], Any]) -> Any:
+        """Run a disk write; on ENOSPC free pending garbage (deleted files) and try once more."""
+        try:
+            return action()
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC or not self.garbage_pending:
+                raise
+        self.collect_garbage(force_sync=True)
+        return action()
+
+    def start_background(self, interval: float = 1.0) -> None:
+        """Free deleted files' space within about `interval` seconds (daemon only)."""
+        self._stop = threading.Event()
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                if self.garbage_pending:
+                    try:
+                        self.collect_garbage()
+                    except Exception:
+                        log.exception("background garbage collection failed")
+
+        self._gc_thread = threading.Thread(target=loop, name="simfs-gc", daemon=True)
+        self._gc_thread.start()
+
+    def stop_background(self) -> None:
+        if getattr(self, "_stop", None) is not None:
+            self._stop.set()
+            self._gc_thread.join(timeout=30)
+
+    def shutdown(self) -> None:
+        """Unmount: commit anything still open, free garbage, flush."""
+        self.stop_background()
+        with self.lock:
+            self._shutdown_locked()
+
+    def _shutdown_locked(self) -> None:
+        for of in list(self.open_files.values()):
+            with contextlib.suppress(OSError):
+                self._commit(of, sync=True)
+            self._close_open_file(of)
+        self.open_files.clear()
+        self.handles.clear()
+        if not self.read_only:
+            self.collect_garbage(force_sync=True)
+            # Orphans still open at unmount are gone now that every handle is closed.
+            orphans = [keys.read_u64(k, 1) for k, _ in self.catalog.scan(keys.ORPHAN)]
+            if orphans:
+                txn = Txn(self)
+                for ino in orphans:
+                    raw = txn.get(keys.inode_key(ino))
+                    if raw is not None:
+                        txn.drop_inode(Inode.unpack(ino, raw))
+                    txn.delete(keys.orphan_key(ino))
+                txn.commit(sync=True)
+                self.collect_garbage(force_sync=True)
+            self.catalog.flush_wal()
