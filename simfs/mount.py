@@ -147,6 +147,17 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
         log.info("mounting %s on %s (pid %d)", store, mountpoint, os.getpid())
         try:
             run_fuse(ops, str(mountpoint), foreground=True, options=fuse_options(opts, store))
+        except RuntimeError as exc:
+            if ready["done"]:
+                # libfuse reports a loop ended by SIGTERM/SIGINT as an error; it did unmount cleanly.
+                log.info("stopped by a signal (libfuse status %s); unmounted %s", exc, mountpoint)
+                return 0
+            log.exception("FUSE loop failed")
+            msg = f"could not mount {mountpoint}: libfuse status {exc}; see {store / LOG_FILE}"
+            report(f"ERR {int(ExitCode.FUSE_FAILED)} {msg}\n")
+            if notify_fd is None:
+                raise FuseFailed(msg) from None
+            return int(ExitCode.FUSE_FAILED)
         except Exception as exc:
             log.exception("FUSE loop failed")
             msg = f"could not mount {mountpoint}: {exc}; see {store / LOG_FILE}"

@@ -101,3 +101,33 @@ def test_daemon_mode_returns_when_mounted_and_umount_waits(tmp_path: Path) -> No
         assert (mnt / "f.txt").read_bytes() == b"daemonized"
     finally:
         assert run_simfs("umount", str(mnt)).returncode == 0
+
+
+@needs_fuse
+def test_sigterm_unmounts_cleanly_and_keeps_data(tmp_path: Path) -> None:
+    import signal
+
+    from conftest import is_mounted
+
+    m = Mount(tmp_path / "store", tmp_path / "mnt").start()
+    (m.mountpoint / "kept.bin").write_bytes(b"k" * 100_000)
+    fh = open(m.mountpoint / "open-while-stopped.bin", "wb")  # still open when the daemon stops
+    fh.write(b"o" * 1000)
+    fh.flush()
+    m.proc.send_signal(signal.SIGTERM)
+    try:
+        m.proc.wait(timeout=60)
+    finally:
+        try:
+            fh.close()
+        except OSError:
+            pass  # the mount is gone: close may fail, the daemon committed at shutdown
+    assert m.proc.returncode == 0
+    assert not is_mounted(m.mountpoint)
+    m.log.close()
+    m.proc = None
+    result = run_simfs("fsck", str(m.store), "--verify-data")
+    assert result.returncode == 0, result.stdout
+    with Mount(m.store, m.mountpoint) as again:
+        assert (again.mountpoint / "kept.bin").read_bytes() == b"k" * 100_000
+        assert (again.mountpoint / "open-while-stopped.bin").read_bytes() == b"o" * 1000
