@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -28,14 +29,23 @@ def outcome(fn, *args):
 
 
 def snapshot(root: Path) -> dict[str, object]:
+    """Names, types, contents, permission bits, link counts, symlink targets, user xattrs, mtimes set by utime."""
     out: dict[str, object] = {}
     for dirpath, dirnames, filenames in os.walk(root):
         rel = os.path.relpath(dirpath, root)
-        for d in dirnames:
-            out[os.path.normpath(os.path.join(rel, d))] = "dir"
-        for f in filenames:
-            p = os.path.join(dirpath, f)
-            out[os.path.normpath(os.path.join(rel, f))] = Path(p).read_bytes()
+        for name in dirnames + filenames:
+            p = os.path.join(dirpath, name)
+            st = os.lstat(p)
+            if os.path.islink(p):
+                entry: tuple = ("link", os.readlink(p))
+            elif name in dirnames:
+                entry = ("dir", stat.S_IMODE(st.st_mode), st.st_nlink, sorted(os.listxattr(p)))
+            else:
+                entry = ("file", Path(p).read_bytes(), stat.S_IMODE(st.st_mode), st.st_nlink,
+                         {x: os.getxattr(p, x) for x in os.listxattr(p)})
+            if st.st_mtime_ns % 10**9 == 123:  # a time set explicitly by the utime rule
+                entry += (st.st_mtime_ns,)
+            out[os.path.normpath(os.path.join(rel, name))] = entry
     return out
 
 
@@ -109,6 +119,32 @@ class MountVsDir(RuleBasedStateMachine):
     @rule(d1=DIRS, n1=NAMES, d2=DIRS, n2=NAMES)
     def link(self, d1: str, n1: str, d2: str, n2: str) -> None:
         self.both(os.link, PathArg(f"{d1}/{n1}"), PathArg(f"{d2}/{n2}"))
+
+    @rule(d=DIRS, n=NAMES, link_to=st.sampled_from(["a", "../b", "dir1/c", "nowhere"]))
+    def symlink(self, d: str, n: str, link_to: str) -> None:
+        self.both(lambda p: os.symlink(link_to, p), PathArg(f"{d}/{n}"))
+
+    @rule(d=DIRS, n=NAMES, mode=st.sampled_from([0o600, 0o644, 0o755, 0o700, 0o4755, 0o1777]))
+    def chmod(self, d: str, n: str, mode: int) -> None:
+        self.both(lambda p: os.chmod(p, mode, follow_symlinks=False) if not os.path.islink(p) else None,
+                  PathArg(f"{d}/{n}"))
+
+    @rule(d=DIRS, n=NAMES, key=st.sampled_from(["user.a", "user.album"]), value=st.binary(max_size=50),
+          remove=st.booleans())
+    def xattr(self, d: str, n: str, key: str, value: bytes, remove: bool) -> None:
+        def op(p: Path) -> None:
+            if os.path.islink(p):
+                return  # user xattrs on symlinks: EPERM on Linux file systems, not compared
+            if remove:
+                os.removexattr(p, key)
+            else:
+                os.setxattr(p, key, value)
+        self.both(op, PathArg(f"{d}/{n}"))
+
+    @rule(d=DIRS, n=NAMES, sec=st.integers(0, 2_000_000_000))
+    def utime(self, d: str, n: str, sec: int) -> None:
+        ns = sec * 10**9 + 123
+        self.both(lambda p: os.utime(p, ns=(ns, ns), follow_symlinks=False), PathArg(f"{d}/{n}"))
 
     @precondition(lambda self: len(self.fds) < 4)
     @rule(d=DIRS, n=NAMES)
