@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..catalog import keys
 from ..catalog.db import Catalog
@@ -15,6 +15,9 @@ from ..store.local import LocalObjectStore
 from .common import NAME_MAX, Context, fail, split_path
 from .files_state import Handle, OpenFile
 from .txn import Txn
+
+if TYPE_CHECKING:
+    from ..ingest import Ingestor, Processor
 
 
 class VfsBase:
@@ -35,6 +38,8 @@ class VfsBase:
     garbage_pending: bool
     wal_unsynced: bool
     _next_fh: int
+    processors: list[Processor]
+    ingestor: Ingestor | None
 
     # Implemented by one part, called by another (declared here so each part type-checks alone).
     def _commit(self, of: OpenFile, *, sync: bool) -> None:

@@ -6,7 +6,8 @@ import contextlib
 import os
 import stat
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
 from ..catalog import keys
 from ..catalog.records import Inode, unpack_dentry
@@ -18,15 +19,20 @@ from .maintenance import MaintenanceMixin
 from .namespace import NamespaceMixin
 from .xattrs import XattrMixin
 
+if TYPE_CHECKING:
+    from ..ingest import Processor
+
 
 class Vfs(MaintenanceMixin, NamespaceMixin, FilesMixin, XattrMixin):
     """POSIX semantics over the catalog and the object store; testable without FUSE."""
 
-    def __init__(self, store: OpenStore, *, read_only: bool = False):
+    def __init__(self, store: OpenStore, *, read_only: bool = False, processors: Iterable[Processor] = ()):
         self.store = store
         self.catalog = store.catalog
         self.objects = store.objects
         self.read_only = read_only
+        self.processors = list(processors)
+        self.ingestor = None
         self.lock = threading.RLock()
         self.inode_cache: dict[int, Inode] = {}
         self.open_files: dict[int, OpenFile] = {}

@@ -271,6 +271,8 @@ class FilesMixin(VfsBase):
         # The staging file either became the object (renamed) or is a duplicate of a stored one.
         if stored_new:
             staging.close()
+            if self.ingestor is not None:
+                self.ingestor.enqueue(oid)
         else:
             staging.discard()
         of.staging = None

@@ -70,6 +70,8 @@ class MaintenanceMixin(VfsBase):
             rec = txn.object_record(oid)
             if rec is not None and rec.refcount == 0:
                 freed += self.objects.delete(oid, rec.gen)
+                for processor in self.processors:
+                    processor.stage_free(txn, oid)  # derived data (descriptors...) goes with it
                 txn.delete(keys.object_key(oid))
                 txn.stored_delta -= rec.stored
             txn.delete(key)
@@ -88,7 +90,15 @@ class MaintenanceMixin(VfsBase):
         return action()
 
     def start_background(self, interval: float = 1.0) -> None:
-        """Free deleted files' space within about `interval` seconds (daemon only)."""
+        """Daemon threads: free deleted files' space within about `interval` s; ingest new objects."""
+        if self.processors and not self.read_only:
+            from ..ingest import Ingestor
+
+            self.ingestor = Ingestor(self, self.processors)  # type: ignore[arg-type]
+            queued = self.ingestor.enqueue_unfinished()
+            if queued:
+                log.info("ingest: %d objects waiting from before", queued)
+            self.ingestor.start()
         self._stop = threading.Event()
 
         def loop() -> None:
@@ -103,6 +113,9 @@ class MaintenanceMixin(VfsBase):
         self._gc_thread.start()
 
     def stop_background(self) -> None:
+        if self.ingestor is not None:
+            self.ingestor.stop()
+            self.ingestor = None
         if getattr(self, "_stop", None) is not None:
             self._stop.set()
             self._gc_thread.join(timeout=30)
