@@ -13,6 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from simfs.fsck.checker import Fsck, unclean
+from simfs.storage import OpenStore
+from simfs.vfs import Vfs
+
 REPO = Path(__file__).resolve().parents[1]
 DEVSET = Path(os.environ.get("SIMFS_DEVSET", REPO / ".." / "shared" / "data" / "devset")).resolve()
 SIMFS = [sys.executable, "-m", "simfs"]
@@ -139,3 +143,22 @@ def mount(tmp_path: Path) -> Iterator[Mount]:
         raise
     m.stop()
     assert_fsck_clean(m.store)
+
+
+def fsck_findings(path: Path, verify_data: bool = True) -> list:
+    opened = OpenStore(path, read_only=True)
+    try:
+        return Fsck(opened, verify_data=verify_data, progress=False).run()
+    finally:
+        opened.close()
+
+
+@pytest.fixture
+def vfs(tmp_path: Path) -> Iterator[Vfs]:
+    store = OpenStore(tmp_path / "store", create=True)
+    v = Vfs(store)
+    yield v
+    v.shutdown()
+    store.close()
+    left = unclean(fsck_findings(tmp_path / "store"))
+    assert not left, [f.line() for f in left]
