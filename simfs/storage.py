@@ -32,6 +32,9 @@ def create_store(path: Path, *, uid: int | None = None, gid: int | None = None, 
     path.mkdir(parents=True, exist_ok=True)
     if any(path.iterdir()):
         raise BadStore(f"{path}: not a simfs store and not empty; refusing to create a store here")
+    # The store holds everyone's file names and contents: only its owner may look inside; access
+    # for other users goes through the mount (allow_other + permission checks).
+    os.chmod(path, 0o700)
     LocalObjectStore.create_layout(path)
     cat = Catalog(path / CATALOG_DIR)
     try:
