@@ -42,7 +42,7 @@ class VfsBase:
     ingestor: Ingestor | None
 
     # Implemented by one part, called by another (declared here so each part type-checks alone).
-    def _commit(self, of: OpenFile, *, sync: bool) -> None:
+    def _commit(self, of: OpenFile, *, sync: bool, known: tuple[bytes, int] | None = None) -> None:
         raise NotImplementedError
 
     def _close_open_file(self, of: OpenFile) -> None:
@@ -87,6 +87,8 @@ class VfsBase:
     def resolve(self, path: str, txn: Txn | None = None) -> int:
         ino = keys.ROOT_INO
         for name in split_path(path):
+            if len(name) > NAME_MAX:
+                fail(errno.ENAMETOOLONG)
             node = self.load_inode(ino) if txn is None else txn.inode(ino)
             if not node.is_dir:
                 fail(errno.ENOTDIR)
@@ -107,6 +109,8 @@ class VfsBase:
             fail(errno.EINVAL)
         parent_ino = keys.ROOT_INO
         for part in parts[:-1]:
+            if len(part) > NAME_MAX:
+                fail(errno.ENAMETOOLONG)
             child = self._lookup(parent_ino, part, txn)
             if child is None:
                 fail(errno.ENOENT)

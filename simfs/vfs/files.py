@@ -16,7 +16,7 @@ from ..errors import CorruptObject
 from ..store.envelope import HEADER_SIZE
 from ..store.local import StagingFile
 from .base import VfsBase
-from .common import COPY_CHUNK, FALLOC_FL_KEEP_SIZE, ROOT_CONTEXT, Context, fail, locked, log
+from .common import COPY_CHUNK, FALLOC_FL_KEEP_SIZE, MAX_FILE_SIZE, ROOT_CONTEXT, Context, fail, locked, log
 from .files_state import Handle, OpenFile
 from .txn import Txn
 
@@ -33,12 +33,18 @@ class FilesMixin(VfsBase):
         if of is None:
             node = self.load_inode(ino)
             of = OpenFile(ino, size=node.size)
-            if node.has_object:
-                of.reader_fd = self._open_object(node.object_id)
-                of.reader_oid = node.object_id
             self.open_files[ino] = of
         of.refs += 1
         return of
+
+    def _reader(self, of: OpenFile) -> int:
+        """The committed object's fd, opened and verified on first need (not for truncate/overwrite)."""
+        if of.reader_fd < 0:
+            node = self.load_inode(of.ino)
+            if node.has_object:
+                of.reader_fd = self._open_object(node.object_id)
+                of.reader_oid = node.object_id
+        return of.reader_fd
 
     def _open_object(self, oid: bytes) -> int:
         raw = self.catalog.get(keys.object_key(oid))
@@ -101,9 +107,9 @@ class FilesMixin(VfsBase):
             return of.staging.pread(end - offset, offset) if end > offset else b""
         node = self.load_inode(handle.ino)
         end = min(offset + size, node.size)
-        if end <= offset or of.reader_fd < 0:
+        if end <= offset:
             return b""
-        return os.pread(of.reader_fd, end - offset, HEADER_SIZE + offset)
+        return os.pread(self._reader(of), end - offset, HEADER_SIZE + offset)
 
     def _materialize(self, of: OpenFile, keep: int | None = None) -> StagingFile:
         """Copy the committed content (its first `keep` bytes) into a staging file to change it in place."""
@@ -113,10 +119,11 @@ class FilesMixin(VfsBase):
         staging = self.objects.new_staging(f"i{of.ino}")
         copy_len = node.size if keep is None else min(keep, node.size)
         try:
-            if copy_len and of.reader_fd >= 0:
+            if copy_len:
+                reader = self._reader(of)
                 copied = 0
                 while copied < copy_len:
-                    n = os.copy_file_range(of.reader_fd, staging.fd, min(COPY_CHUNK << 4, copy_len - copied),
+                    n = os.copy_file_range(reader, staging.fd, min(COPY_CHUNK << 4, copy_len - copied),
                                            HEADER_SIZE + copied, HEADER_SIZE + copied)
                     if n <= 0:
                         raise OSError(errno.EIO, "short copy while staging")
@@ -142,6 +149,8 @@ class FilesMixin(VfsBase):
         staging = self._with_space(lambda: self._materialize(of))
         if handle.flags & os.O_APPEND:
             offset = of.size
+        if offset + len(data) > MAX_FILE_SIZE:
+            fail(errno.EFBIG)
         written = self._with_space(lambda: staging.pwrite(data, offset))
         if of.seq_sha is not None:
             if offset == of.seq_len and offset + written >= of.size:
@@ -154,30 +163,21 @@ class FilesMixin(VfsBase):
         of.dirty = True
         node = self.load_inode(handle.ino)
         node.mtime = node.ctime = time.time_ns()  # in memory; persisted by the commit at close/fsync
-        if node.mode & (stat.S_ISUID | stat.S_ISGID):
-            node.mode &= ~stat.S_ISUID
-            if node.mode & stat.S_IXGRP:
-                node.mode &= ~stat.S_ISGID
+        # Set-id bits: the kernel clears them itself (a SETATTR before the write) unless the writer
+        # has CAP_FSETID, so nothing to do here.
+        of.version += 1
         return written
 
     def _truncate_open(self, of: OpenFile, length: int) -> None:
+        if length > MAX_FILE_SIZE:
+            fail(errno.EFBIG)
         staging = self._materialize(of, keep=length)
-        if length < of.size:
-            if of.seq_sha is not None and length < of.seq_len:
-                of.drop_seq()
-        elif length > of.size and of.seq_sha is not None and of.seq_len == of.size:
-            # extension writes zeros: feed them to the running hash so it stays valid
-            pad = length - of.size
-            while pad:
-                n = min(pad, COPY_CHUNK)
-                zeros = bytes(n)
-                of.seq_sha.update(zeros)
-                of.seq_xx.update(zeros)
-                of.seq_len += n
-                pad -= n
-        staging.truncate(length)
+        staging.truncate(length)  # first: the host's own limits (EFBIG, ENOSPC) come back right here
+        if length != of.seq_len:
+            of.drop_seq()  # the commit hashes the file (holes included) outside the lock
         of.size = length
         of.dirty = True
+        of.version += 1
         node = self.load_inode(of.ino)
         node.mtime = node.ctime = time.time_ns()
         self._commit(of, sync=True)
@@ -197,12 +197,14 @@ class FilesMixin(VfsBase):
         end = offset + length
         if mode & FALLOC_FL_KEEP_SIZE or end <= (of.size if of.staging else self.load_inode(of.ino).size):
             return
+        if end > MAX_FILE_SIZE:
+            fail(errno.EFBIG)
         staging = self._materialize(of)
-        if of.seq_sha is not None:
-            of.drop_seq()
         staging.truncate(end)
+        of.drop_seq()
         of.size = end
         of.dirty = True
+        of.version += 1
         node = self.load_inode(of.ino)
         node.mtime = node.ctime = time.time_ns()
 
@@ -225,7 +227,7 @@ class FilesMixin(VfsBase):
             if of.refs == 0:
                 self._close_open_file(of)
 
-    def _commit(self, of: OpenFile, *, sync: bool) -> None:
+    def _commit(self, of: OpenFile, *, sync: bool, known: tuple[bytes, int] | None = None) -> None:
         """Make an open file's staged content the committed object (dedup by content hash)."""
         if not of.dirty or of.staging is None:
             if of.needs_sync and sync:
@@ -234,7 +236,9 @@ class FilesMixin(VfsBase):
                 of.needs_sync = False
             return
         staging, length = of.staging, of.size
-        if of.seq_sha is not None and of.seq_len == length:
+        if known is not None:
+            oid, xxh = known
+        elif of.seq_sha is not None and of.seq_len == length:
             oid, xxh = of.seq_sha.digest(), of.seq_xx.intdigest()
         else:
             oid, xxh = self.objects.hash_staging(staging, length)
@@ -278,35 +282,63 @@ class FilesMixin(VfsBase):
         of.staging = None
         of.dirty = False
         of.drop_seq()
-        if of.reader_fd >= 0:
-            os.close(of.reader_fd)
+        if of.reader_fd >= 0 and of.reader_oid != new_oid:
+            os.close(of.reader_fd)  # reopened (and verified) lazily if this handle reads again
             of.reader_fd = -1
-        if new_oid != NO_OBJECT:
-            of.reader_fd = self._open_object(new_oid)
-        of.reader_oid = new_oid
         if self.garbage_pending:
             self.collect_garbage()
 
-    @locked
     def flush(self, fh: int) -> None:
         """close() of one descriptor: commit so the data survives kill -9 and power loss once it returns."""
-        handle = self.handles.get(fh)
-        if handle is None or handle.dir:
-            return
-        of = self.open_files.get(handle.ino)
-        if of is not None:
-            self._commit(of, sync=True)
+        self._durable_commit(fh, fsync=False)
 
-    @locked
     def fsync(self, fh: int, datasync: bool = False) -> None:
-        handle = self._handle(fh)
-        of = self.open_files.get(handle.ino)
-        if of is not None:
-            of.needs_sync = True
-            self._commit(of, sync=True)
-        else:
-            self.catalog.flush_wal()
-            self.wal_unsynced = False
+        self._durable_commit(fh, fsync=True)
+
+    def _durable_commit(self, fh: int, *, fsync: bool) -> None:
+        """Commit an open file; the slow part (hashing, flushing data to disk) runs without the lock.
+
+        Under the lock we take a private descriptor on the staging file and note the content version;
+        outside it we hash and fsync; back under the lock the commit goes through only if nothing
+        changed meanwhile (else try again; the last attempt does everything under the lock).
+        """
+        for attempt in range(3):
+            with self.lock:
+                handle = self.handles.get(fh) if not fsync else self._handle(fh)
+                if handle is None or handle.dir:
+                    return
+                of = self.open_files.get(handle.ino)
+                if of is None:
+                    if fsync:
+                        self.catalog.flush_wal()
+                        self.wal_unsynced = False
+                    return
+                if fsync:
+                    of.needs_sync = True
+                if not of.dirty or of.staging is None or attempt == 2:
+                    self._commit(of, sync=True)
+                    return
+                staging, version, length = of.staging, of.version, of.size
+                seq = (of.seq_sha.copy(), of.seq_xx.copy()) if of.seq_sha is not None and of.seq_len == length else None
+                fd = os.dup(staging.fd)
+            known: tuple[bytes, int] | None = None
+            try:
+                if seq is not None:
+                    known = (seq[0].digest(), seq[1].intdigest())
+                else:
+                    known = self.objects.hash_staging(StagingFile(staging.path, fd), length)
+                os.fsync(fd)  # the data; the header written at commit makes a second, tiny flush
+            except OSError:
+                known = None  # changed under us (shrunk by a truncate...): the next attempt sees why
+            finally:
+                os.close(fd)
+            with self.lock:
+                if known is not None and of.staging is staging and of.version == version and of.dirty and self.open_files.get(of.ino) is of:
+                    self._commit(of, sync=True, known=known)
+                    return
+                if not of.dirty:
+                    return  # someone else committed it meanwhile
+
 
     @locked
     def fsyncdir(self, fh: int | None = None) -> None:

@@ -25,6 +25,7 @@ class OpenFile:
     seq_sha: Any = None
     seq_xx: Any = None
     seq_len: int = 0
+    version: int = 0  # bumped by every content change; an unlocked hash is valid only if unchanged
 
     def drop_seq(self) -> None:
         self.seq_sha = self.seq_xx = None

@@ -186,6 +186,24 @@ def test_attributes_times_xattrs_statfs(mount: Mount) -> None:
     os.close(fd)
 
 
+def test_set_id_bits_survive_root_writes_and_drop_for_others(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    with Mount(tmp_path / "store", tmp_path / "mnt", options=["allow_other"]) as m:
+        p = m.mountpoint / "suid"
+        p.write_bytes(b"x")
+        os.chmod(p, 0o4777)
+        with open(p, "ab") as fh:  # root (CAP_FSETID) keeps the bits, as on ext4
+            fh.write(b"y")
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o4777
+        # cwd first: the uid-1000 process cannot traverse pytest's private tmp directories
+        subprocess.run(["sh", "-c", "printf z >> suid"], check=True, cwd=m.mountpoint, user=1000, group=1000,
+                       extra_groups=[])
+        assert stat.S_IMODE(os.stat(p).st_mode) == 0o777  # an ordinary writer drops set-uid
+        assert p.read_bytes() == b"xyz"
+    assert_fsck_clean(tmp_path / "store")
+
+
 def test_new_files_are_owned_by_the_caller(tmp_path: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root to act as another user")

@@ -323,8 +323,35 @@ def test_corrupt_object_reads_as_eio(vfs: Vfs) -> None:
     raw = bytearray(path.read_bytes())
     raw[-5] ^= 0xFF
     path.write_bytes(bytes(raw))
-    assert errno_of(vfs.open, "/c", os.O_RDONLY) == errno.EIO
+    fh = vfs.open("/c", os.O_RDONLY)  # verification happens when content is first needed
+    assert errno_of(vfs.read, fh, 100, 0) == errno.EIO
+    vfs.release(fh)
+    fh = vfs.open("/c", os.O_RDWR)  # editing in place must not copy damaged bytes either
+    assert errno_of(vfs.write, fh, b"x", 3) == errno.EIO
+    vfs.release(fh)
     # restore so the fixture's fsck is clean; the fsck tests cover detection
     raw[-5] ^= 0xFF
     path.write_bytes(bytes(raw))
     assert read_file(vfs, "/c") == b"precious bytes" * 100
+
+
+def test_long_names_in_lookups_are_enametoolong(vfs: Vfs) -> None:
+    long = "/" + "n" * 256
+    for fn, args in [(vfs.getattr, (long,)), (vfs.unlink, (long,)), (vfs.rmdir, (long,)),
+                     (vfs.chmod, (long, 0o644)), (vfs.rename, (long, "/x")), (vfs.link, ("/x", long)),
+                     (vfs.mkdir, (long + "/sub", 0o755))]:
+        assert errno_of(fn, *args) == errno.ENAMETOOLONG, fn.__name__
+
+
+def test_huge_truncate_fails_fast_with_efbig(vfs: Vfs) -> None:
+    import time
+
+    fh = vfs.create("/big", 0o644, os.O_RDWR | os.O_CREAT)
+    start = time.monotonic()
+    assert errno_of(vfs.truncate, None, 999_999_999_999_999, fh) == errno.EFBIG
+    assert errno_of(vfs.write, fh, b"x", (1 << 40) + 1) == errno.EFBIG
+    assert time.monotonic() - start < 2
+    vfs.truncate(None, 50_000_000, fh)  # a 50 MB hole: fine, and hashed without holding things up
+    assert vfs.read(fh, 10, 49_999_995) == bytes(5)
+    vfs.release(fh)
+    assert vfs.getattr("/big")["st_size"] == 50_000_000
