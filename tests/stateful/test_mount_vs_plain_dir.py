@@ -14,7 +14,11 @@ from conftest import Mount, assert_fsck_clean, fuse_available
 from hypothesis import HealthCheck, settings
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-pytestmark = pytest.mark.skipif(fuse_available() is not None, reason=str(fuse_available()))
+EXAMPLES = int(os.environ.get("SIMFS_STATEFUL_EXAMPLES", "25"))
+pytestmark = [
+    pytest.mark.skipif(fuse_available() is not None, reason=str(fuse_available())),
+    pytest.mark.timeout(120 + 5 * EXAMPLES),  # each example mounts, runs ~30 steps, unmounts, fscks
+]
 
 NAMES = st.sampled_from(["a", "b", "c", "d.png", "é", "dir1", "dir2"])
 DIRS = st.sampled_from(["", "dir1", "dir2", "dir1/dir2"])
@@ -185,7 +189,7 @@ class PathArg(str):
 
 
 MountVsDir.TestCase.settings = settings(
-    max_examples=int(os.environ.get("SIMFS_STATEFUL_EXAMPLES", "25")),
+    max_examples=EXAMPLES,
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
