@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from codec.similarity import Descriptors, extract, synthetic  # noqa: E402
-from codec.similarity.verify import calibrate, recall_at, thresholds, thresholds_json  # noqa: E402
+from codec.similarity.verify import calibrate, recall_at, thresholds_json  # noqa: E402
 from simfs.catalog.db import Catalog  # noqa: E402
 from simfs.similarity.index import SimilarityIndex  # noqa: E402
 

@@ -154,6 +154,8 @@ def unpack_local(blob: bytes) -> tuple[np.ndarray, np.ndarray, int, int]:
 
 def local_features(grey: np.ndarray):
     """ORB keypoints (strongest N_KEYPOINTS) described with TEBLID-256: -> (keypoints, descriptors or None)."""
+    if min(grey.shape) < 64:  # ORB's border and pyramid need room; such images are low texture anyway
+        return [], None
     kps = _orb().detect(grey, None)
     if not kps:
         return [], None
@@ -173,7 +175,8 @@ def extract(pixels: np.ndarray, *, mirror: bool = True) -> Descriptors:
     grey = grey_copy(arr)
     kps, desc = local_features(grey)
     low = desc is None or len(desc) < LOW_TEXTURE_KEYPOINTS
-    gcode = globalcode.thumbnail_code(grey) if low else globalcode.encode(desc)
+    thumb = globalcode.colour_thumbnail(arr) if low else None
+    gcode = globalcode.thumbnail_code(thumb) if low else globalcode.encode(desc)
     d = Descriptors(
         pixel_hash=pixel_hash(arr),
         copy_hash=phash64(grey),
@@ -187,6 +190,6 @@ def extract(pixels: np.ndarray, *, mirror: bool = True) -> Descriptors:
         mg = np.ascontiguousarray(grey[:, ::-1])
         mk, md = local_features(mg)
         d.mirror_local = pack_local(mk, md, mg.shape)
-        d.mirror_code = globalcode.thumbnail_code(mg) if low else (
+        d.mirror_code = globalcode.thumbnail_code(thumb[:, ::-1]) if low else (
             globalcode.encode(md) if md is not None and len(md) else gcode)
     return d

@@ -13,11 +13,11 @@ CODE_BITS = 256
 LOCAL_DIM = 64  # TEBLID bits are projected to 64 dims before VLAD: keeps the shipped matrices ~1 MB
 N_CLUSTERS = 32
 
-# Fixed pseudo-random thresholds for the low-texture thumbnail code: comparing each cell of a 16x16
-# thumbnail against its own threshold encodes absolute brightness and layout, so flat images of
-# different brightness and gradients of different directions get different codes (a mean-relative
-# hash would give every flat image the same all-zero code).
-_THUMB_THRESHOLDS = np.random.default_rng(20261121).uniform(24, 232, size=256).astype(np.float32)
+# Low-texture code: a 4x4 colour thumbnail, each of its 48 values compared against 5 fixed pseudo-random
+# thresholds (240 bits: absolute colour and layout, so flat images of different colours and gradients
+# of different directions differ), plus 16 bits of the 4x4 grey layout against its mean. A mean-relative
+# hash alone would give every flat image the same code.
+_THUMB_THRESHOLDS = np.random.default_rng(20261121).uniform(16, 240, size=(48, 5)).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=1)
@@ -57,9 +57,28 @@ def encode(desc: np.ndarray) -> bytes:
     return np.packbits(z > 0).tobytes()
 
 
-def thumbnail_code(grey: np.ndarray) -> bytes:
-    small = cv2.resize(grey.astype(np.float32), (16, 16), interpolation=cv2.INTER_AREA).ravel()
-    return np.packbits(small > _THUMB_THRESHOLDS).tobytes()
+def thumbnail_code(thumb: np.ndarray) -> bytes:
+    """256-bit code of a (4, 4, 3) float colour thumbnail (see colour_thumbnail)."""
+    t = np.asarray(thumb, np.float32).reshape(48)
+    grey = np.asarray(thumb, np.float32).mean(axis=2).ravel()
+    # the +2 margin keeps flat images' layout bits at 0 instead of flipping on noise
+    bits = np.concatenate([(t[:, None] > _THUMB_THRESHOLDS).ravel(), grey > grey.mean() + 2.0])
+    return np.packbits(bits).tobytes()
+
+
+def colour_thumbnail(pixels: np.ndarray) -> np.ndarray:
+    """(4, 4, 3) float32 thumbnail in 0..255 of any HxW[xC] uint8/uint16 image (bounded cost)."""
+    a = np.asarray(pixels)
+    if a.ndim == 2:
+        a = a[:, :, None]
+    h, w = a.shape[:2]
+    step = max(1, max(h, w) // 256)
+    a = a[::step, ::step].astype(np.float32)
+    if pixels.dtype == np.uint16:
+        a *= np.float32(1 / 257)
+    c = a.shape[2]
+    a = np.repeat(a[:, :, :1], 3, axis=2) if c < 3 else a[:, :, :3]
+    return cv2.resize(np.ascontiguousarray(a), (4, 4), interpolation=cv2.INTER_AREA).reshape(4, 4, 3)
 
 
 # ---- training (used by scripts/train_global_code.py) ----

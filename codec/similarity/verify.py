@@ -25,6 +25,7 @@ class Match:
     homography: np.ndarray | None  # 3x3, maps a's original pixel coordinates to b's (None if unverified)
     mirrored: bool  # True when a's mirror image matched (homography then includes the flip)
     score: float  # inliers / min(keypoints): 0..1, the share of a's structure found in b
+    similarity_inliers: int = 0  # of those, how many a rotation+uniform scale+shift(+flip) also explains
 
     @property
     def inlier_ratio(self) -> float:
@@ -42,6 +43,7 @@ class Thresholds:
     copy_max_bits: int = 8  # copy-hash distance that alone counts as a copy ...
     copy_global_max_bits: int = 96  # ... when the global codes also agree this well (pHash alone is too
     #                                 weak over a million stored images)
+    low_texture_max_bits: int = 12  # thumbnail-code distance at which two low-texture images are copies
     k: int = 30  # candidates verified per query
     per_candidate_fp: float = 0.0  # measured false-match rate of one unrelated candidate at min_inliers
     query_fp: float = 0.0  # 1 - (1 - per_candidate_fp) ** k
@@ -76,28 +78,35 @@ def _scale_matrix(d: Descriptors, grey_w: int, grey_h: int) -> np.ndarray:
     return np.diag([sx, sy, 1.0])
 
 
-def _match_sets(la: bytes, lb: bytes) -> tuple[int, int, np.ndarray | None, int, int]:
+def _match_sets(la: bytes, lb: bytes) -> tuple[int, int, np.ndarray | None, int, int, int]:
     xa, da, wa, ha = unpack_local(la)
     xb, db, wb, hb = unpack_local(lb)
     if len(da) < MIN_MATCHES or len(db) < MIN_MATCHES:
-        return 0, 0, None, wa, ha
+        return 0, 0, None, wa, ha, 0
     knn = cv2.BFMatcher(cv2.NORM_HAMMING).knnMatch(da, db, k=2)
     good = [m[0] for m in knn if len(m) == 2 and m[0].distance < RATIO * m[1].distance]
     if len(good) < MIN_MATCHES:
-        return 0, len(good), None, wa, ha
+        return 0, len(good), None, wa, ha, 0
     src = xa[[m.queryIdx for m in good]]
     dst = xb[[m.trainIdx for m in good]]
     h, mask = cv2.findHomography(src, dst, cv2.RANSAC, RANSAC_PX, maxIters=2000, confidence=0.995)
     if h is None or mask is None or not np.all(np.isfinite(h)):
-        return 0, len(good), None, wa, ha
+        return 0, len(good), None, wa, ha, 0
     det = float(np.linalg.det(h[:2, :2]))
     if not 1e-3 < abs(det) < 1e3:  # degenerate fits (all points on a line, huge scale) are not matches
-        return 0, len(good), None, wa, ha
+        return 0, len(good), None, wa, ha, 0
     inl = mask.ravel().astype(bool)
     # ORB detects the same corner at several pyramid levels; count each position once so a few
     # repeated points cannot make up an "inlier set" on unrelated images.
     unique = len({(int(x), int(y)) for x, y in np.round(src[inl] / 2)})
-    return unique, len(good), h, wa, ha
+    # An edited copy (crop, rotation, resize, flip) is explained by a 4-dof similarity transform as well;
+    # a new viewpoint needs the full homography. RANSAC's 8-dof refit is too loose to tell them apart.
+    sim_inl = 0
+    if inl.sum() >= 3:
+        a2, m2 = cv2.estimateAffinePartial2D(src[inl], dst[inl], method=cv2.RANSAC, ransacReprojThreshold=RANSAC_PX)
+        if a2 is not None and m2 is not None:
+            sim_inl = int(round(unique * float(m2.mean())))
+    return unique, len(good), h, wa, ha, sim_inl
 
 
 def verify(a: Descriptors, b: Descriptors, mirror: bool | None = None) -> Match:
@@ -114,7 +123,7 @@ def verify(a: Descriptors, b: Descriptors, mirror: bool | None = None) -> Match:
         tries.append((a.mirror_local, True))
     nb = b.n_keypoints
     for la, mirrored in tries:
-        inl, nmatch, h, wa, ha = _match_sets(la, b.local)
+        inl, nmatch, h, wa, ha, sim_inl = _match_sets(la, b.local)
         if h is None or inl <= best.inliers:
             continue
         _, _, wb, hb = unpack_local(b.local)
@@ -124,7 +133,7 @@ def verify(a: Descriptors, b: Descriptors, mirror: bool | None = None) -> Match:
         full = np.linalg.inv(_scale_matrix(b, wb, hb)) @ h @ pre
         full /= full[2, 2] if abs(full[2, 2]) > 1e-12 else 1.0
         na = _n(la)
-        best = Match(inl, nmatch, full, mirrored, inl / max(1, min(na, nb)))
+        best = Match(inl, nmatch, full, mirrored, inl / max(1, min(na, nb)), sim_inl)
     return best
 
 
@@ -132,16 +141,9 @@ def _n(local: bytes) -> int:
     return int.from_bytes(local[:2], "big") if local else 0
 
 
-def _near_similarity(m: Match, b: Descriptors) -> bool:
-    """True when the homography is close to rotation+uniform scale(+flip)+shift: a derived copy, not a new view."""
-    h = m.homography
-    if h is None:
-        return False
-    size = max(b.width, b.height, 1)
-    if abs(h[2, 0]) * size > 0.05 or abs(h[2, 1]) * size > 0.05:
-        return False
-    s = np.linalg.svd(h[:2, :2], compute_uv=False)
-    return bool(s[1] > 0 and s[0] / s[1] < 1.08)
+def _near_similarity(m: Match) -> bool:
+    """True when a similarity transform explains (almost) all inliers: a derived copy, not a new view."""
+    return m.homography is not None and m.similarity_inliers >= 0.85 * m.inliers
 
 
 def relation_hint(a: Descriptors, b: Descriptors, copy_dist: int, global_dist: int, m: Match,
@@ -150,10 +152,17 @@ def relation_hint(a: Descriptors, b: Descriptors, copy_dist: int, global_dist: i
     t = t or thresholds()
     if a.pixel_hash == b.pixel_hash:
         return "copy"
-    if copy_dist <= t.copy_max_bits and (global_dist <= t.copy_global_max_bits or a.low_texture):
+    if a.low_texture:
+        # No local features to verify: pHash of a near-flat image is noise, the colour-thumbnail code is not.
+        both_low = b.low_texture
+        if both_low and (global_dist <= t.low_texture_max_bits
+                         or (copy_dist <= t.copy_max_bits and global_dist <= 2 * t.low_texture_max_bits)):
+            return "copy"
+        return ""
+    if copy_dist <= t.copy_max_bits and global_dist <= t.copy_global_max_bits:
         return "copy"
     if m.inliers >= t.min_inliers:
-        return "edited" if _near_similarity(m, b) and m.inlier_ratio >= 0.3 else "same scene"
+        return "edited" if _near_similarity(m) and m.inlier_ratio >= 0.3 else "same scene"
     return ""
 
 
@@ -185,7 +194,8 @@ def calibrate(unrelated_inliers: np.ndarray, similar_inliers: np.ndarray, *, k: 
             break
     p_raw = np.count_nonzero(u >= t) / n
     return Thresholds(min_inliers=int(t), copy_max_bits=base.copy_max_bits,
-                      copy_global_max_bits=base.copy_global_max_bits, k=k,
+                      copy_global_max_bits=base.copy_global_max_bits,
+                      low_texture_max_bits=base.low_texture_max_bits, k=k,
                       per_candidate_fp=float(p_raw), query_fp=float(false_positive_rate(p_raw, k)))
 
 

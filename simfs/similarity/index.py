@@ -30,7 +30,8 @@ _LOC = struct.Struct(">BII")
 _F_LOW = 1
 ID_LEN = 32
 FAR = np.uint16(0xFFFF)  # distance given to rows that must not be ranked (deleted, excluded, other code space)
-COPY_SHORTLIST = 8  # candidates taken by copy-hash distance besides the global top-K
+COPY_SHORTLIST = 8
+MIRROR_GAP = 16  # bits: below this gap between a candidate's distances to the query and its mirror, verify both  # candidates taken by copy-hash distance besides the global top-K
 
 
 def record_key(object_id: bytes) -> bytes:
@@ -102,6 +103,7 @@ class SimilarityIndex:
         self.catalog = catalog
         self.t = thresholds_ or thresholds()
         self._lock = threading.RLock()
+        self._in_use = False  # True once load() or applied() ran: the arrays then must mirror the records
         self._alloc(0)
 
     # ---- in-memory arrays ----
@@ -229,6 +231,7 @@ class SimilarityIndex:
                 self._alive[:n] = True
             self._n = n
             self._rebuild_lookup()
+            self._in_use = True
             return n
 
     def stage_put(self, batch, object_id: bytes, d: Descriptors) -> Pending:
@@ -249,6 +252,7 @@ class SimilarityIndex:
         If the write failed, simply drop the Pending objects (nothing in memory changed).
         """
         with self._lock:
+            self._in_use = True
             for p in pending:
                 self._kill(p.object_id)
                 if p.kind == "put":
@@ -286,14 +290,14 @@ class SimilarityIndex:
     def shortlist(self, d: Descriptors, k: int, exclude: Iterable[bytes] = ()) -> tuple[np.ndarray, ...]:
         """Global stage: rows of the k nearest codes + the nearest copy hashes.
 
-        -> (rows, global distance, copy distance, mirror preferred) where global distance is the min over
-        the query and its mirror image and "mirror preferred" says the mirror image's code was closer.
+        -> (rows, global distance, copy distance, orientation) where global distance is the min over the
+        query and its mirror image and orientation is the `mirror` argument for verify() per row.
         """
         with self._lock:
             n = self._n
             if n == 0:
                 e = np.zeros(0, np.int64)
-                return e, e, e, np.zeros(0, bool)
+                return e, e, e, []
             gd = self.global_distances(d.global_code)
             gm = None
             if d.mirror_code and d.mirror_code != d.global_code:
@@ -314,7 +318,13 @@ class SimilarityIndex:
             crow = _smallest(cd, COPY_SHORTLIST)
             crow = crow[cd[crow] <= 2 * self.t.copy_max_bits]
             rows = np.unique(np.concatenate([rows, crow]))
-            mirror = np.zeros(len(rows), bool) if gm is None else gm[rows] < gd[rows]
+            # Which orientation to verify: the one whose code is clearly closer (flipped copies have a
+            # large gap); None (both) when the codes do not tell, as for crops whose code moved a lot.
+            if gm is None:
+                mirror = [False] * len(rows)
+            else:
+                diff = gd[rows].astype(np.int32) - gm[rows].astype(np.int32)
+                mirror = [None if abs(x) < MIRROR_GAP else bool(x > 0) for x in diff.tolist()]
             return rows, g[rows].astype(np.int64), cd[rows].astype(np.int64), mirror
 
     def query(self, d: Descriptors, k: int = 10, exclude: Iterable[bytes] = (), *, verify_k: int | None = None,
@@ -327,7 +337,7 @@ class SimilarityIndex:
             ids = [self._ids[r].tobytes() for r in rows]
         t1 = time.perf_counter()
         cands = []
-        for oid, g, c, mirror in zip(ids, gd.tolist(), cd.tolist(), mir.tolist(), strict=True):
+        for oid, g, c, mirror in zip(ids, gd.tolist(), cd.tolist(), mir, strict=True):
             b = self.get(oid) if verify_candidates or c <= self.t.copy_max_bits else None
             if b is None and verify_candidates:
                 continue  # deleted since the shortlist was taken
@@ -378,7 +388,7 @@ class SimilarityIndex:
                 problems.append(f"O{oid.hex()}: object has no similarity record")
         with self._lock:
             n = self._n
-            if n or self._copy.shape[0]:
+            if self._in_use:
                 mem = {}
                 for r in np.flatnonzero(self._alive[:n]):
                     mem[self._ids[r].tobytes()] = int(r)
@@ -408,8 +418,8 @@ def _score(d: Descriptors, b: Descriptors | None, copy_dist: int, global_dist: i
     """0..1: identical pixels 1; copies by copy-hash closeness; verified matches by inlier share; else global."""
     if b is not None and d.pixel_hash == b.pixel_hash:
         return 1.0
-    if rel == "copy":
-        return 0.9 + 0.09 * (1 - copy_dist / 64)
+    if rel == "copy":  # low texture: the thumbnail code is the stable signal, its pHash is noise
+        return 0.9 + 0.09 * (1 - (global_dist / 256 if d.low_texture else copy_dist / 64))
     if m.inliers:
         return min(0.89, 0.3 + 0.6 * min(1.0, m.inliers / 150))
     return max(0.0, 0.29 * (1 - global_dist / 128))
