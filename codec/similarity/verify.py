@@ -98,7 +98,9 @@ def _match_sets(la: bytes, lb: bytes) -> tuple[int, int, np.ndarray | None, int,
     inl = mask.ravel().astype(bool)
     # ORB detects the same corner at several pyramid levels; count each position once so a few
     # repeated points cannot make up an "inlier set" on unrelated images.
-    unique = len({(int(x), int(y)) for x, y in np.round(src[inl] / 2)})
+    # Likewise on b's side: generic corners (a grid, window frames) match one corner of b many times over.
+    unique = min(len({(int(x), int(y)) for x, y in np.round(src[inl] / 2)}),
+                 len({(int(x), int(y)) for x, y in np.round(dst[inl] / 2)}))
     # An edited copy (crop, rotation, resize, flip) is explained by a 4-dof similarity transform as well;
     # a new viewpoint needs the full homography. RANSAC's 8-dof refit is too loose to tell them apart.
     sim_inl = 0
