@@ -1,0 +1,263 @@
+"""Similarity benchmark: recall before/after re-ranking, decision rates, latencies; or a synthetic scale run."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# One BLAS thread: the global code's small matrix products otherwise spin extra threads that cost
+# more CPU than they save (measured 5x); the filesystem daemon should set the same.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from codec.similarity import Descriptors, extract, synthetic  # noqa: E402
+from codec.similarity.verify import calibrate, recall_at, thresholds_json  # noqa: E402
+from simfs.catalog.db import Catalog  # noqa: E402
+from simfs.similarity.index import SimilarityIndex  # noqa: E402
+
+
+def _oid(name: str) -> bytes:
+    return hashlib.sha256(name.encode()).digest()
+
+
+def _pct(xs, q) -> float:
+    return float(np.percentile(np.asarray(xs) * 1000, q)) if len(xs) else float("nan")
+
+
+def _load(path: Path) -> np.ndarray | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I"):
+                return np.asarray(im).astype(np.uint16)
+            return np.asarray(im.convert("RGB") if im.mode not in ("L", "RGB") else im)
+    except Exception:
+        return None
+
+
+def _rss() -> int:
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def bench_images(args) -> dict:
+    groups: dict[str, str] = {}
+    with open(args.groups, newline="") as fh:
+        for row in csv.DictReader(fh, delimiter="\t"):
+            groups[row["file"]] = row["group"]
+    edited_prefixes = tuple(p for p in args.edited_prefixes.split(",") if p)
+    items: list[tuple[str, str | None, np.ndarray]] = []  # name, group (None = distractor), pixels
+    for p in sorted(args.images.rglob("*")):
+        if not p.is_file() or p.suffix.lower() not in {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}:
+            continue
+        rel = p.relative_to(args.images).as_posix()
+        g = groups.get(rel)
+        if g is not None and g.startswith("fmt-"):
+            continue  # format-conformance files, not a similarity group
+        if (img := _load(p)) is not None:
+            items.append((rel, g, img))
+    rng = np.random.default_rng(args.seed)
+    for i in range(args.distractors):  # procedural distractors: never related to anything
+        maker = synthetic.low_texture_image if i % 10 == 0 else synthetic.textured_image
+        items.append((f"synthetic/{i}", None, maker(rng, int(rng.integers(300, 640)), int(rng.integers(300, 640)))))
+
+    desc: dict[str, Descriptors] = {}
+    t_extract = []
+    for name, _, img in items:
+        t = time.process_time()
+        desc[name] = extract(img)
+        t_extract.append(time.process_time() - t)
+    group_of = {name: g for name, g, _ in items}
+    members: dict[str, list[str]] = {}
+    for name, g in group_of.items():
+        if g is not None:
+            members.setdefault(g, []).append(name)
+    members = {g: m for g, m in members.items() if len(m) >= 2}
+
+    tmp = Path(tempfile.mkdtemp(prefix="simbench-"))
+    cat = Catalog(tmp / "db")
+    try:
+        idx = SimilarityIndex(cat)
+        for name, d in desc.items():
+            idx.put(_oid(name), d)
+        name_of = {_oid(n): n for n in desc}
+        thr = idx.t
+        per: dict[str, dict[str, list]] = {}
+        t_query, t_global = [], []
+        sim_inl, null_inl = [], []
+        tp = fp = n_pos = n_neg = 0
+        for g, ms in sorted(members.items()):
+            cls = "edited" if g.startswith(edited_prefixes) else "scene"
+            for q in ms:
+                d = desc[q]
+                own = _oid(q)
+                # before re-ranking: global code alone (+ copy hash shortlist), ordered by global distance
+                rows, gd, cd, _ = idx.shortlist(d, max(10, thr.k), exclude=[own])
+                order = np.lexsort((cd, gd))
+                pre = [name_of[idx._ids[r].tobytes()] for r in rows[order]]
+                t0 = time.process_time()
+                dq = extract(next(img for n, _, img in items if n == q))
+                res = idx.query(dq, k=10, exclude=[own])
+                t_query.append(time.process_time() - t0)
+                t_global.append(res.timings["global"])
+                post = [name_of[c.object_id] for c in res]
+                s = per.setdefault(cls, {"pre1": [], "pre10": [], "shortlist": [], "post1": [], "post10": []})
+                s["pre1"].append(group_of.get(pre[0]) == g if pre else False)
+                s["pre10"].append(any(group_of.get(x) == g for x in pre[:10]))
+                s["shortlist"].append(any(group_of.get(x) == g for x in pre))
+                s["post1"].append(group_of.get(post[0]) == g if post else False)
+                s["post10"].append(any(group_of.get(x) == g for x in post[:10]))
+                n_pos += 1
+                tp += res.worth_trying_inter and any(c.relation and group_of.get(name_of[c.object_id]) == g
+                                                     for c in res)
+                for c in res:
+                    if c.inliers and group_of.get(name_of[c.object_id]) == g:
+                        sim_inl.append(c.inliers)
+                # unrelated: the same query with its whole group hidden
+                res2 = idx.query(d, k=thr.k, exclude=[_oid(x) for x in ms])
+                n_neg += 1
+                fp += res2.worth_trying_inter
+                null_inl += [c.inliers for c in res2 if c.object_id not in {_oid(x) for x in ms}]
+        for name, g in group_of.items():  # distractors queried against everything else
+            if g is None and name.startswith("synthetic/"):
+                res2 = idx.query(desc[name], k=thr.k, exclude=[_oid(name)])
+                n_neg += 1
+                fp += res2.worth_trying_inter
+                null_inl += [c.inliers for c in res2]
+        recall = {
+            cls: {k: round(float(np.mean(v)), 3) for k, v in s.items()} | {"queries": len(s["pre1"])}
+            for cls, s in per.items()
+        }
+        cal = calibrate(np.array(null_inl), np.array(sim_inl), k=thr.k, target=args.target_fp)
+        out = {
+            "images": len(items), "groups": len(members), "distractors": sum(g is None for g in group_of.values()),
+            "recall": recall,
+            "decision": {"true_positive_rate": round(tp / max(1, n_pos), 3),
+                         "false_positive_rate": round(fp / max(1, n_neg), 4),
+                         "positives": n_pos, "negatives": n_neg, "thresholds": thr.__dict__},
+            "calibration": {"suggested": cal.__dict__, "unrelated_pairs": len(null_inl),
+                            "similar_pairs_verified": len(sim_inl),
+                            "similar_pairs_kept": recall_at(np.array(sim_inl), cal.min_inliers)},
+            "latency_ms": {"extract_p50": _pct(t_extract, 50), "extract_p99": _pct(t_extract, 99),
+                           "query_total_cpu_p50": _pct(t_query, 50), "query_total_cpu_p99": _pct(t_query, 99),
+                           "global_stage_p50": _pct(t_global, 50)},
+            "local_bytes_per_image": float(np.mean([len(d.local) for d in desc.values()])),
+            "low_texture_images": sum(d.low_texture for d in desc.values()),
+        }
+        if args.write_thresholds:
+            args.write_thresholds.write_text(thresholds_json(cal))
+        return out
+    finally:
+        cat.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _du(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def bench_synthetic(args) -> dict:
+    n = args.synthetic
+    rng = np.random.default_rng(args.seed)
+    n_q = 200
+    codes = rng.integers(0, 256, size=(n, 32), dtype=np.uint8)
+    copies = rng.integers(0, 2**63, size=n, dtype=np.uint64)
+    # planted neighbours: the first n_q codes get a partner 60-100 bits away (real near-duplicate range)
+    targets = rng.choice(np.arange(n_q, n), n_q, replace=False)
+    queries = []
+    for i, t in enumerate(targets):
+        q = np.unpackbits(codes[t]).copy()
+        flip = rng.choice(256, int(rng.integers(60, 101)), replace=False)
+        q[flip] ^= 1
+        queries.append((i, np.packbits(q).tobytes(), t))
+    tmp = Path(tempfile.mkdtemp(prefix="simsynth-"))
+    local = b"\x00" * 6
+    try:
+        cat = Catalog(tmp / "db")
+        idx = SimilarityIndex(cat)
+        t0 = time.perf_counter()
+        batch_size = 1000
+        for s in range(0, n, batch_size):
+            batch = cat.new_batch()
+            pend = []
+            for i in range(s, min(n, s + batch_size)):
+                d = Descriptors(bytes(16), int(copies[i]), codes[i].tobytes(), local, False, 1, 1)
+                pend.append(idx.stage_put(batch, i.to_bytes(32, "big"), d))
+            cat.write(batch, sync=False)
+            idx.applied(*pend)
+        insert_s = time.perf_counter() - t0
+        cat.close()
+        disk = _du(tmp / "db")
+        cat = Catalog(tmp / "db")
+        idx = SimilarityIndex(cat)
+        rss0 = _rss()
+        t0 = time.perf_counter()
+        idx.load()
+        load_s = time.perf_counter() - t0
+        rss1 = _rss()
+        lat, hit10, hit30 = [], 0, 0
+        for _, code, t in queries:
+            d = Descriptors(bytes(16), int(rng.integers(0, 2**63)), code, local, False, 1, 1)
+            t1 = time.perf_counter()
+            rows, gd, _, _ = idx.shortlist(d, 30)
+            lat.append(time.perf_counter() - t1)
+            order = rows[np.argsort(gd, kind="stable")]
+            hit10 += t in order[:10]
+            hit30 += t in order
+        cat.close()
+        return {
+            "n": n, "insert_per_s": round(n / insert_s), "load_s": round(load_s, 2),
+            "global_stage_ms_p50": round(_pct(lat, 50), 2), "global_stage_ms_p99": round(_pct(lat, 99), 2),
+            "planted_recall@10": hit10 / n_q, "planted_recall@30": hit30 / n_q,
+            "index_ram_bytes_per_image": round(idx.memory_bytes() / n, 1),
+            "process_rss_growth_per_image": round((rss1 - rss0) / n, 1),
+            "disk_bytes_per_image_S_records_only": round(disk / n, 1),
+        }
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--images", type=Path)
+    ap.add_argument("--groups", type=Path)
+    ap.add_argument("--distractors", type=int, default=0, help="add N procedural distractor images")
+    ap.add_argument("--edited-prefixes", default="edit-,noise-",
+                    help="groups whose names start with these are edited/derived copies; others different shots")
+    ap.add_argument("--target-fp", type=float, default=0.01)
+    ap.add_argument("--write-thresholds", type=Path, help="write the calibrated decision thresholds (JSON)")
+    ap.add_argument("--synthetic", type=int, help="N random codes with planted neighbours (scale run)")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if args.synthetic:
+        out = bench_synthetic(args)
+    elif args.images and args.groups:
+        out = bench_images(args)
+    else:
+        ap.error("give --images DIR --groups TSV, or --synthetic N")
+    out["threads"] = os.cpu_count()
+    print(json.dumps(out, indent=None if args.json else 2, default=float))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,425 @@
+"""RocksDB-backed similarity index: exact Hamming ranking over in-memory arrays, verified candidate references.
+
+Keys (to be registered in simfs/catalog/keys.py):
+  b"S" object_id(32) -> compact record: >B B Q 16s 32s = version, flags (1 = low texture), copy hash,
+                        pixel hash, global code (58 bytes). Loaded into RAM at mount.
+  b"T" object_id(32) -> >B I I = version, width, height; then the packed local features (~18 KB).
+                        Read only for the few candidates being verified.
+Both keys of one object are written in the caller's WriteBatch, so they commit atomically with the
+file's other metadata; the in-memory arrays change only when the caller reports the commit (applied()).
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from codec.similarity import Descriptors, relation_hint, thresholds, verify
+from codec.similarity.verify import NO_MATCH, Match, Thresholds
+
+SIM_RECORD = b"S"
+SIM_LOCAL = b"T"
+RECORD_VERSION = 1
+_REC = struct.Struct(">BBQ16s32s")
+_LOC = struct.Struct(">BII")
+_F_LOW = 1
+ID_LEN = 32
+FAR = np.uint16(0xFFFF)  # distance given to rows that must not be ranked (deleted, excluded, other code space)
+COPY_SHORTLIST = 8
+MIRROR_GAP = 16  # bits: below this gap between a candidate's distances to the query and its mirror, verify both  # candidates taken by copy-hash distance besides the global top-K
+
+
+def record_key(object_id: bytes) -> bytes:
+    return SIM_RECORD + object_id
+
+
+def local_key(object_id: bytes) -> bytes:
+    return SIM_LOCAL + object_id
+
+
+def encode_record(d: Descriptors) -> bytes:
+    return _REC.pack(RECORD_VERSION, _F_LOW if d.low_texture else 0, d.copy_hash, d.pixel_hash, d.global_code)
+
+
+def encode_local(d: Descriptors) -> bytes:
+    return _LOC.pack(RECORD_VERSION, d.width, d.height) + d.local
+
+
+def decode(rec: bytes, loc: bytes | None) -> Descriptors:
+    version, flags, ch, ph, gc = _REC.unpack(rec)
+    if version != RECORD_VERSION:
+        raise ValueError(f"similarity record version {version}")
+    w = h = 0
+    local = b"\x00" * 6
+    if loc is not None:
+        v2, w, h = _LOC.unpack_from(loc, 0)
+        if v2 != RECORD_VERSION:
+            raise ValueError(f"similarity local-features version {v2}")
+        local = bytes(loc[_LOC.size:])
+    return Descriptors(ph, ch, gc, local, bool(flags & _F_LOW), w, h)
+
+
+@dataclass
+class Candidate:
+    object_id: bytes
+    global_distance: int  # Hamming bits of 256 (min over the query and its mirror image)
+    copy_distance: int  # Hamming bits of 64
+    inliers: int  # verified local matches (0 if not verified)
+    score: float  # ranking score, 0..1: 1 = identical pixels
+    relation: str  # "copy" / "edited" / "same scene" / "" (unverified)
+    match: Match = field(default=NO_MATCH, repr=False)  # homography etc. for the inter coder
+
+
+class QueryResult(list):
+    """list[Candidate], best first, plus the 'worth trying inter' decision and stage timings (seconds)."""
+
+    worth_trying_inter: bool = False
+    timings: dict
+
+    def __init__(self, items=(), worth: bool = False, timings: dict | None = None):
+        super().__init__(items)
+        self.worth_trying_inter = worth
+        self.timings = timings or {}
+
+
+@dataclass
+class Pending:
+    """A staged change; pass to SimilarityIndex.applied() once the batch holding it is committed."""
+
+    kind: str  # "put" or "delete"
+    object_id: bytes
+    descriptors: Descriptors | None = None
+
+
+class SimilarityIndex:
+    """One per mounted store. Thread-safe; query() may run concurrently with staged writes."""
+
+    def __init__(self, catalog, *, thresholds_: Thresholds | None = None):
+        self.catalog = catalog
+        self.t = thresholds_ or thresholds()
+        self._lock = threading.RLock()
+        self._in_use = False  # True once load() or applied() ran: the arrays then must mirror the records
+        self._alloc(0)
+
+    # ---- in-memory arrays ----
+
+    def _alloc(self, cap: int) -> None:
+        self._n = 0  # rows used (alive + dead)
+        self._dead = 0
+        self._codes = np.zeros((4, cap), np.uint64)  # column-major: 4 contiguous scans beat one (N,4) scan 9x
+        self._copy = np.zeros(cap, np.uint64)
+        self._low = np.zeros(cap, bool)
+        self._alive = np.zeros(cap, bool)
+        self._ids = np.zeros((cap, ID_LEN), np.uint8)
+        self._base_keys = np.zeros(0, np.uint64)  # sorted first 8 bytes of ids of rows < _base_n
+        self._base_rows = np.zeros(0, np.int64)
+        self._delta: dict[bytes, int] = {}  # rows appended since the last rebuild of the sorted lookup
+
+    def _grow(self, need: int) -> None:
+        cap = self._copy.shape[0]
+        if need <= cap:
+            return
+        new = max(need, int(cap * 1.5) + 1024)
+        codes = np.zeros((4, new), np.uint64)
+        codes[:, :cap] = self._codes
+        self._codes = codes
+        for name in ("_copy", "_low", "_alive"):
+            old = getattr(self, name)
+            arr = np.zeros(new, old.dtype)
+            arr[:cap] = old
+            setattr(self, name, arr)
+        ids = np.zeros((new, ID_LEN), np.uint8)
+        ids[:cap] = self._ids
+        self._ids = ids
+
+    def _rebuild_lookup(self) -> None:
+        n = self._n
+        keys = self._ids[:n, :8].copy().view(">u8").ravel().astype(np.uint64)
+        rows = np.flatnonzero(self._alive[:n])
+        order = np.argsort(keys[rows], kind="stable")
+        self._base_keys = keys[rows][order]
+        self._base_rows = rows[order]
+        self._delta = {}
+
+    def _row(self, object_id: bytes) -> int:
+        r = self._delta.get(object_id)
+        if r is not None:
+            return r if self._alive[r] else -1
+        key = np.uint64(int.from_bytes(object_id[:8], "big"))
+        i = int(np.searchsorted(self._base_keys, key))
+        target = np.frombuffer(object_id, np.uint8)
+        while i < len(self._base_keys) and self._base_keys[i] == key:
+            r = int(self._base_rows[i])
+            if self._alive[r] and np.array_equal(self._ids[r], target):
+                return r
+            i += 1
+        return -1
+
+    def _append(self, object_id: bytes, d: Descriptors) -> None:
+        self._grow(self._n + 1)
+        r = self._n
+        self._codes[:, r] = np.frombuffer(d.global_code, "<u8")
+        self._copy[r] = d.copy_hash
+        self._low[r] = d.low_texture
+        self._alive[r] = True
+        self._ids[r] = np.frombuffer(object_id, np.uint8)
+        self._delta[object_id] = r
+        self._n += 1
+        if len(self._delta) > max(4096, self._n // 8):
+            self._rebuild_lookup()
+
+    def _kill(self, object_id: bytes) -> bool:
+        r = self._row(object_id)
+        if r < 0:
+            return False
+        self._alive[r] = False
+        self._delta.pop(object_id, None)
+        self._dead += 1
+        if self._dead > max(4096, self._n // 4):
+            self.compact()
+        return True
+
+    def compact(self) -> None:
+        """Drop tombstoned rows (amortised O(1) per delete: runs when a quarter of the rows are dead)."""
+        with self._lock:
+            keep = np.flatnonzero(self._alive[: self._n])
+            self._codes = np.ascontiguousarray(self._codes[:, keep])
+            self._copy = self._copy[keep]
+            self._low = self._low[keep]
+            self._alive = np.ones(len(keep), bool)
+            self._ids = self._ids[keep]
+            self._n = len(keep)
+            self._dead = 0
+            self._rebuild_lookup()
+
+    def __len__(self) -> int:
+        return self._n - self._dead
+
+    def __contains__(self, object_id: bytes) -> bool:
+        with self._lock:
+            return self._row(object_id) >= 0
+
+    def memory_bytes(self) -> int:
+        arrays = (self._codes, self._copy, self._low, self._alive, self._ids, self._base_keys, self._base_rows)
+        return sum(a.nbytes for a in arrays) + 120 * len(self._delta)
+
+    # ---- persistence ----
+
+    def load(self) -> int:
+        """Read every S record into the arrays (at mount). Returns the number of records."""
+        with self._lock:
+            recs = []
+            for key, value in self.catalog.scan(SIM_RECORD):
+                if len(key) != 1 + ID_LEN or len(value) != _REC.size or value[0] != RECORD_VERSION:
+                    continue  # reported by check_consistency(); must not stop the mount
+                recs.append(key[1:] + value)
+            n = len(recs)
+            self._alloc(n + n // 16 + 1024)
+            if n:
+                raw = np.frombuffer(b"".join(recs), np.uint8).reshape(n, ID_LEN + _REC.size)
+                self._ids[:n] = raw[:, :ID_LEN]
+                o = ID_LEN
+                self._low[:n] = (raw[:, o + 1] & _F_LOW) != 0
+                self._copy[:n] = raw[:, o + 2:o + 10].copy().view(">u8").ravel()
+                codes = raw[:, o + 26:o + 58].copy().view("<u8")  # (n, 4)
+                self._codes[:, :n] = codes.T
+                self._alive[:n] = True
+            self._n = n
+            self._rebuild_lookup()
+            self._in_use = True
+            return n
+
+    def stage_put(self, batch, object_id: bytes, d: Descriptors) -> Pending:
+        if len(object_id) != ID_LEN or len(d.global_code) != 32:
+            raise ValueError("object id must be 32 bytes and the global code 32 bytes")
+        batch.put(record_key(object_id), encode_record(d))
+        batch.put(local_key(object_id), encode_local(d))
+        return Pending("put", object_id, d)
+
+    def stage_delete(self, batch, object_id: bytes) -> Pending:
+        batch.delete(record_key(object_id))
+        batch.delete(local_key(object_id))
+        return Pending("delete", object_id)
+
+    def applied(self, *pending: Pending) -> None:
+        """The batch holding these staged changes was written: update the in-memory arrays.
+
+        If the write failed, simply drop the Pending objects (nothing in memory changed).
+        """
+        with self._lock:
+            self._in_use = True
+            for p in pending:
+                self._kill(p.object_id)
+                if p.kind == "put":
+                    self._append(p.object_id, p.descriptors)
+
+    def put(self, object_id: bytes, d: Descriptors, *, sync: bool = False) -> None:
+        batch = self.catalog.new_batch()
+        p = self.stage_put(batch, object_id, d)
+        self.catalog.write(batch, sync=sync)
+        self.applied(p)
+
+    def delete(self, object_id: bytes, *, sync: bool = False) -> None:
+        batch = self.catalog.new_batch()
+        p = self.stage_delete(batch, object_id)
+        self.catalog.write(batch, sync=sync)
+        self.applied(p)
+
+    def get(self, object_id: bytes) -> Descriptors | None:
+        rec = self.catalog.get(record_key(object_id))
+        if rec is None:
+            return None
+        return decode(rec, self.catalog.get(local_key(object_id)))
+
+    # ---- query ----
+
+    def global_distances(self, code: bytes) -> np.ndarray:
+        """uint16 Hamming distances of code to every row (dead rows included)."""
+        n = self._n
+        q = np.frombuffer(code, "<u8")
+        out = np.bitwise_count(self._codes[0, :n] ^ q[0]).astype(np.uint16)
+        for j in range(1, 4):
+            out += np.bitwise_count(self._codes[j, :n] ^ q[j])
+        return out
+
+    def shortlist(self, d: Descriptors, k: int, exclude: Iterable[bytes] = ()) -> tuple[np.ndarray, ...]:
+        """Global stage: rows of the k nearest codes + the nearest copy hashes.
+
+        -> (rows, global distance, copy distance, orientation) where global distance is the min over the
+        query and its mirror image and orientation is the `mirror` argument for verify() per row.
+        """
+        with self._lock:
+            n = self._n
+            if n == 0:
+                e = np.zeros(0, np.int64)
+                return e, e, e, []
+            gd = self.global_distances(d.global_code)
+            gm = None
+            if d.mirror_code and d.mirror_code != d.global_code:
+                gm = self.global_distances(d.mirror_code)
+            # Thumbnail codes (low texture) and VLAD codes live in different spaces: never rank across.
+            bad = (self._low[:n] != d.low_texture) | ~self._alive[:n]
+            cd = np.bitwise_count(self._copy[:n] ^ np.uint64(d.copy_hash)).astype(np.uint16)
+            cd[~self._alive[:n]] = FAR
+            for oid in exclude:
+                r = self._row(oid)
+                if r >= 0:
+                    bad[r] = True
+                    cd[r] = FAR
+            g = gd if gm is None else np.minimum(gd, gm)
+            g[bad] = FAR
+            rows = _smallest(g, k)
+            rows = rows[g[rows] < FAR]
+            crow = _smallest(cd, COPY_SHORTLIST)
+            crow = crow[cd[crow] <= 2 * self.t.copy_max_bits]
+            rows = np.unique(np.concatenate([rows, crow]))
+            # Which orientation to verify: the one whose code is clearly closer (flipped copies have a
+            # large gap); None (both) when the codes do not tell, as for crops whose code moved a lot.
+            if gm is None:
+                mirror = [False] * len(rows)
+            else:
+                diff = gd[rows].astype(np.int32) - gm[rows].astype(np.int32)
+                mirror = [None if abs(x) < MIRROR_GAP else bool(x > 0) for x in diff.tolist()]
+            return rows, g[rows].astype(np.int64), cd[rows].astype(np.int64), mirror
+
+    def query(self, d: Descriptors, k: int = 10, exclude: Iterable[bytes] = (), *, verify_k: int | None = None,
+              verify_candidates: bool = True) -> QueryResult:
+        """Top-k candidate references for d, verified and ranked; .worth_trying_inter is the yes/no decision."""
+        t0 = time.perf_counter()
+        kk = max(k, verify_k if verify_k is not None else self.t.k)
+        rows, gd, cd, mir = self.shortlist(d, kk, exclude)
+        with self._lock:
+            ids = [self._ids[r].tobytes() for r in rows]
+        t1 = time.perf_counter()
+        cands = []
+        for oid, g, c, mirror in zip(ids, gd.tolist(), cd.tolist(), mir, strict=True):
+            b = self.get(oid) if verify_candidates or c <= self.t.copy_max_bits else None
+            if b is None and verify_candidates:
+                continue  # deleted since the shortlist was taken
+            m = NO_MATCH
+            if b is not None and verify_candidates and not d.low_texture and not b.low_texture:
+                m = verify(d, b, mirror)
+            rel = relation_hint(d, b, c, g, m, self.t) if b is not None else ""
+            score = _score(d, b, c, g, m, rel)
+            cands.append(Candidate(oid, g, c, m.inliers, score, rel, m))
+        t2 = time.perf_counter()
+        cands.sort(key=lambda x: (x.relation != "", x.score, -x.global_distance), reverse=True)
+        worth = any(x.relation for x in cands)
+        return QueryResult(cands[:k], worth, {"global": t1 - t0, "verify": t2 - t1})
+
+    # ---- fsck ----
+
+    def check_consistency(self, object_ids_expected: Iterable[bytes], *, require_all: bool = False) -> list[str]:
+        """Problems between the S/T records, the catalog's objects and (if loaded) the in-memory arrays.
+
+        Objects without records are normal while background extraction catches up; they are reported
+        only with require_all=True.
+        """
+        problems: list[str] = []
+        expected = set(object_ids_expected)
+        on_disk: dict[bytes, bytes] = {}
+        for key, value in self.catalog.scan(SIM_RECORD):
+            oid = key[1:]
+            if len(oid) != ID_LEN or len(value) != _REC.size or value[0] != RECORD_VERSION:
+                problems.append(f"S{oid.hex()}: malformed similarity record ({len(value)} bytes)")
+                continue
+            on_disk[oid] = value
+        locals_ = set()
+        for key, value in self.catalog.scan(SIM_LOCAL):
+            oid = key[1:]
+            locals_.add(oid)
+            try:
+                decode(on_disk[oid], value) if oid in on_disk else _LOC.unpack_from(value, 0)
+            except Exception as exc:
+                problems.append(f"T{oid.hex()}: malformed local features ({exc})")
+        for oid in sorted(set(on_disk) - locals_):
+            problems.append(f"S{oid.hex()}: similarity record without local features (T)")
+        for oid in sorted(locals_ - set(on_disk)):
+            problems.append(f"T{oid.hex()}: local features without similarity record (S)")
+        for oid in sorted(set(on_disk) - expected):
+            problems.append(f"S{oid.hex()}: similarity record for an object that is not in the catalog")
+        if require_all:
+            for oid in sorted(expected - set(on_disk)):
+                problems.append(f"O{oid.hex()}: object has no similarity record")
+        with self._lock:
+            n = self._n
+            if self._in_use:
+                mem = {}
+                for r in np.flatnonzero(self._alive[:n]):
+                    mem[self._ids[r].tobytes()] = int(r)
+                for oid in sorted(set(on_disk) - set(mem)):
+                    problems.append(f"S{oid.hex()}: on disk but not in the in-memory index")
+                for oid in sorted(set(mem) - set(on_disk)):
+                    problems.append(f"S{oid.hex()}: in the in-memory index but not on disk")
+                for oid in set(mem) & set(on_disk):
+                    r = mem[oid]
+                    v = on_disk[oid]
+                    code = self._codes[:, r].astype("<u8").tobytes()
+                    if code != v[26:58] or int(self._copy[r]) != int.from_bytes(v[2:10], "big"):
+                        problems.append(f"S{oid.hex()}: in-memory code differs from the record")
+                if len(mem) != len(self):
+                    problems.append(f"index counts {len(self)} live rows but holds {len(mem)}")
+        return problems
+
+
+def _smallest(dist: np.ndarray, k: int) -> np.ndarray:
+    """Rows of the k smallest distances (unordered); ties at the cut are broken arbitrarily."""
+    if k >= len(dist):
+        return np.arange(len(dist))
+    return np.argpartition(dist, k)[:k]
+
+
+def _score(d: Descriptors, b: Descriptors | None, copy_dist: int, global_dist: int, m: Match, rel: str) -> float:
+    """0..1: identical pixels 1; copies by copy-hash closeness; verified matches by inlier share; else global."""
+    if b is not None and d.pixel_hash == b.pixel_hash:
+        return 1.0
+    if rel == "copy":  # low texture: the thumbnail code is the stable signal, its pHash is noise
+        return 0.9 + 0.09 * (1 - (global_dist / 256 if d.low_texture else copy_dist / 64))
+    if m.inliers:
+        return min(0.89, 0.3 + 0.6 * min(1.0, m.inliers / 150))
+    return max(0.0, 0.29 * (1 - global_dist / 128))
