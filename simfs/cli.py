@@ -1,4 +1,4 @@
-"""`simfs` command line: mount, umount, fsck, stats. Clear one-line errors, distinct exit codes."""
+"""`simfs` command line: mount, umount, fsck, stats, similar. Clear one-line errors, distinct exit codes."""
 
 from __future__ import annotations
 
@@ -96,6 +96,26 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_similar(args: argparse.Namespace) -> int:
+    from .similar import similar
+
+    found, worth, note = similar(Path(args.path), k=args.k)
+    if args.json:
+        print(json.dumps({"path": args.path, "described": note, "worth_trying_inter": worth,
+                          "similar": [f.__dict__ for f in found]}, indent=2))
+        return 0
+    print(f"{args.path} ({note}); {'similar images exist' if worth else 'no verified similar image'}")
+    if not found:
+        print("  nothing similar stored")
+    print(f"{'rank':>4} {'score':>6} {'relation':<11} {'global':>6} {'copy':>4} {'inliers':>7}  path")
+    for i, f in enumerate(found, 1):
+        print(f"{i:>4} {f.score:>6.3f} {f.relation:<11} {f.global_distance:>6} {f.copy_distance:>4} "
+              f"{f.inliers:>7}  {f.paths[0]}")
+        for extra in f.paths[1:]:
+            print(f"{'':>40}  {extra}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="simfs", description="FUSE file system for photo collections.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -122,6 +142,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--json", action="store_true", help="machine-readable report")
     f.add_argument("--no-progress", action="store_true", help="no progress bars")
     f.set_defaults(func=cmd_fsck)
+
+    q = sub.add_parser("similar", help="list the stored files most similar to PATH (on a mounted store)")
+    q.add_argument("path")
+    q.add_argument("-k", type=int, default=10, help="how many (default 10)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=cmd_similar)
 
     s = sub.add_parser("stats", help="logical vs stored size of a store (works while mounted)")
     s.add_argument("store")

@@ -34,14 +34,17 @@ class Processor(Protocol):
     def compute(self, object_id: bytes, content: bytes) -> Any:
         """Slow part, outside the lock; content is the object's verified bytes. Must not raise."""
 
-    def stage(self, txn: Txn, object_id: bytes, result: Any) -> None:
-        """Add the result's keys to the object's batch (under the lock)."""
+    def stage(self, txn: Txn, object_id: bytes, result: Any) -> int:
+        """Add the result's keys to the object's batch (under the lock); returns extra flag bits."""
 
     def applied(self, object_id: bytes, result: Any) -> None:
         """The batch is committed: update in-memory structures."""
 
     def stage_free(self, txn: Txn, object_id: bytes) -> None:
         """The object is being deleted: remove what stage() added, in the same batch."""
+
+    def freed(self, object_id: bytes) -> None:
+        """The deleting batch is committed: update in-memory structures."""
 
 
 class Ingestor:
@@ -151,8 +154,7 @@ class Ingestor:
                 return False
             txn = Txn(vfs)
             for p, result in results:
-                p.stage(txn, object_id, result)
-                rec.flags |= p.flag
+                rec.flags |= p.flag | (p.stage(txn, object_id, result) or 0)
             txn.put(keys.object_key(object_id), rec.pack())
             txn.commit(sync=False)  # derived data: a crash just means processing it again
             for p, result in results:
@@ -161,6 +163,3 @@ class Ingestor:
         self.done += 1
         return True
 
-    def stage_free(self, txn: Txn, object_id: bytes) -> None:
-        for p in self.processors:
-            p.stage_free(txn, object_id)

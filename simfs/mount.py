@@ -140,7 +140,10 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
         return int(exc.exit_code)
     _setup_logging(store, foreground, debug)
     try:
-        vfs = Vfs(opened, read_only=read_only)
+        from .describe import default_processors
+
+        processors, _index = default_processors(opened.catalog)
+        vfs = Vfs(opened, read_only=read_only, processors=processors)
         if not read_only:
             vfs.start_background()
         ops = FuseOperations(vfs, on_ready=lambda: report("OK\n"))

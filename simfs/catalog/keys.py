@@ -13,6 +13,9 @@ All keys (catalog format version 1):
                                     after the WAL holding that decrement is synced (garbage list)
   b"U" ino(u64)                  -> (empty) orphan: inode with nlink 0 that was still open; reclaimed
                                     at next mount if the daemon died before the last close
+  b"S" object_id(32)             -> similarity record (simfs/similarity/index.py): copy hash, pixel hash,
+                                    global code, flags; loaded into RAM at mount
+  b"T" object_id(32)             -> local features of that image (read only to verify candidates)
 
 Invariants (fsck checks every one):
   - every dentry names an existing inode; every inode except the root has nlink == number of dentries
@@ -21,6 +24,8 @@ Invariants (fsck checks every one):
   - an inode's object, when set, has an O record; O.refcount == number of inodes naming it
   - G exists exactly for O records with refcount 0
   - every O record has its file on disk, with the recorded physical size
+  - S and T exist together, only for live objects whose record has flag DESCRIBED and not NOT_IMAGE
+    (simfs/describe.py); a DESCRIBED image object has both
 """
 
 from __future__ import annotations
@@ -35,6 +40,8 @@ XATTR = b"X"
 OBJECT = b"O"
 GARBAGE = b"G"
 ORPHAN = b"U"
+SIMILARITY = b"S"  # layout owned by simfs/similarity/index.py
+SIMILARITY_LOCAL = b"T"
 
 ROOT_INO = 1
 

@@ -35,6 +35,8 @@ class Scan:
     xattr_inos: dict[int, list[bytes]] = field(default_factory=lambda: defaultdict(list))
     next_ino: int | None = None
     format_copy: bytes | None = None
+    similarity: dict[bytes, bytes] = field(default_factory=dict)  # S records
+    similarity_local: set[bytes] = field(default_factory=set)  # T keys
 
 
 class Fsck:
@@ -110,6 +112,10 @@ class Fsck:
                     s.next_ino = keys.read_u64(raw)
                 elif prefix == keys.FORMAT:
                     s.format_copy = bytes(raw)
+                elif prefix == keys.SIMILARITY:
+                    s.similarity[bytes(key[1:])] = bytes(raw)
+                elif prefix == keys.SIMILARITY_LOCAL:
+                    s.similarity_local.add(bytes(key[1:]))
             except (RecordError, ValueError, IndexError) as exc:
                 self.add("S100", f"key {key[:40].hex()}", str(exc))
 
@@ -306,6 +312,45 @@ class Fsck:
                 self.add("O207", entry.name, "not created by simfs; left alone")
         self._users = users
 
+    # ---------------------------------------------------------------- similarity index
+    def check_similarity(self) -> None:
+        """S/T records exist together, exactly for live objects the descriptor processor marked done."""
+        from ..describe import FLAG_DESCRIBED, FLAG_NOT_IMAGE
+        from ..similarity.index import RECORD_VERSION
+
+        s = self.scan
+        for oid in sorted(set(s.similarity) | s.similarity_local):
+            rec = s.objects.get(oid)
+            raw = s.similarity.get(oid)
+            if rec is None:
+                why = "object not in the catalog"
+            elif raw is None or oid not in s.similarity_local:
+                why = "S without T" if raw is not None else "T without S"
+            elif not rec.flags & FLAG_DESCRIBED or rec.flags & FLAG_NOT_IMAGE:
+                why = "object is not marked as a described image"
+            elif not raw or raw[0] != RECORD_VERSION:
+                why = "unknown record version"
+            else:
+                continue
+            f = self.add("O210", f"object {oid.hex()}", why)
+            if self.repair:
+                batch = self.cat.new_batch()
+                batch.delete(keys.SIMILARITY + oid)
+                batch.delete(keys.SIMILARITY_LOCAL + oid)
+                if rec is not None:  # described again at the next mount
+                    rec.flags &= ~(FLAG_DESCRIBED | FLAG_NOT_IMAGE)
+                    batch.put(keys.object_key(oid), rec.pack())
+                self.cat.write(batch, sync=False)
+                f.repaired = True
+        for oid, rec in s.objects.items():
+            if (rec.refcount > 0 and rec.flags & FLAG_DESCRIBED and not rec.flags & FLAG_NOT_IMAGE
+                    and oid not in s.similarity):
+                f = self.add("O211", f"object {oid.hex()}")
+                if self.repair:
+                    rec.flags &= ~FLAG_DESCRIBED
+                    self.cat.put(keys.object_key(oid), rec.pack(), sync=False)
+                    f.repaired = True
+
     # ---------------------------------------------------------------- data
     def check_data(self) -> None:
         s = self.scan
@@ -323,6 +368,7 @@ class Fsck:
         self.load()
         self.check_structure()
         self.check_objects()
+        self.check_similarity()
         if self.verify_data:
             self.check_data()
         if self.repair:

@@ -37,6 +37,8 @@ CODES: dict[str, tuple[Severity, str]] = {
     "O207": (Severity.WARNING, "unexpected file in the store"),
     "O208": (Severity.INFO, "staging file of an uncommitted write (removed at next mount)"),
     "O209": (Severity.INFO, "unreferenced object already deleted, record not yet (GC interrupted; next mount finishes)"),
+    "O210": (Severity.WARNING, "similarity index record that no described object explains"),
+    "O211": (Severity.WARNING, "image object marked described but its similarity record is missing"),
     "D301": (Severity.ERROR, "object is damaged (checksum or content hash mismatch)"),
 }
 

@@ -64,6 +64,7 @@ class MaintenanceMixin(VfsBase):
             self.catalog.flush_wal()
             self.wal_unsynced = False
         freed = 0
+        freed_ids: list[bytes] = []
         txn = Txn(self)
         for key, _ in self.catalog.scan(keys.GARBAGE):
             oid = key[1:]
@@ -72,10 +73,14 @@ class MaintenanceMixin(VfsBase):
                 freed += self.objects.delete(oid, rec.gen)
                 for processor in self.processors:
                     processor.stage_free(txn, oid)  # derived data (descriptors...) goes with it
+                freed_ids.append(oid)
                 txn.delete(keys.object_key(oid))
                 txn.stored_delta -= rec.stored
             txn.delete(key)
         txn.commit(sync=False)
+        for oid in freed_ids:
+            for processor in self.processors:
+                processor.freed(oid)
         self.garbage_pending = False
         return freed
 

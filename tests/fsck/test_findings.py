@@ -343,6 +343,28 @@ def test_o209_gc_interrupted_after_file_delete_is_info(store_path: Path) -> None
     assert not run_fsck(store_path)
 
 
+def test_o210_similarity_record_without_described_object(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        batch = s.catalog.new_batch()
+        batch.put(keys.SIMILARITY + b"\x55" * 32, b"\x01" + bytes(57))  # object not in the catalog
+        oid, _ = _object_of(s, b"notes.txt")
+        batch.put(keys.SIMILARITY_LOCAL + oid, b"\x01" + bytes(8))  # T without S, object not described
+        s.catalog.write(batch, sync=True)
+    inject(store_path, fault)
+    expect(store_path, "O210", repairable=True)
+
+
+def test_o211_described_image_without_record(store_path: Path) -> None:
+    from simfs.describe import FLAG_DESCRIBED
+
+    def fault(s: OpenStore) -> None:
+        oid, rec = _object_of(s, b"photos", b"a.png")
+        rec.flags |= FLAG_DESCRIBED
+        s.catalog.put(keys.object_key(oid), rec.pack())
+    inject(store_path, fault)
+    expect(store_path, "O211", repairable=True)
+
+
 def test_d301_damaged_content_found_by_verify_data(store_path: Path) -> None:
     def fault(s: OpenStore) -> None:
         oid, rec = _object_of(s, b"photos", b"a.png")

@@ -1,0 +1,102 @@
+"""Ingest processor: similarity descriptors for every stored image, kept in the catalog's index (S/T keys)."""
+
+from __future__ import annotations
+
+import io
+import logging
+import threading
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from .similarity import SimilarityIndex
+
+if TYPE_CHECKING:
+    from codec.similarity import Descriptors
+
+    from .vfs import Txn
+
+log = logging.getLogger("simfs.describe")
+
+FLAG_DESCRIBED = 1 << 0  # ObjectRecord.flags: descriptors extracted (or the object is not an image)
+FLAG_NOT_IMAGE = 1 << 1  # ...and it turned out not to be a decodable image: no S/T records expected
+MAX_PIXELS = 100_000_000  # larger images are not described (bounded memory in the daemon)
+# Signatures of the formats Pillow decodes for us; anything else is skipped without trying.
+_IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
+
+
+def decode_image(content: bytes) -> np.ndarray | None:
+    """Pixels of an image file (HxW or HxWxC, uint8/uint16), or None if it is not a decodable image."""
+    if not content.startswith(_IMAGE_MAGIC):
+        return None
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(content)) as img:
+            w, h = img.size
+            if w * h > MAX_PIXELS or w * h == 0:
+                return None  # checked before decoding: a decompression bomb never expands
+            img.load()
+            if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(img.convert("I")).clip(0, 65535).astype(np.uint16)
+            elif img.mode in ("L", "RGB", "RGBA", "LA"):
+                arr = np.asarray(img)
+            else:  # palette, CMYK, 1-bit, ...
+                arr = np.asarray(img.convert("RGBA" if "transparency" in img.info or "A" in img.mode else "RGB"))
+    except Exception:  # any decoder failure means "not an image we can describe"
+        return None
+    return arr
+
+
+class DescriptorProcessor:
+    """Extracts codec.similarity descriptors and stages them in the object's ingest batch."""
+
+    name = "descriptors"
+    flag = FLAG_DESCRIBED
+
+    def __init__(self, index: SimilarityIndex):
+        self.index = index
+        self._staged: dict[bytes, object] = {}
+        self._lock = threading.Lock()
+
+    def compute(self, object_id: bytes, content: bytes) -> Descriptors | None:
+        pixels = decode_image(content)
+        if pixels is None:
+            return None
+        try:
+            from codec.similarity import extract
+
+            return extract(pixels)
+        except Exception:
+            log.exception("descriptor extraction failed for object %s", object_id.hex())
+            return None
+
+    def stage(self, txn: Txn, object_id: bytes, result: Descriptors | None) -> int:
+        if result is None:
+            return FLAG_NOT_IMAGE
+        pending = self.index.stage_put(txn.batch, object_id, result)
+        with self._lock:
+            self._staged[object_id] = pending
+        return 0
+
+    def applied(self, object_id: bytes, result: Descriptors | None) -> None:
+        with self._lock:
+            pending = self._staged.pop(object_id, None)
+        if pending is not None:
+            self.index.applied(pending)  # type: ignore[arg-type]
+
+    def stage_free(self, txn: Txn, object_id: bytes) -> None:
+        pending = self.index.stage_delete(txn.batch, object_id)
+        with self._lock:
+            self._staged[object_id] = pending
+
+    def freed(self, object_id: bytes) -> None:
+        self.applied(object_id, None)
+
+
+def default_processors(catalog) -> tuple[list[DescriptorProcessor], SimilarityIndex]:
+    """The processors a mount runs, with the similarity index loaded from the catalog."""
+    index = SimilarityIndex(catalog)
+    n = index.load()
+    log.info("similarity index: %d images", n)
+    return [DescriptorProcessor(index)], index
