@@ -13,7 +13,7 @@ from conftest import DEVSET, Mount, assert_fsck_clean, needs_devset, needs_fuse,
 
 from simfs.catalog import keys
 from simfs.catalog.records import ObjectRecord
-from simfs.describe import FLAG_DESCRIBED, FLAG_NOT_IMAGE
+from simfs.describe import FLAG_DESCRIBED
 from simfs.storage import OpenStore
 
 pytestmark = [needs_fuse, needs_devset]
