@@ -38,6 +38,7 @@ class VfsBase:
     garbage_pending: bool
     wal_unsynced: bool
     _next_fh: int
+    space_reserve: int
     processors: list[Processor]
     ingestor: Ingestor | None
 
@@ -61,6 +62,9 @@ class VfsBase:
         raise NotImplementedError
 
     def _with_space(self, action: Callable[[], Any]) -> Any:
+        raise NotImplementedError
+
+    def _ensure_space(self, growth: int) -> None:
         raise NotImplementedError
 
     def collect_garbage(self, *, force_sync: bool = False) -> int:

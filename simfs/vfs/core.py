@@ -45,6 +45,9 @@ class Vfs(MaintenanceMixin, NamespaceMixin, FilesMixin, XattrMixin):
         self.inode_count = 0
         self.garbage_pending = False
         self.wal_unsynced = False
+        total = os.statvfs(store.path)
+        # 2% of the disk, at least 1 MiB, at most 64 MiB: room for catalog writes when data fills it.
+        self.space_reserve = min(64 << 20, max(1 << 20, total.f_blocks * total.f_frsize // 50))
         if not read_only:
             self._recover()
         self._count_usage()
@@ -63,7 +66,8 @@ class Vfs(MaintenanceMixin, NamespaceMixin, FilesMixin, XattrMixin):
             "f_frsize": bsize,
             "f_blocks": used_blocks + st.f_bavail,
             "f_bfree": st.f_bavail,
-            "f_bavail": st.f_bavail,
+            # what files can still use: the reserve kept for metadata is not available to them
+            "f_bavail": max(0, st.f_bavail - self.space_reserve // bsize),
             "f_files": self.inode_count + 1_000_000_000,
             "f_ffree": 1_000_000_000,
             "f_favail": 1_000_000_000,

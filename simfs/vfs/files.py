@@ -119,6 +119,7 @@ class FilesMixin(VfsBase):
         staging = self.objects.new_staging(f"i{of.ino}")
         copy_len = node.size if keep is None else min(keep, node.size)
         try:
+            self._ensure_space(copy_len)  # an in-place edit needs room for a copy
             if copy_len:
                 reader = self._reader(of)
                 copied = 0
@@ -151,6 +152,7 @@ class FilesMixin(VfsBase):
             offset = of.size
         if offset + len(data) > MAX_FILE_SIZE:
             fail(errno.EFBIG)
+        self._ensure_space(offset + len(data) - of.size)
         written = self._with_space(lambda: staging.pwrite(data, offset))
         if of.seq_sha is not None:
             if offset == of.seq_len and offset + written >= of.size:
@@ -171,6 +173,7 @@ class FilesMixin(VfsBase):
     def _truncate_open(self, of: OpenFile, length: int) -> None:
         if length > MAX_FILE_SIZE:
             fail(errno.EFBIG)
+        self._ensure_space(length - of.size)
         staging = self._materialize(of, keep=length)
         staging.truncate(length)  # first: the host's own limits (EFBIG, ENOSPC) come back right here
         if length != of.seq_len:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from ..catalog import keys
 from ..catalog.records import Inode, ObjectRecord
 from .base import VfsBase
-from .common import locked, log
+from .common import fail, locked, log
 from .txn import Txn
 
 
@@ -83,6 +84,26 @@ class MaintenanceMixin(VfsBase):
                 processor.freed(oid)
         self.garbage_pending = False
         return freed
+
+    def free_bytes(self) -> int:
+        st = os.statvfs(self.store.path)
+        return st.f_bavail * st.f_frsize
+
+    def _ensure_space(self, growth: int) -> None:
+        """ENOSPC for file data before the disk is completely full.
+
+        RocksDB turns a failed metadata write into a sticky error (every later write fails until the
+        store is reopened), so file contents may never use the last `space_reserve` bytes: commits,
+        unlinks and garbage collection always have room.
+        """
+        if growth <= 0:
+            return
+        if self.free_bytes() - growth < self.space_reserve:
+            if self.garbage_pending:
+                self.collect_garbage(force_sync=True)
+                if self.free_bytes() - growth >= self.space_reserve:
+                    return
+            fail(errno.ENOSPC)
 
     def _with_space(self, action: Callable[[], Any]) -> Any:
         """Run a disk write; on ENOSPC free pending garbage (deleted files) and try once more."""
