@@ -35,9 +35,14 @@ def is_mounted(mnt: Path) -> bool:
         return any(line.split()[1] == target for line in fh)
 
 
+DEVSET = REPO.parent / "shared" / "data" / "devset"
+
+
 def writer(mnt: Path, journal: Path, seed: int) -> None:
     """Write files until the mount dies. Journal lines: done <name> <sha> | pending <name> <sha>."""
     rng = random.Random(seed)
+    # Real images too (when the dev set is there), so kills also interrupt background ingest.
+    images = sorted(DEVSET.glob("burst-*/*.png"))[:40] + sorted(DEVSET.glob("edit-*/*.png"))[:40]
     jfd = os.open(journal, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def note(kind: str, name: str, digest: str) -> None:
@@ -51,6 +56,8 @@ def writer(mnt: Path, journal: Path, seed: int) -> None:
             i += 1
             size = rng.choice([0, 1, 100, 4096, 65_536, 300_000]) if rng.random() < 0.85 else rng.randrange(1, 6 << 20)
             data = rng.randbytes(size) if rng.random() < 0.7 else bytes([i % 256]) * size
+            if images and rng.random() < 0.25:
+                data = rng.choice(images).read_bytes()
             digest = hashlib.sha256(data).hexdigest()
             if rng.random() < 0.7:
                 name = f"w{seed}/f{i}"
