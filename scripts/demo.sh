@@ -15,6 +15,17 @@ time cp -r "$DEVSET/." "$MNT/"
 echo "verifying every byte reads back ..."
 diff -r "$DEVSET" "$MNT" && echo "all $(find "$MNT" -type f | wc -l) files identical"
 df -h "$MNT"
+echo "waiting for background ingest to describe the images ..."
+for _ in $(seq 1 300); do
+  PENDING=$($SIMFS stats "$STORE" --json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["ingest_pending"])')
+  [ "$PENDING" = 0 ] && break
+  sleep 1
+done
+ORIG=$(ls "$MNT"/edit-ukbench/*.png 2>/dev/null | grep -v _ | head -1 || true)
+if [ -n "$ORIG" ]; then
+  echo "simfs similar $ORIG:"
+  $SIMFS similar "$ORIG" -k 6
+fi
 $SIMFS umount "$MNT"
 trap - EXIT
 $SIMFS stats "$STORE"

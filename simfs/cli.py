@@ -93,6 +93,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
           f"catalog {_human(stats['catalog_bytes'])})")
     ratio = stats["stored_bytes"] / stats["logical_bytes"] if stats["logical_bytes"] else 0.0
     print(f"stored / logical   {ratio:.3f}  (saved {_human(stats['logical_bytes'] - stats['stored_bytes'])})")
+    print(f"similarity index   {stats['images_indexed']} images"
+          + (f"  ({stats['ingest_pending']} objects waiting for background ingest)" if stats["ingest_pending"] else ""))
     return 0
 
 

@@ -34,7 +34,9 @@ def store_stats(store: Path) -> dict[str, Any]:
                 dirs += 1
             elif node.is_symlink:
                 links += 1
-        objects = unique = object_bytes = 0
+        from .describe import FLAG_DESCRIBED
+
+        objects = unique = object_bytes = pending = 0
         for _, raw in opened.catalog.scan(keys.OBJECT):
             rec = ObjectRecord.unpack(raw)
             if rec.refcount == 0:
@@ -42,6 +44,8 @@ def store_stats(store: Path) -> dict[str, Any]:
             objects += 1
             unique += rec.size
             object_bytes += rec.stored
+            pending += not rec.flags & FLAG_DESCRIBED
+        indexed = sum(1 for _ in opened.catalog.scan(keys.SIMILARITY))
         catalog_bytes = _dir_bytes(opened.path / CATALOG_DIR)
     finally:
         opened.close()
@@ -56,4 +60,6 @@ def store_stats(store: Path) -> dict[str, Any]:
         "object_bytes": object_bytes,
         "catalog_bytes": catalog_bytes,
         "stored_bytes": object_bytes + catalog_bytes,
+        "images_indexed": indexed,
+        "ingest_pending": pending,
     }
