@@ -1,0 +1,106 @@
+"""Geometry for inter prediction: exact dihedral ops, resizes, integer shifts, homography warps.
+
+Every operation here is replayed by the decoder, so each must be deterministic for a given
+library build (OpenCV/Pillow versions are recorded in the blob; the rebuilt file hash catches
+any drift and the blob is then reported corrupt rather than served wrong).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import features
+
+CV_INTERP = {"nearest": 0, "linear": 1, "cubic": 2, "area": 3, "lanczos": 4, "linear_exact": 5}
+PIL_FILTERS = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3, "box": 4, "hamming": 5}
+
+
+def dihedral(a: np.ndarray, k: int) -> np.ndarray:
+    """One of the 8 exact rotations/flips: bit 2 = transpose first, bits 0-1 = quarter turns."""
+    if k & 4:
+        a = a.swapaxes(0, 1)
+    return np.ascontiguousarray(np.rot90(a, k & 3))
+
+
+def resize(a: np.ndarray, size: tuple[int, int], lib: str, filt: str) -> np.ndarray:
+    """Resize an H x W x C uint8 array to size=(w, h) with a named library filter."""
+    w, h = size
+    if lib == "cv":
+        import cv2
+
+        out = cv2.resize(a, (w, h), interpolation=CV_INTERP[filt])
+        return out.reshape(h, w, a.shape[2])
+    from PIL import Image
+
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[a.shape[2]]
+    im = Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a, mode=mode)
+    out = np.asarray(im.resize((w, h), resample=PIL_FILTERS[filt]))
+    return out.reshape(h, w, a.shape[2])
+
+
+def shift(a: np.ndarray, shape: tuple[int, int], dx: int, dy: int, fill: int = 128) -> np.ndarray:
+    """Prediction p(x, y) = a(x + dx, y + dy); uncovered pixels get ``fill``."""
+    h, w = shape
+    out = np.full((h, w, a.shape[2]), fill, dtype=a.dtype)
+    ys, xs = max(0, -dy), max(0, -dx)
+    ye, xe = min(h, a.shape[0] - dy), min(w, a.shape[1] - dx)
+    if ye > ys and xe > xs:
+        out[ys:ye, xs:xe] = a[ys + dy: ye + dy, xs + dx: xe + dx]
+    return out
+
+
+def warp(a: np.ndarray, H: np.ndarray, shape: tuple[int, int], interp: str, fill: int = 128) -> np.ndarray:
+    """Warp reference ``a`` by homography H (reference -> target pixel coordinates)."""
+    import cv2
+
+    h, w = shape
+    c = a.shape[2]
+    out = cv2.warpPerspective(
+        a if c > 1 else a[:, :, 0], H, (w, h), flags=CV_INTERP[interp],
+        borderMode=cv2.BORDER_CONSTANT, borderValue=(fill,) * 4,
+    )
+    return out.reshape(h, w, c)
+
+
+def estimate_homography(ref_grey: np.ndarray, tgt_grey: np.ndarray, min_inliers: int = 12):
+    """SIFT + ratio test + RANSAC at a working scale, scaled back to full resolution.
+
+    Returns (H mapping reference -> target, inlier count) or (None, 0).
+    """
+    import cv2
+
+    r, sr = features.downscale(ref_grey)
+    t, st = features.downscale(tgt_grey)
+    pr, dr = features.detect(r)
+    pt, dt = features.detect(t)
+    m = features.match(dr, dt)
+    if len(m) < min_inliers:
+        return None, 0
+    src = pr[m[:, 0]] / sr
+    dst = pt[m[:, 1]] / st
+    H, mask = cv2.findHomography(src, dst, cv2.RANSAC, 2.0 / min(sr, st), maxIters=5000, confidence=0.999)
+    if H is None:
+        return None, 0
+    inl = int(mask.sum())
+    if inl < min_inliers:
+        return None, 0
+    # Least-squares refit on the inliers (full-resolution coordinates) for sub-pixel accuracy.
+    sel = mask.ravel().astype(bool)
+    H2, _ = cv2.findHomography(src[sel], dst[sel], 0)
+    if H2 is not None:
+        H = H2
+    return H / H[2, 2], inl
+
+
+def as_integer_shift(H: np.ndarray, shape_t: tuple[int, int], tol: float = 0.25) -> tuple[int, int] | None:
+    """(dx, dy) if H moves every target corner by the same integer offset (within tol px)."""
+    h, w = shape_t
+    corners = np.array([[0, 0], [w, 0], [0, h], [w, h]], dtype=np.float64)
+    Hi = np.linalg.inv(H)
+    pts = np.c_[corners, np.ones(4)] @ Hi.T
+    src = pts[:, :2] / pts[:, 2:3]
+    d = src - corners
+    dx, dy = np.round(d.mean(axis=0))
+    if np.abs(d - [dx, dy]).max() <= tol:
+        return int(dx), int(dy)
+    return None
