@@ -62,6 +62,44 @@ def warp(a: np.ndarray, H: np.ndarray, shape: tuple[int, int], interp: str, fill
     return out.reshape(h, w, c)
 
 
+def affine(a: np.ndarray, M: np.ndarray, shape: tuple[int, int], interp: str, fill: int) -> np.ndarray:
+    """cv2.warpAffine replay (how many tools rotate/scale about the centre)."""
+    import cv2
+
+    h, w = shape
+    c = a.shape[2]
+    out = cv2.warpAffine(a if c > 1 else a[:, :, 0], M, (w, h), flags=CV_INTERP[interp],
+                         borderMode=cv2.BORDER_CONSTANT, borderValue=(fill,) * 4)
+    return out.reshape(h, w, c)
+
+
+def snapped_affines(H: np.ndarray, ref_shape: tuple[int, int]) -> list[list[float]]:
+    """Exact rotation/scale-about-centre matrices near H (cv2.getRotationMatrix2D conventions).
+
+    An estimated H is only accurate to ~0.1 px; tools generate their edits from round angles and
+    scales, so replaying the snapped matrix can predict the copy exactly.
+    """
+    import cv2
+
+    if abs(H[2, 0]) > 1e-4 or abs(H[2, 1]) > 1e-4:
+        return []
+    A = H[:2, :2]
+    s = float(np.sqrt(abs(np.linalg.det(A))))
+    theta = float(np.degrees(np.arctan2(A[0, 1], A[0, 0])))
+    if s <= 0:
+        return []
+    rh, rw = ref_shape
+    out = []
+    for ang in {round(theta), round(theta * 2) / 2}:
+        for sc in {round(s, 2), round(s * 20) / 20}:
+            for cx, cy in ((rw / 2, rh / 2), ((rw - 1) / 2, (rh - 1) / 2)):
+                M = cv2.getRotationMatrix2D((cx, cy), ang, sc)
+                # keep only matrices that agree with the estimate (translation within a few px)
+                if np.abs(M[:, 2] - H[:2, 2]).max() < 4 + 0.01 * max(rh, rw):
+                    out.append([float(x) for x in M.ravel()])
+    return out
+
+
 def estimate_homography(ref_grey: np.ndarray, tgt_grey: np.ndarray, min_inliers: int = 12):
     """SIFT + ratio test + RANSAC at a working scale, scaled back to full resolution.
 

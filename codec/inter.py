@@ -75,9 +75,27 @@ def apply_geom(r: np.ndarray, g: dict, shape: tuple[int, int]) -> np.ndarray:
         return align.resize(align.dihedral(r, g["k"]), (shape[1], shape[0]), g["lib"], g["filter"])
     if t == "shift":
         return align.shift(r, shape, g["dx"], g["dy"])
+    if t == "affine":
+        return align.affine(r, np.array(g["M"], dtype=np.float64).reshape(2, 3), shape, g["interp"], g["fill"])
     if t == "homography":
         return align.warp(r, np.array(g["H"], dtype=np.float64).reshape(3, 3), shape, g["interp"])
     raise ValueError(f"unknown geometry {t}")
+
+
+def jpeg_replay(p: np.ndarray, quality: int, subsampling: int) -> np.ndarray:
+    """Re-encode the prediction as a JPEG with Pillow and decode it: many copies were made this way
+    (a flip saved at Pillow's default quality 75 is replayed exactly)."""
+    import io
+
+    from PIL import Image
+
+    if p.shape[2] not in (1, 3):
+        raise ValueError("JPEG replay needs a grey or RGB prediction")
+    im = Image.fromarray(p[:, :, 0] if p.shape[2] == 1 else p)
+    buf = io.BytesIO()
+    im.save(buf, "JPEG", quality=int(quality), subsampling=int(subsampling))
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert(im.mode)).reshape(p.shape)
 
 
 def apply_lut(p: np.ndarray, lut: np.ndarray) -> np.ndarray:
@@ -109,6 +127,8 @@ def predict(desc: dict, sections: dict[str, bytes], ref: np.ndarray, tshape: tup
     p = apply_geom(r, desc["geom"], (h, w))
     if p.shape != (h, w, tc):
         raise ValueError(f"prediction shape {p.shape} != target {(h, w, tc)}")
+    if desc.get("jpeg"):
+        p = jpeg_replay(p, *desc["jpeg"])
     if desc.get("lut"):
         lut = np.frombuffer(sections["lut"], dtype=np.uint8).reshape(tc, 256)
         p = apply_lut(p, lut)
@@ -135,12 +155,41 @@ def _payload_arr(res: np.ndarray) -> np.ndarray:
     return res[:, :, 0] if res.shape[2] == 1 else res
 
 
+JPEG_QUALITIES = (75, 95, 90, 85, 80, 70, 100, 50, 60, 65)
+
+
+def _best_jpeg(t3: np.ndarray, p: np.ndarray) -> tuple[float, list[int]] | None:
+    """Coarse-to-fine search of the Pillow JPEG quality/subsampling that best predicts t3 from p."""
+    if p.shape[2] not in (1, 3):
+        return None
+    tried: dict[tuple[int, int], float] = {}
+
+    def cost(q: int, ss: int) -> float:
+        if (q, ss) not in tried:
+            tried[(q, ss)] = _cost(t3, jpeg_replay(p, q, ss))
+        return tried[(q, ss)]
+
+    subs = (2, 0) if p.shape[2] == 3 else (0,)
+    for q in JPEG_QUALITIES:
+        for ss in subs:
+            if cost(q, ss) == 0:
+                return 0.0, [q, ss]
+    (q0, ss0), _ = min(tried.items(), key=lambda kv: kv[1])
+    for q in range(max(1, q0 - 4), min(100, q0 + 4) + 1):
+        if cost(q, ss0) == 0:
+            return 0.0, [q, ss0]
+    (q, ss), c = min(tried.items(), key=lambda kv: kv[1])
+    return c, [q, ss]
+
+
 def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: int = 2,
            timings: dict | None = None) -> list[tuple[dict, dict[str, bytes], bytes, str]]:
     """Inter candidates for ``target`` given ``ref``: list of (desc, sections, payload, label).
 
-    Geometry is screened with a cheap proxy; the best few (with/without grey conversion and
-    LUT) are coded with JPEG XL at ``effort``. The caller keeps the smallest.
+    Geometry is screened with a cheap proxy (mean |residual|); the best ones get the colour
+    variants, a LUT and a JPEG-replay stage; the best few are coded with JPEG XL at ``effort``.
+    The caller keeps the smallest coded size, so a misleading proxy can cost compression but
+    never correctness.
     """
     timings = timings if timings is not None else {}
     t0 = time.perf_counter()
@@ -162,7 +211,7 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
             return float("inf")
         if p.shape != t3.shape:
             return float("inf")
-        c = min(_cost(t3, p), _cost(t3, apply_lut(p, fit_lut(t3[::2, ::2], p[::2, ::2]))))
+        c = _cost(t3, p)
         scored.append((c, g))
         return c
 
@@ -194,32 +243,52 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
                 best = min(best, score({"type": "shift", "dx": sh[0], "dy": sh[1]}))
             for interp in ("linear", "cubic", "lanczos"):
                 best = min(best, score({"type": "homography", "H": [float(x) for x in H.ravel()],
-                                        "interp": interp, "inliers": inl}))
+                                        "interp": interp}))
+            for M in align.snapped_affines(H, (rh, rw)):
+                for interp in ("linear", "cubic", "nearest", "area", "lanczos"):
+                    best = min(best, score({"type": "affine", "M": M, "interp": interp, "fill": 0}))
     if not scored:
         return []
     scored.sort(key=lambda s: s[0])
-    # Refine: colour variants and LUT on the best geometries, then code the best few for real.
+    # Refine the best geometries: colour conversion, JPEG replay, LUT; then code the best few.
     t2 = time.perf_counter()
     finals: list[tuple[float, dict, dict[str, bytes], np.ndarray]] = []
-    for _, g in scored[:2]:
+    seen_geoms = 0
+    for gc, g in scored:
+        if seen_geoms == 2 or (seen_geoms and gc > 2 * scored[0][0] + 0.5):
+            break
+        seen_geoms += 1
+        variants = []
         for col in colours:
             r = rb if col == base_col else colour_adapt(r3, tc, col)
             p = apply_geom(r, g, (h, w))
-            finals.append((_cost(t3, p), {"colour": col, "geom": g, "lut": False}, {}, p))
+            variants.append((_cost(t3, p), col, p))
+        variants.sort(key=lambda v: v[0])
+        c0, col, p = variants[0]
+        desc = {"colour": col, "geom": g, "lut": False}
+        finals.append((c0, desc, {}, p))
+        if c0 > 0:
+            jp = _best_jpeg(t3, p) if c0 > 0.01 else None
+            if jp is not None and jp[0] < c0:
+                pj = jpeg_replay(p, *jp[1])
+                finals.append((jp[0], {**desc, "jpeg": jp[1]}, {}, pj))
+                p, desc, c0 = pj, {**desc, "jpeg": jp[1]}, jp[0]
             lut = fit_lut(t3, p)
-            if not np.array_equal(lut, np.tile(np.arange(256, dtype=np.uint8), (tc, 1))):
+            if c0 > 0 and not np.array_equal(lut, np.tile(np.arange(256, dtype=np.uint8), (tc, 1))):
                 pl = apply_lut(p, lut)
-                finals.append((_cost(t3, pl), {"colour": col, "geom": g, "lut": True},
-                               {"lut": lut.tobytes()}, pl))
+                finals.append((_cost(t3, pl), {**desc, "lut": True}, {"lut": lut.tobytes()}, pl))
     finals.sort(key=lambda f: f[0])
     out = []
     for _c, desc, sections, p in finals[:max_final]:
         res = residual(t3, p)
         payload = intra.encode_pixels(_payload_arr(res), effort)
         g = desc["geom"]
-        label = f"inter:{g['type']}" + (f"/{g.get('interp') or g.get('filter')}" if g["type"] in ("homography", "resize") else "")
-        label += ("+lut" if desc["lut"] else "") + ("" if desc["colour"] == "same" else f"+{desc['colour']}")
+        label = f"inter:{g['type']}" + (f"/{g.get('interp') or g.get('filter')}" if "interp" in g or "filter" in g else "")
+        label += (f"+jpeg{desc['jpeg'][0]}" if desc.get("jpeg") else "") + ("+lut" if desc["lut"] else "")
+        label += "" if desc["colour"] == "same" else f"+{desc['colour']}"
         out.append((desc, sections, payload, label))
+        if _c == 0:
+            break  # exact prediction: nothing can beat it meaningfully
     timings["inter_code"] = time.perf_counter() - t2
     return out
 
