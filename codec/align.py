@@ -73,6 +73,34 @@ def affine(a: np.ndarray, M: np.ndarray, shape: tuple[int, int], interp: str, fi
     return out.reshape(h, w, c)
 
 
+def pil_rotate(a: np.ndarray, angle: float, resample: int, fill: int) -> np.ndarray:
+    """Pillow's Image.rotate (about the centre, same canvas), as many scripts make rotated copies."""
+    from PIL import Image
+
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[a.shape[2]]
+    im = Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a, mode=mode)
+    fc = fill if a.shape[2] == 1 else (fill,) * a.shape[2]
+    return np.asarray(im.rotate(angle, resample=resample, fillcolor=fc)).reshape(a.shape)
+
+
+def scale_paste(a: np.ndarray, shape: tuple[int, int], size: tuple[int, int], lib: str, filt: str,
+                dx: int, dy: int, fill: int) -> np.ndarray:
+    """Resize to ``size`` then paste at (dx, dy) on a ``fill`` canvas (scaled-about-centre copies)."""
+    r = resize(a, size, lib, filt)
+    return shift(r, shape, -dx, -dy, fill)
+
+
+def snap_similarity(H: np.ndarray) -> tuple[float, float] | None:
+    """(angle in degrees, scale) of H if it is a similarity transform, else None."""
+    if abs(H[2, 0]) > 1e-4 or abs(H[2, 1]) > 1e-4:
+        return None
+    A = H[:2, :2]
+    s = float(np.sqrt(abs(np.linalg.det(A))))
+    if s <= 0:
+        return None
+    return float(np.degrees(np.arctan2(A[0, 1], A[0, 0]))), s
+
+
 def snapped_affines(H: np.ndarray, ref_shape: tuple[int, int]) -> list[list[float]]:
     """Exact rotation/scale-about-centre matrices near H (cv2.getRotationMatrix2D conventions).
 

@@ -77,6 +77,10 @@ def apply_geom(r: np.ndarray, g: dict, shape: tuple[int, int]) -> np.ndarray:
         return align.shift(r, shape, g["dx"], g["dy"])
     if t == "affine":
         return align.affine(r, np.array(g["M"], dtype=np.float64).reshape(2, 3), shape, g["interp"], g["fill"])
+    if t == "pil_rotate":
+        return align.pil_rotate(r, g["angle"], g["resample"], g["fill"])
+    if t == "scale_paste":
+        return align.scale_paste(r, shape, tuple(g["size"]), g["lib"], g["filter"], g["dx"], g["dy"], g["fill"])
     if t == "homography":
         return align.warp(r, np.array(g["H"], dtype=np.float64).reshape(3, 3), shape, g["interp"])
     raise ValueError(f"unknown geometry {t}")
@@ -244,6 +248,22 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
             for interp in ("linear", "cubic", "lanczos"):
                 best = min(best, score({"type": "homography", "H": [float(x) for x in H.ravel()],
                                         "interp": interp}))
+            sim = align.snap_similarity(H)
+            if sim is not None and abs(sim[1] - 1) < 0.02:
+                for ang in sorted({round(sim[0]), round(sim[0] * 2) / 2}):
+                    for rs in (0, 2, 3):
+                        best = min(best, score({"type": "pil_rotate", "angle": ang, "resample": rs, "fill": 0}))
+            if sim is not None and abs(sim[0]) < 0.5 and abs(sim[1] - 1) > 0.02:
+                sc = sim[1]
+                sizes = {(int(rw * round(sc, 2)), int(rh * round(sc, 2))), (round(rw * sc), round(rh * sc))}
+                for nw, nh in sizes:
+                    offs = {((w - nw) // 2, (h - nh) // 2), (round(H[0, 2]), round(H[1, 2]))}
+                    for ox, oy in offs:
+                        for lib, filters in (("pil", ("bicubic", "lanczos", "bilinear", "nearest", "box", "hamming")),
+                                             ("cv", ("area", "linear", "cubic", "lanczos", "nearest"))):
+                            for f in filters:
+                                best = min(best, score({"type": "scale_paste", "size": [nw, nh], "lib": lib,
+                                                        "filter": f, "dx": ox, "dy": oy, "fill": 0}))
             for M in align.snapped_affines(H, (rh, rw)):
                 for interp in ("linear", "cubic", "nearest", "area", "lanczos"):
                     best = min(best, score({"type": "affine", "M": M, "interp": interp, "fill": 0}))
