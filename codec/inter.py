@@ -216,6 +216,8 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
         if p.shape != t3.shape:
             return float("inf")
         c = _cost(t3, p)
+        if c > 0.01:  # a tone change hides an exact geometry: score it after a LUT too
+            c = min(c, _cost(t3, apply_lut(p, fit_lut(t3[::2, ::2], p[::2, ::2]))))
         scored.append((c, g))
         return c
 
@@ -287,16 +289,24 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
         c0, col, p = variants[0]
         desc = {"colour": col, "geom": g, "lut": False}
         finals.append((c0, desc, {}, p))
-        if c0 > 0:
-            jp = _best_jpeg(t3, p) if c0 > 0.01 else None
-            if jp is not None and jp[0] < c0:
-                pj = jpeg_replay(p, *jp[1])
-                finals.append((jp[0], {**desc, "jpeg": jp[1]}, {}, pj))
-                p, desc, c0 = pj, {**desc, "jpeg": jp[1]}, jp[0]
-            lut = fit_lut(t3, p)
-            if c0 > 0 and not np.array_equal(lut, np.tile(np.arange(256, dtype=np.uint8), (tc, 1))):
-                pl = apply_lut(p, lut)
-                finals.append((_cost(t3, pl), {**desc, "lut": True}, {"lut": lut.tobytes()}, pl))
+        if c0 == 0:
+            continue
+        ident = np.tile(np.arange(256, dtype=np.uint8), (tc, 1))
+        lut = fit_lut(t3, p)
+        cl = c0
+        if not np.array_equal(lut, ident):
+            pl = apply_lut(p, lut)
+            cl = _cost(t3, pl)
+            finals.append((cl, {**desc, "lut": True}, {"lut": lut.tobytes()}, pl))
+        jp = _best_jpeg(t3, p) if min(c0, cl) > 0.01 else None
+        if jp is not None and jp[0] < c0:
+            pj = jpeg_replay(p, *jp[1])
+            dj = {**desc, "jpeg": jp[1]}
+            finals.append((jp[0], dj, {}, pj))
+            lut = fit_lut(t3, pj)
+            if jp[0] > 0 and not np.array_equal(lut, ident):
+                pl = apply_lut(pj, lut)
+                finals.append((_cost(t3, pl), {**dj, "lut": True}, {"lut": lut.tobytes()}, pl))
     finals.sort(key=lambda f: f[0])
     out = []
     for _c, desc, sections, p in finals[:max_final]:

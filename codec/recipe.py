@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import deflate as zd
-from .png import Header, PngError, filter_rows, pack_samples, parse_chunks, parse_header, unfilter, unpack_samples
+from .png import (
+    Header,
+    PngError,
+    filter_rows,
+    pack_samples,
+    parse_chunks,
+    parse_header,
+    unfilter,
+    unpack_samples,
+)
 
 DEFAULT_MAX_PIXELS = 100_000_000
 MAX_EXTRA_INFLATED = 1 << 16  # bytes tolerated after the image data inside the zlib stream
