@@ -115,5 +115,5 @@ def test_devset_edit_groups_round_trip_and_win(devset):
 @pytest.mark.slow
 @pytest.mark.timeout(1200)
 def test_devset_all_related_groups_round_trip(devset):
-    for name, files in _groups(devset).items():
+    for _name, files in _groups(devset).items():
         _check_group(devset, files, limit=4)
