@@ -102,6 +102,21 @@ def jpeg_replay(p: np.ndarray, quality: int, subsampling: int) -> np.ndarray:
     return np.asarray(Image.open(buf).convert(im.mode)).reshape(p.shape)
 
 
+def webp_replay(p: np.ndarray, quality: int, method: int) -> np.ndarray:
+    """Lossy WebP encode + decode of the prediction with Pillow (copies "converted" via WebP)."""
+    import io
+
+    from PIL import Image
+
+    if p.shape[2] not in (1, 3):
+        raise ValueError("WebP replay needs a grey or RGB prediction")
+    im = Image.fromarray(p[:, :, 0] if p.shape[2] == 1 else p)
+    buf = io.BytesIO()
+    im.save(buf, "WEBP", quality=int(quality), method=int(method))
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert(im.mode)).reshape(p.shape)
+
+
 def apply_lut(p: np.ndarray, lut: np.ndarray) -> np.ndarray:
     out = np.empty_like(p)
     for c in range(p.shape[2]):
@@ -133,6 +148,8 @@ def predict(desc: dict, sections: dict[str, bytes], ref: np.ndarray, tshape: tup
         raise ValueError(f"prediction shape {p.shape} != target {(h, w, tc)}")
     if desc.get("jpeg"):
         p = jpeg_replay(p, *desc["jpeg"])
+    if desc.get("webp"):
+        p = webp_replay(p, *desc["webp"])
     if desc.get("lut"):
         lut = np.frombuffer(sections["lut"], dtype=np.uint8).reshape(tc, 256)
         p = apply_lut(p, lut)
@@ -162,19 +179,28 @@ def _payload_arr(res: np.ndarray) -> np.ndarray:
 JPEG_QUALITIES = (75, 95, 90, 85, 80, 70, 100, 50, 60, 65)
 
 
-def _best_jpeg(t3: np.ndarray, p: np.ndarray) -> tuple[float, list[int]] | None:
-    """Coarse-to-fine search of the Pillow JPEG quality/subsampling that best predicts t3 from p."""
+WEBP_QUALITIES = (80, 75, 90, 95, 85, 100, 70, 50, 60)
+
+
+def _best_lossy(t3: np.ndarray, p: np.ndarray, kind: str = "jpeg") -> tuple[float, list[int]] | None:
+    """Coarse-to-fine search of the Pillow JPEG (quality, subsampling) or WebP (quality, method)
+    whose encode+decode of p best predicts t3."""
     if p.shape[2] not in (1, 3):
         return None
     tried: dict[tuple[int, int], float] = {}
+    replay = jpeg_replay if kind == "jpeg" else webp_replay
 
     def cost(q: int, ss: int) -> float:
         if (q, ss) not in tried:
-            tried[(q, ss)] = _cost(t3, jpeg_replay(p, q, ss))
+            tried[(q, ss)] = _cost(t3, replay(p, q, ss))
         return tried[(q, ss)]
 
-    subs = (2, 0) if p.shape[2] == 3 else (0,)
-    for q in JPEG_QUALITIES:
+    if kind == "jpeg":
+        subs: tuple[int, ...] = (2, 0) if p.shape[2] == 3 else (0,)
+        qualities = JPEG_QUALITIES
+    else:
+        subs, qualities = (4,), WEBP_QUALITIES
+    for q in qualities:
         for ss in subs:
             if cost(q, ss) == 0:
                 return 0.0, [q, ss]
@@ -298,10 +324,14 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
             pl = apply_lut(p, lut)
             cl = _cost(t3, pl)
             finals.append((cl, {**desc, "lut": True}, {"lut": lut.tobytes()}, pl))
-        jp = _best_jpeg(t3, p) if min(c0, cl) > 0.01 else None
+        jp, kind = (_best_lossy(t3, p, "jpeg") if min(c0, cl) > 0.01 else None), "jpeg"
+        if jp is not None and jp[0] > 0.01 and h * w <= 4_000_000:
+            wp = _best_lossy(t3, p, "webp")
+            if wp is not None and wp[0] < jp[0]:
+                jp, kind = wp, "webp"
         if jp is not None and jp[0] < c0:
-            pj = jpeg_replay(p, *jp[1])
-            dj = {**desc, "jpeg": jp[1]}
+            pj = (jpeg_replay if kind == "jpeg" else webp_replay)(p, *jp[1])
+            dj = {**desc, kind: jp[1]}
             finals.append((jp[0], dj, {}, pj))
             lut = fit_lut(t3, pj)
             if jp[0] > 0 and not np.array_equal(lut, ident):
@@ -314,7 +344,8 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
         payload = intra.encode_pixels(_payload_arr(res), effort)
         g = desc["geom"]
         label = f"inter:{g['type']}" + (f"/{g.get('interp') or g.get('filter')}" if "interp" in g or "filter" in g else "")
-        label += (f"+jpeg{desc['jpeg'][0]}" if desc.get("jpeg") else "") + ("+lut" if desc["lut"] else "")
+        label += (f"+jpeg{desc['jpeg'][0]}" if desc.get("jpeg") else "") + (f"+webp{desc['webp'][0]}" if desc.get("webp") else "")
+        label += "+lut" if desc["lut"] else ""
         label += "" if desc["colour"] == "same" else f"+{desc['colour']}"
         out.append((desc, sections, payload, label))
         if _c == 0:
