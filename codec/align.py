@@ -128,10 +128,13 @@ def snapped_affines(H: np.ndarray, ref_shape: tuple[int, int]) -> list[list[floa
     return out
 
 
-def estimate_homography(ref_grey: np.ndarray, tgt_grey: np.ndarray, min_inliers: int = 12):
+def estimate_homographies(ref_grey: np.ndarray, tgt_grey: np.ndarray, min_inliers: int = 12,
+                          max_models: int = 2) -> list[tuple[np.ndarray, int]]:
     """SIFT + ratio test + RANSAC at a working scale, scaled back to full resolution.
 
-    Returns (H mapping reference -> target, inlier count) or (None, 0).
+    Returns up to ``max_models`` (H mapping reference -> target, inlier count), best first: after
+    the dominant plane, RANSAC runs again on the outliers to find a second region (another plane,
+    an independently moved object) whose pixels one homography does not fit.
     """
     import cv2
 
@@ -140,22 +143,32 @@ def estimate_homography(ref_grey: np.ndarray, tgt_grey: np.ndarray, min_inliers:
     pr, dr = features.detect(r)
     pt, dt = features.detect(t)
     m = features.match(dr, dt)
-    if len(m) < min_inliers:
-        return None, 0
-    src = pr[m[:, 0]] / sr
-    dst = pt[m[:, 1]] / st
-    H, mask = cv2.findHomography(src, dst, cv2.RANSAC, 2.0 / min(sr, st), maxIters=5000, confidence=0.999)
-    if H is None:
-        return None, 0
-    inl = int(mask.sum())
-    if inl < min_inliers:
-        return None, 0
-    # Least-squares refit on the inliers (full-resolution coordinates) for sub-pixel accuracy.
-    sel = mask.ravel().astype(bool)
-    H2, _ = cv2.findHomography(src[sel], dst[sel], 0)
-    if H2 is not None:
-        H = H2
-    return H / H[2, 2], inl
+    src = pr[m[:, 0]] / sr if len(m) else np.zeros((0, 2))
+    dst = pt[m[:, 1]] / st if len(m) else np.zeros((0, 2))
+    thr = 2.0 / min(sr, st)
+    models: list[tuple[np.ndarray, int]] = []
+    while len(models) < max_models and len(src) >= min_inliers:
+        H, mask = cv2.findHomography(src, dst, cv2.RANSAC, thr, maxIters=5000, confidence=0.999)
+        if H is None:
+            break
+        sel = mask.ravel().astype(bool)
+        if sel.sum() < min_inliers:
+            break
+        # Least-squares refit on the inliers (full-resolution coordinates) for sub-pixel accuracy.
+        H2, _ = cv2.findHomography(src[sel], dst[sel], 0)
+        if H2 is not None:
+            H = H2
+        if abs(H[2, 2]) < 1e-12:
+            break
+        models.append((H / H[2, 2], int(sel.sum())))
+        src, dst = src[~sel], dst[~sel]
+    return models
+
+
+def estimate_homography(ref_grey: np.ndarray, tgt_grey: np.ndarray, min_inliers: int = 12):
+    """The dominant homography (reference -> target) and its inlier count, or (None, 0)."""
+    models = estimate_homographies(ref_grey, tgt_grey, min_inliers, max_models=1)
+    return models[0] if models else (None, 0)
 
 
 def as_integer_shift(H: np.ndarray, shape_t: tuple[int, int], tol: float = 0.25) -> tuple[int, int] | None:

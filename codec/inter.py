@@ -153,7 +153,54 @@ def predict(desc: dict, sections: dict[str, bytes], ref: np.ndarray, tshape: tup
     if desc.get("lut"):
         lut = np.frombuffer(sections["lut"], dtype=np.uint8).reshape(tc, 256)
         p = apply_lut(p, lut)
+    if desc.get("blocks"):
+        b = desc["blocks"]
+        alts = [p] + [apply_geom(r, g, (h, w)) for g in b["alts"]] + [np.full_like(p, 128)]
+        bmap = np.frombuffer(sections["blockmap"], dtype=np.uint8).reshape(-(-h // b["size"]), -(-w // b["size"]))
+        p = compose_blocks(alts, bmap, b["size"])
     return p
+
+
+def compose_blocks(alts: list[np.ndarray], bmap: np.ndarray, size: int) -> np.ndarray:
+    """Per-block choice among predictions: block (i, j) takes alts[bmap[i, j]]."""
+    h, w = alts[0].shape[:2]
+    full = np.repeat(np.repeat(bmap, size, axis=0), size, axis=1)[:h, :w]
+    out = alts[0].copy()
+    for k in range(1, len(alts)):
+        sel = full == k
+        out[sel] = alts[k][sel]
+    return out
+
+
+def _block_costs(t3: np.ndarray, p: np.ndarray, size: int) -> np.ndarray:
+    """Per-block gradient energy of the centred residual: JPEG XL codes residuals with spatial
+    prediction, so a smooth residual is cheap even when it is large (e.g. t itself vs 128)."""
+    d = (((t3.astype(np.int16) - p + 128) & 255) - 128).astype(np.int16)
+    g = np.zeros(d.shape[:2], dtype=np.float32)
+    g[:, 1:] += np.abs(np.diff(d, axis=1)).sum(axis=2)
+    g[1:, :] += np.abs(np.diff(d, axis=0)).sum(axis=2)
+    h, w = g.shape
+    hb, wb = -(-h // size), -(-w // size)
+    pad = np.zeros((hb * size, wb * size), dtype=np.float32)
+    pad[:h, :w] = g
+    return pad.reshape(hb, size, wb, size).sum(axis=(1, 3))
+
+
+BLOCK = 32
+
+
+def _blocks_candidate(t3, p_main, desc, sections, r_main, second_geoms):
+    """Region-wise prediction: each 32x32 block picks the main prediction, a second homography
+    or no prediction (128 = intra-like), whichever has the cheaper residual there."""
+    h, w = t3.shape[:2]
+    alts = [p_main] + [apply_geom(r_main, g, (h, w)) for g in second_geoms] + [np.full_like(p_main, 128)]
+    costs = np.stack([_block_costs(t3, a, BLOCK) for a in alts])
+    bmap = costs.argmin(axis=0).astype(np.uint8)
+    if (bmap == 0).all():
+        return None
+    p = compose_blocks(alts, bmap, BLOCK)
+    d = {**desc, "blocks": {"size": BLOCK, "alts": second_geoms}}
+    return d, {**sections, "blockmap": bmap.tobytes()}, p
 
 
 def residual(t3: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -249,6 +296,7 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
 
     rh, rw = rb.shape[:2]
     best = float("inf")
+    second_geoms: list[dict] = []
     for k in range(8):
         dims = (rw, rh) if k & 1 ^ (k >> 2 & 1) else (rh, rw)
         if dims == (h, w):
@@ -267,8 +315,11 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
     timings["inter_exact"] = time.perf_counter() - t0
     if best > 0.01:
         t1 = time.perf_counter()
-        H, inl = align.estimate_homography(features.to_grey(rb), features.to_grey(t3))
+        models = align.estimate_homographies(features.to_grey(rb), features.to_grey(t3))
         timings["inter_align"] = time.perf_counter() - t1
+        H = models[0][0] if models else None
+        for H2, _n in models[1:]:
+            second_geoms.append({"type": "homography", "H": [float(x) for x in H2.ravel()], "interp": "linear"})
         if H is not None:
             sh = align.as_integer_shift(H, (h, w))
             if sh is not None:
@@ -324,7 +375,10 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
             pl = apply_lut(p, lut)
             cl = _cost(t3, pl)
             finals.append((cl, {**desc, "lut": True}, {"lut": lut.tobytes()}, pl))
-        jp, kind = (_best_lossy(t3, p, "jpeg") if min(c0, cl) > 0.01 else None), "jpeg"
+        # Lossy replays only after deterministic geometries: a free homography is estimated, so
+        # its prediction cannot match an encoder's blocks exactly (and the search is slow).
+        replayable = g["type"] != "homography" and min(c0, cl) > 0.01
+        jp, kind = (_best_lossy(t3, p, "jpeg") if replayable else None), "jpeg"
         if jp is not None and jp[0] > 0.01 and h * w <= 4_000_000:
             wp = _best_lossy(t3, p, "webp")
             if wp is not None and wp[0] < jp[0]:
@@ -338,14 +392,22 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
                 pl = apply_lut(pj, lut)
                 finals.append((_cost(t3, pl), {**dj, "lut": True}, {"lut": lut.tobytes()}, pl))
     finals.sort(key=lambda f: f[0])
+    chosen = finals[:max_final]
+    if finals and finals[0][0] > 0.5:
+        c0, d0, s0, p0 = finals[0]
+        r_main = rb if d0["colour"] == base_col else colour_adapt(r3, tc, d0["colour"])
+        bc = _blocks_candidate(t3, p0, d0, s0, r_main, second_geoms)
+        if bc is not None:
+            chosen = [(c0, bc[0], bc[1], bc[2])] + chosen
     out = []
-    for _c, desc, sections, p in finals[:max_final]:
+    for _c, desc, sections, p in chosen:
         res = residual(t3, p)
         payload = intra.encode_pixels(_payload_arr(res), effort)
         g = desc["geom"]
         label = f"inter:{g['type']}" + (f"/{g.get('interp') or g.get('filter')}" if "interp" in g or "filter" in g else "")
         label += (f"+jpeg{desc['jpeg'][0]}" if desc.get("jpeg") else "") + (f"+webp{desc['webp'][0]}" if desc.get("webp") else "")
         label += "+lut" if desc["lut"] else ""
+        label += "+blocks" if desc.get("blocks") else ""
         label += "" if desc["colour"] == "same" else f"+{desc['colour']}"
         out.append((desc, sections, payload, label))
         if _c == 0:
