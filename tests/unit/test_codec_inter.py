@@ -117,3 +117,31 @@ def test_devset_edit_groups_round_trip_and_win(devset):
 def test_devset_all_related_groups_round_trip(devset):
     for _name, files in _groups(devset).items():
         _check_group(devset, files, limit=4)
+
+
+def test_local_edit_uses_blocks_and_beats_intra():
+    rng = np.random.default_rng(4)
+    tgt = REF.copy()
+    tgt[100:164, 50:200] = rng.integers(0, 256, (64, 150, 3), dtype=np.uint8)  # pasted noisy patch
+    data = _png(tgt)
+    ref = codec.Reference(REF, b"r")
+    res = codec.encode(data, ref, effort=3)
+    assert res.mode == "inter", res.sizes
+    assert codec.decode(res.blob, ref) == data
+    # the untouched area costs ~nothing; the patch costs what intra would
+    assert len(res.blob) < 0.6 * res.sizes["intra"], res.sizes
+
+
+def test_webp_and_jpeg_copies_are_replayed():
+    from PIL import Image
+
+    ref = codec.Reference(REF, b"r")
+    for fmt, kw in (("JPEG", {"quality": 75}), ("WEBP", {"quality": 80})):
+        buf = io.BytesIO()
+        Image.fromarray(np.rot90(REF).copy()).save(buf, fmt, **kw)
+        copy = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+        data = _png(copy)
+        res = codec.encode(data, ref, effort=3)
+        assert res.mode == "inter" and fmt.lower() in res.chosen.lower(), (fmt, res.chosen, res.sizes)
+        assert len(res.blob) < 0.05 * res.sizes["intra"], (fmt, res.sizes)
+        assert codec.decode(res.blob, ref) == data
