@@ -155,6 +155,50 @@ def _chunks(raw: bytes, step: int):
         yield off, min(step, len(raw) - off)
 
 
+class StreamCompressor:
+    """Incremental deflate with the pinned zlib. For levels 1-9 zlib's output does not depend on
+    how the input is split (Z_NO_FLUSH), so a rebuild can deflate rows while later rows are still
+    being filtered in another thread."""
+
+    def __init__(self, p: DeflateParams, out_chunk: int = 1 << 18):
+        self.d = _Deflater(p)
+        self.out_chunk = out_chunk
+        self.buf = ctypes.create_string_buffer(out_chunk)
+        self.out: list[bytes] = []
+        self.done = False
+
+    def _run(self, data: bytes, flush: int) -> None:
+        s = self.d.strm
+        keep = bytes(data)
+        s.next_in = ctypes.cast(ctypes.c_char_p(keep), ctypes.c_void_p).value or 0
+        s.avail_in = len(keep)
+        while True:
+            s.next_out = ctypes.addressof(self.buf)
+            s.avail_out = self.out_chunk
+            rc = self.d.lib.deflate(ctypes.byref(s), flush)
+            got = self.out_chunk - s.avail_out
+            if got:
+                self.out.append(ctypes.string_at(self.buf, got))
+            if rc == Z_STREAM_END:
+                self.done = True
+                return
+            if rc not in (Z_OK, Z_BUF_ERROR):
+                raise RuntimeError(f"deflate failed ({rc})")
+            if flush == Z_NO_FLUSH and s.avail_in == 0 and s.avail_out != 0:
+                return
+
+    def feed(self, data: bytes) -> None:
+        if data:
+            self._run(data, Z_NO_FLUSH)
+
+    def finish(self) -> bytes:
+        try:
+            self._run(b"", Z_FINISH)
+            return b"".join(self.out)
+        finally:
+            self.d.close()
+
+
 def compress(raw: bytes, p: DeflateParams, *, out_chunk: int = 1 << 18) -> bytes:
     """Deflate ``raw`` with the pinned zlib (zlib wrapper: header + data + Adler-32)."""
     d = _Deflater(p)

@@ -143,14 +143,18 @@ def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
 
 
-def filter_rows(rows: np.ndarray, ftypes: np.ndarray, bpp: int) -> np.ndarray:
-    """Apply per-row filter types to unfiltered rows (H x R uint8) -> H x (1+R) filtered stream."""
+def filter_rows(rows: np.ndarray, ftypes: np.ndarray, bpp: int, prev: np.ndarray | None = None) -> np.ndarray:
+    """Apply per-row filter types to unfiltered rows (H x R uint8) -> H x (1+R) filtered stream.
+
+    ``prev`` is the unfiltered row just above ``rows`` (None for the first row of a pass).
+    """
     h, r = rows.shape
     out = np.empty((h, r + 1), dtype=np.uint8)
     out[:, 0] = ftypes
     if h == 0 or r == 0:
         return out
-    up = np.zeros_like(rows)
+    up = np.empty_like(rows)
+    up[0] = 0 if prev is None else prev
     up[1:] = rows[:-1]
     for f in np.unique(ftypes):
         idx = np.nonzero(ftypes == f)[0]

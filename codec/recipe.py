@@ -192,14 +192,51 @@ def filtered_stream(hdr: Header, pixels: np.ndarray, filters: bytes) -> bytes:
     return b"".join(parts)
 
 
+def filtered_chunks(hdr: Header, pixels: np.ndarray, filters: bytes, target_bytes: int = 1 << 21):
+    """Yield the filtered stream in pieces of about ``target_bytes`` (same bytes as filtered_stream)."""
+    img = pixels if pixels.ndim == 3 else pixels[:, :, None]
+    if img.shape != (hdr.height, hdr.width, hdr.channels):
+        raise ValueError(f"pixel shape {pixels.shape} does not match the recipe")
+    ft = np.frombuffer(filters, dtype=np.uint8)
+    row = 0
+    for x0, y0, dx, dy, pw, ph in hdr.passes():
+        sub = img[y0::dy, x0::dx]
+        step = max(1, target_bytes // max(1, hdr.row_bytes(pw) + 1))
+        prev = None
+        for a in range(0, ph, step):
+            rows = pack_samples(sub[a: a + step], hdr.bit_depth)
+            yield filter_rows(rows, ft[row + a: row + a + len(rows)], hdr.bpp, prev).tobytes()
+            prev = rows[-1]
+        row += ph
+
+
+def _deflate_pipelined(hdr: Header, pixels: np.ndarray, recipe: Recipe) -> bytes:
+    """Filter rows in a worker thread while the pinned zlib deflates the previous piece (numpy
+    and the ctypes call both release the GIL, so the two overlap on a 2-core machine)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    comp = zd.StreamCompressor(zd.DeflateParams(*recipe.params))
+    gen = filtered_chunks(hdr, pixels, recipe.filters)
+    with ThreadPoolExecutor(1) as ex:
+        fut = ex.submit(next, gen, None)
+        while True:
+            piece = fut.result()
+            if piece is None:
+                break
+            fut = ex.submit(next, gen, None)
+            comp.feed(piece)
+    comp.feed(recipe.extra)
+    return comp.finish()
+
+
 def rebuild(pixels: np.ndarray, recipe: Recipe) -> bytes:
     """Rebuild the original file bytes from pixels and recipe."""
     hdr = recipe.header()
-    raw = filtered_stream(hdr, pixels, recipe.filters) + recipe.extra
     if recipe.method == "stored":
+        raw = filtered_stream(hdr, pixels, recipe.filters) + recipe.extra
         zstream = _stored_stream(recipe.zhead, raw, recipe.stored_blocks)
     else:
-        body = zd.compress(raw, zd.DeflateParams(*recipe.params))
+        body = _deflate_pipelined(hdr, pixels, recipe)
         zstream = recipe.zhead + body[2:]
     data = zstream + recipe.ztail
     if sum(recipe.idat_sizes) != len(data):
