@@ -13,10 +13,11 @@ from .api import (
     self_test,
 )
 from .bitstream import FORMAT_VERSION, CorruptBlob
+from .deflate import DeflaterUnavailable
 from .recipe import DEFAULT_MAX_PIXELS, Analysis, Recipe
 
 __all__ = [
-    "Analysis", "CorruptBlob", "DEFAULT_MAX_PIXELS", "EncodeResult", "FORMAT_VERSION", "Recipe", "Reference",
+    "Analysis", "CorruptBlob", "DEFAULT_MAX_PIXELS", "DeflaterUnavailable", "EncodeResult", "FORMAT_VERSION", "Recipe", "Reference",
     "ReferenceMismatch", "analyze", "blob_info", "decode", "decode_pixels", "deflater_identity", "encode",
     "self_test",
 ]

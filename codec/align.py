@@ -80,7 +80,7 @@ def pil_rotate(a: np.ndarray, angle: float, resample: int, fill: int) -> np.ndar
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[a.shape[2]]
     im = Image.fromarray(a[:, :, 0] if a.shape[2] == 1 else a, mode=mode)
     fc = fill if a.shape[2] == 1 else (fill,) * a.shape[2]
-    return np.asarray(im.rotate(angle, resample=resample, fillcolor=fc)).reshape(a.shape)
+    return np.asarray(im.rotate(angle, resample=Image.Resampling(resample), fillcolor=fc)).reshape(a.shape)
 
 
 def scale_paste(a: np.ndarray, shape: tuple[int, int], size: tuple[int, int], lib: str, filt: str,

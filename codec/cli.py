@@ -23,6 +23,7 @@ def _load_reference(path: str | None, ref_id: str | None) -> api.Reference | Non
     a = api.analyze(data)
     if not a.ok:
         raise SystemExit(f"reference {path}: cannot use as reference ({a.reason})")
+    assert a.pixels is not None
     return api.Reference(a.pixels, rid)
 
 

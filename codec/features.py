@@ -34,7 +34,7 @@ def downscale(grey: np.ndarray, side: int = WORK_SIDE) -> tuple[np.ndarray, floa
 def detect(grey: np.ndarray, nfeatures: int = 4000):
     import cv2
 
-    sift = cv2.SIFT_create(nfeatures=nfeatures)
+    sift = cv2.SIFT_create(nfeatures=nfeatures)  # type: ignore[attr-defined]
     kps, desc = sift.detectAndCompute(grey, None)
     pts = np.array([k.pt for k in kps], dtype=np.float32).reshape(-1, 2)
     return pts, desc

@@ -189,7 +189,8 @@ def _block_costs(t3: np.ndarray, p: np.ndarray, size: int) -> np.ndarray:
 BLOCK = 32
 
 
-def _blocks_candidate(t3, p_main, desc, sections, r_main, second_geoms):
+def _blocks_candidate(t3: np.ndarray, p_main: np.ndarray, desc: dict, sections: dict[str, bytes],
+                      r_main: np.ndarray, second_geoms: list[dict]) -> tuple[dict, dict[str, bytes], np.ndarray] | None:
     """Region-wise prediction: each 32x32 block picks the main prediction, a second homography
     or no prediction (128 = intra-like), whichever has the cheaper residual there."""
     h, w = t3.shape[:2]
@@ -226,6 +227,10 @@ def _payload_arr(res: np.ndarray) -> np.ndarray:
 JPEG_QUALITIES = (75, 95, 90, 85, 80, 70, 100, 50, 60, 65)
 
 
+SCALE_FILTERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("pil", ("bicubic", "lanczos", "bilinear", "nearest", "box", "hamming")),
+    ("cv", ("area", "linear", "cubic", "lanczos", "nearest")),
+)
 WEBP_QUALITIES = (80, 75, 90, 95, 85, 100, 70, 50, 60)
 
 
@@ -242,6 +247,7 @@ def _best_lossy(t3: np.ndarray, p: np.ndarray, kind: str = "jpeg") -> tuple[floa
             tried[(q, ss)] = _cost(t3, replay(p, q, ss))
         return tried[(q, ss)]
 
+    qualities: tuple[int, ...]
     if kind == "jpeg":
         subs: tuple[int, ...] = (2, 0) if p.shape[2] == 3 else (0,)
         qualities = JPEG_QUALITIES
@@ -309,8 +315,8 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
             # only orientations whose aspect ratio is plausible for a resize of this reference
             if abs(np.log((dw / dh) / (w / h))) > 0.35:
                 continue
-            for lib, filters in (("cv", align.CV_INTERP), ("pil", align.PIL_FILTERS)):
-                for f in filters:
+            for lib, fmap in (("cv", align.CV_INTERP), ("pil", align.PIL_FILTERS)):
+                for f in fmap:
                     best = min(best, score({"type": "resize", "k": k, "lib": lib, "filter": f}))
     timings["inter_exact"] = time.perf_counter() - t0
     if best > 0.01:
@@ -338,9 +344,8 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
                 for nw, nh in sizes:
                     offs = {((w - nw) // 2, (h - nh) // 2), (round(H[0, 2]), round(H[1, 2]))}
                     for ox, oy in offs:
-                        for lib, filters in (("pil", ("bicubic", "lanczos", "bilinear", "nearest", "box", "hamming")),
-                                             ("cv", ("area", "linear", "cubic", "lanczos", "nearest"))):
-                            for f in filters:
+                        for lib, fnames in SCALE_FILTERS:
+                            for f in fnames:
                                 best = min(best, score({"type": "scale_paste", "size": [nw, nh], "lib": lib,
                                                         "filter": f, "dx": ox, "dy": oy, "fill": 0}))
             for M in align.snapped_affines(H, (rh, rw)):
@@ -392,19 +397,20 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
                 pl = apply_lut(pj, lut)
                 finals.append((_cost(t3, pl), {**dj, "lut": True}, {"lut": lut.tobytes()}, pl))
     finals.sort(key=lambda f: f[0])
-    chosen = finals[:max_final]
+    chosen: list[tuple[float, dict, dict[str, bytes], np.ndarray]] = finals[:max_final]
     if finals and finals[0][0] > 0.5:
         c0, d0, s0, p0 = finals[0]
         r_main = rb if d0["colour"] == base_col else colour_adapt(r3, tc, d0["colour"])
         bc = _blocks_candidate(t3, p0, d0, s0, r_main, second_geoms)
         if bc is not None:
-            chosen = [(c0, bc[0], bc[1], bc[2])] + chosen
+            chosen = [(c0, bc[0], bc[1], bc[2]), *chosen]
     out = []
     for _c, desc, sections, p in chosen:
         res = residual(t3, p)
         payload = intra.encode_pixels(_payload_arr(res), effort)
-        g = desc["geom"]
-        label = f"inter:{g['type']}" + (f"/{g.get('interp') or g.get('filter')}" if "interp" in g or "filter" in g else "")
+        geo: dict = desc["geom"]
+        label = f"inter:{geo['type']}"
+        label += f"/{geo.get('interp') or geo.get('filter')}" if "interp" in geo or "filter" in geo else ""
         label += (f"+jpeg{desc['jpeg'][0]}" if desc.get("jpeg") else "") + (f"+webp{desc['webp'][0]}" if desc.get("webp") else "")
         label += "+lut" if desc["lut"] else ""
         label += "+blocks" if desc.get("blocks") else ""
