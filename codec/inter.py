@@ -369,7 +369,7 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
             variants.append((_cost(t3, p), col, p))
         variants.sort(key=lambda v: v[0])
         c0, col, p = variants[0]
-        desc = {"colour": col, "geom": g, "lut": False}
+        desc: dict = {"colour": col, "geom": g, "lut": False}
         finals.append((c0, desc, {}, p))
         if c0 == 0:
             continue
@@ -405,7 +405,8 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
         if bc is not None:
             chosen = [(c0, bc[0], bc[1], bc[2]), *chosen]
     out = []
-    for _c, desc, sections, p in chosen:
+    for _c, cdesc, sections, p in chosen:
+        desc = cdesc
         res = residual(t3, p)
         payload = intra.encode_pixels(_payload_arr(res), effort)
         geo: dict = desc["geom"]
