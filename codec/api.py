@@ -93,14 +93,21 @@ def _make_blob(a: Analysis, data: bytes, mode: str, payload: bytes, effort: int,
 
 
 def encode(data: bytes, reference: Reference | None = None, *, effort: int = intra.DEFAULT_EFFORT,
-           max_pixels: int = DEFAULT_MAX_PIXELS, try_inter: bool = True) -> EncodeResult:
-    """Encode ``data``; never raises on bad input. The returned blob has been decoded and compared."""
+           max_pixels: int = DEFAULT_MAX_PIXELS, try_inter: bool = True,
+           analysis: Analysis | None = None, allow_larger: bool = False) -> EncodeResult:
+    """Encode ``data``; never raises on bad input. The returned blob has been decoded and compared.
+
+    ``analysis`` may pass a previous ``analyze(data)`` result to skip parsing again (the blob is
+    still verified against ``data`` itself). Unless ``allow_larger``, a blob that is not smaller
+    than ``data`` (tiny PNGs: the recipe and header overhead is a few hundred bytes) is dropped and
+    the result says "verbatim".
+    """
     timings: dict[str, float] = {}
     sizes: dict[str, int] = {}
     t0 = time.perf_counter()
     try:
         data = bytes(data)
-        a = analyze(data, max_pixels=max_pixels)
+        a = analysis if analysis is not None else analyze(data, max_pixels=max_pixels)
         timings["analyze"] = time.perf_counter() - t0
         if not a.ok:
             return EncodeResult(None, "verbatim", a.reason, sizes, timings)
@@ -139,6 +146,9 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
             if ok:
                 timings["verify"] = time.perf_counter() - t3
                 timings["total"] = time.perf_counter() - t0
+                if len(blob) >= len(data) and not allow_larger:
+                    return EncodeResult(None, "verbatim", f"blob ({len(blob)} bytes) not smaller than the file "
+                                        f"({len(data)} bytes)", sizes, timings, label)
                 return EncodeResult(blob, mode, inter_note, sizes, timings, label)
         return EncodeResult(None, "verbatim", "encoded blob failed verification", sizes, timings)
     except MemoryError:
