@@ -69,6 +69,18 @@ def _cmd_info(args) -> int:
     except bitstream.CorruptBlob as e:
         print(f"{args.input}: CorruptBlob: {e}", file=sys.stderr)
         return 1
+    if args.time:
+        # decode timings are measured here, not stored: they depend on the machine reading the blob
+        ref = _load_reference(args.reference, args.ref_id)
+        try:
+            t = time.perf_counter()
+            api.decode_pixels(blob, ref)
+            t_px = time.perf_counter() - t
+            t = time.perf_counter()
+            api.decode(blob, ref)
+            info["timings"] = {"decode_pixels_s": round(t_px, 4), "decode_s": round(time.perf_counter() - t, 4)}
+        except (bitstream.CorruptBlob, api.ReferenceMismatch) as e:
+            info["timings"] = {"error": f"{type(e).__name__}: {e}"}
     if args.json:
         print(json.dumps(info, indent=2))
         return 0
@@ -84,6 +96,8 @@ def _cmd_info(args) -> int:
         print(f"  reference {info['ref_id']} {info['reference']}")
         print(f"  prediction {json.dumps(info['inter'])}")
     print(f"  sections {info['sections']}")
+    if "timings" in info:
+        print(f"  timings {info['timings']}")
     return 0
 
 
@@ -105,5 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     i = sub.add_parser("info", help="describe a blob")
     i.add_argument("input")
     i.add_argument("--json", action="store_true")
+    i.add_argument("--time", action="store_true", help="also decode and report decode timings")
+    i.add_argument("--reference", help="reference image, for --time on inter blobs")
+    i.add_argument("--ref-id")
     args = ap.parse_args(argv)
     return {"encode": _cmd_encode, "decode": _cmd_decode, "info": _cmd_info}[args.cmd](args)

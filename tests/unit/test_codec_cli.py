@@ -32,6 +32,8 @@ def test_cli_round_trip(tmp_path, capsys):
     assert info["mode"] == "inter" and info["inter"]["geom"]["type"] == "dihedral"
     assert main(["info", str(tmp_path / "t.simc")]) == 0
     assert "mode inter" in capsys.readouterr().out
+    assert main(["info", str(tmp_path / "t.simc"), "--time", "--reference", str(tmp_path / "ref.png"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["timings"]["decode_s"] > 0
     assert main(["decode", str(tmp_path / "t.simc"), "--reference", str(tmp_path / "ref.png"),
                  "-o", str(tmp_path / "back.png")]) == 0
     assert (tmp_path / "back.png").read_bytes() == (tmp_path / "t.png").read_bytes()
