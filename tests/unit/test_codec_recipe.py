@@ -246,3 +246,32 @@ def test_tiny_png_is_left_verbatim_unless_allowed(devset):
     assert r.mode == "verbatim" and r.blob is None and "not smaller" in r.reason and r.sizes["intra"] >= len(data)
     r = codec.encode(data, effort=1, allow_larger=True)
     assert r.mode == "intra" and codec.decode(r.blob) == data
+
+
+def _raw_png(w, h, bd, ct, raw_stream: bytes, *, zsuffix=b"", params=(6, 8, 0, 15)):
+    from codec import deflate as zd
+
+    z = zd.compress(raw_stream, zd.DeflateParams(*params)) + zsuffix
+    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, bd, ct, 0, 0, 0))
+            + png_chunk(b"IDAT", z) + png_chunk(b"IEND", b""))
+
+
+def test_extra_inflated_bytes_and_bytes_after_zlib_stream_survive():
+    rows = b"".join(b"\x00" + bytes(range(i, i + 30)) for i in range(10))  # 10x10 RGB, filter 0
+    for extra, tail in ((b"xyz", b""), (b"", b"\x00junk"), (b"12", b"34")):
+        data = _raw_png(10, 10, 8, 2, rows + extra, zsuffix=tail)
+        a = codec.analyze(data)
+        assert a.ok, a.reason
+        assert a.recipe.extra == extra and a.recipe.ztail == tail
+        assert rebuild(a.pixels, a.recipe) == data
+
+
+def test_short_image_data_and_nonzero_padding_are_reported():
+    rows = b"".join(b"\x00" + bytes(range(i, i + 30)) for i in range(10))
+    a = codec.analyze(_raw_png(10, 10, 8, 2, rows[:-5]))
+    assert not a.ok and "shorter" in a.reason
+    # 1-bit grey, width 3: the 5 low bits of each row byte are padding; set them
+    a = codec.analyze(_raw_png(3, 2, 1, 0, b"\x00\xff\x00\xa1"))
+    assert not a.ok and "padding" in a.reason
+    a = codec.analyze(_raw_png(3, 2, 1, 0, b"\x00\xe0\x00\xa0"))
+    assert a.ok and a.pixels.tolist() == [[1, 1, 1], [1, 0, 1]]
