@@ -155,7 +155,8 @@ def predict(desc: dict, sections: dict[str, bytes], ref: np.ndarray, tshape: tup
         p = apply_lut(p, lut)
     if desc.get("blocks"):
         b = desc["blocks"]
-        alts = [p] + [apply_geom(r, g, (h, w)) for g in b["alts"]] + [np.full_like(p, 128)]
+        alts = ([p] + [np.roll(p, tuple(s), axis=(0, 1)) for s in b.get("shifts", [])]
+                + [apply_geom(r, g, (h, w)) for g in b["alts"]] + [np.full_like(p, 128)])
         bmap = np.frombuffer(sections["blockmap"], dtype=np.uint8).reshape(-(-h // b["size"]), -(-w // b["size"]))
         p = compose_blocks(alts, bmap, b["size"])
     return p
@@ -187,20 +188,25 @@ def _block_costs(t3: np.ndarray, p: np.ndarray, size: int) -> np.ndarray:
 
 
 BLOCK = 32
+# Block refinement: each block may also take the main prediction moved by one pixel.
+BLOCK_SHIFTS = [[-1, 0], [1, 0], [0, -1], [0, 1], [-1, -1], [-1, 1], [1, -1], [1, 1]]
 
 
 def _blocks_candidate(t3: np.ndarray, p_main: np.ndarray, desc: dict, sections: dict[str, bytes],
                       r_main: np.ndarray, second_geoms: list[dict]) -> tuple[dict, dict[str, bytes], np.ndarray] | None:
-    """Region-wise prediction: each 32x32 block picks the main prediction, a second homography
-    or no prediction (128 = intra-like), whichever has the cheaper residual there."""
+    """Region-wise prediction: each 32x32 block picks the main prediction, the main prediction
+    moved by one pixel (block refinement), a second homography or no prediction (128, i.e.
+    intra-like), whichever has the cheaper residual there."""
     h, w = t3.shape[:2]
-    alts = [p_main] + [apply_geom(r_main, g, (h, w)) for g in second_geoms] + [np.full_like(p_main, 128)]
+    alts = ([p_main] + [np.roll(p_main, tuple(s), axis=(0, 1)) for s in BLOCK_SHIFTS]
+            + [apply_geom(r_main, g, (h, w)) for g in second_geoms] + [np.full_like(p_main, 128)])
     costs = np.stack([_block_costs(t3, a, BLOCK) for a in alts])
+    costs[1:] *= 1.03  # switching has a cost (map entropy, seams): demand a clear gain
     bmap = costs.argmin(axis=0).astype(np.uint8)
     if (bmap == 0).all():
         return None
     p = compose_blocks(alts, bmap, BLOCK)
-    d = {**desc, "blocks": {"size": BLOCK, "alts": second_geoms}}
+    d = {**desc, "blocks": {"size": BLOCK, "shifts": BLOCK_SHIFTS, "alts": second_geoms}}
     return d, {**sections, "blockmap": bmap.tobytes()}, p
 
 
