@@ -348,7 +348,7 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
                 sc = sim[1]
                 sizes = {(int(rw * round(sc, 2)), int(rh * round(sc, 2))), (round(rw * sc), round(rh * sc))}
                 for nw, nh in sizes:
-                    offs = {((w - nw) // 2, (h - nh) // 2), (round(H[0, 2]), round(H[1, 2]))}
+                    offs = {((w - nw) // 2, (h - nh) // 2), (int(round(H[0, 2])), int(round(H[1, 2])))}
                     for ox, oy in offs:
                         for lib, fnames in SCALE_FILTERS:
                             for f in fnames:
