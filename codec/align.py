@@ -171,6 +171,40 @@ def estimate_homography(ref_grey: np.ndarray, tgt_grey: np.ndarray, min_inliers:
     return models[0] if models else (None, 0)
 
 
+def find_crop(ref_grey: np.ndarray, tgt_grey: np.ndarray, side: int = 400) -> tuple[int, int] | None:
+    """Integer offset (dx, dy) of a crop: tgt(x, y) ~= ref(x + dx, y + dy), by template matching.
+
+    Works where keypoints do not (flat or low-texture images): coarse search on downscaled images,
+    then an exact full-resolution search of a central patch around the coarse position.
+    """
+    import cv2
+
+    rh, rw = ref_grey.shape
+    th, tw = tgt_grey.shape
+    if th > rh or tw > rw or (th, tw) == (rh, rw):
+        return None
+    s = min(1.0, side / max(rh, rw))
+    rs = cv2.resize(ref_grey, (max(1, round(rw * s)), max(1, round(rh * s))), interpolation=cv2.INTER_AREA)
+    ts = cv2.resize(tgt_grey, (max(1, round(tw * s)), max(1, round(th * s))), interpolation=cv2.INTER_AREA)
+    if ts.shape[0] < 4 or ts.shape[1] < 4 or ts.shape[0] > rs.shape[0] or ts.shape[1] > rs.shape[1]:
+        return None
+    res = cv2.matchTemplate(rs.astype(np.float32), ts.astype(np.float32), cv2.TM_SQDIFF)
+    _, _, (xs, ys), _ = cv2.minMaxLoc(res)
+    ph, pw = min(th, 128), min(tw, 128)
+    cy, cx = (th - ph) // 2, (tw - pw) // 2
+    patch = tgt_grey[cy: cy + ph, cx: cx + pw].astype(np.float32)
+    margin = int(np.ceil(2 / s)) + 2
+    ex, ey = round(xs / s) + cx, round(ys / s) + cy  # expected patch position in the reference
+    x0, y0 = max(0, ex - margin), max(0, ey - margin)
+    x1, y1 = min(rw, ex + pw + margin), min(rh, ey + ph + margin)
+    roi = ref_grey[y0:y1, x0:x1].astype(np.float32)
+    if roi.shape[0] < ph or roi.shape[1] < pw:
+        return None
+    res = cv2.matchTemplate(roi, patch, cv2.TM_SQDIFF)
+    _, _, (bx, by), _ = cv2.minMaxLoc(res)
+    return int(x0 + bx - cx), int(y0 + by - cy)
+
+
 def as_integer_shift(H: np.ndarray, shape_t: tuple[int, int], tol: float = 0.25) -> tuple[int, int] | None:
     """(dx, dy) if H moves every target corner by the same integer offset (within tol px)."""
     h, w = shape_t

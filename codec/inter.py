@@ -324,6 +324,12 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
             for lib, fmap in (("cv", align.CV_INTERP), ("pil", align.PIL_FILTERS)):
                 for f in fmap:
                     best = min(best, score({"type": "resize", "k": k, "lib": lib, "filter": f}))
+        try:
+            crop = align.find_crop(features.to_grey(rb), features.to_grey(t3))
+        except Exception:
+            crop = None
+        if crop is not None:
+            best = min(best, score({"type": "shift", "dx": crop[0], "dy": crop[1]}))
     timings["inter_exact"] = time.perf_counter() - t0
     if best > 0.01:
         t1 = time.perf_counter()

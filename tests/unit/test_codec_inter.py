@@ -154,3 +154,17 @@ def test_webp_and_jpeg_copies_are_replayed():
         assert res.mode == "inter" and fmt.lower() in res.chosen.lower(), (fmt, res.chosen, res.sizes)
         assert len(res.blob) < 0.05 * res.sizes["intra"], (fmt, res.sizes)
         assert codec.decode(res.blob, ref) == data
+
+
+def test_crop_of_low_texture_image_found_by_template_matching():
+    # smooth gradients + faint noise: few or no SIFT keypoints, the crop must still be exact
+    rng = np.random.default_rng(11)
+    y, x = np.mgrid[0:300, 0:400]
+    flat = np.stack([x * 255 // 400, y * 255 // 300, (x + y) * 255 // 700], 2) + rng.integers(0, 2, (300, 400, 3))
+    flat = flat.clip(0, 255).astype(np.uint8)
+    tgt = np.ascontiguousarray(flat[37:237, 51:331])
+    ref = codec.Reference(flat, b"flat")
+    res = codec.encode(_png(tgt), ref, effort=3)
+    assert res.mode == "inter" and res.chosen.startswith("inter:shift"), (res.chosen, res.sizes)
+    assert len(res.blob) < 0.1 * res.sizes["intra"], res.sizes
+    assert codec.decode(res.blob, ref) == _png(tgt)
