@@ -1,1 +1,23 @@
 """codec: pure library turning image files into compact blobs and back, byte for byte."""
+
+from .api import (
+    EncodeResult,
+    Reference,
+    ReferenceMismatch,
+    analyze,
+    blob_info,
+    decode,
+    decode_pixels,
+    deflater_identity,
+    encode,
+    self_test,
+)
+from .bitstream import FORMAT_VERSION, CorruptBlob
+from .deflate import DeflaterUnavailable
+from .recipe import DEFAULT_MAX_PIXELS, Analysis, Recipe
+
+__all__ = [
+    "Analysis", "CorruptBlob", "DEFAULT_MAX_PIXELS", "DeflaterUnavailable", "EncodeResult", "FORMAT_VERSION", "Recipe", "Reference",
+    "ReferenceMismatch", "analyze", "blob_info", "decode", "decode_pixels", "deflater_identity", "encode",
+    "self_test",
+]

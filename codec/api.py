@@ -1,0 +1,237 @@
+"""Public entry points: analyze, encode, decode, decode_pixels, blob_info, self_test."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import bitstream, inter, intra
+from . import deflate as zd
+from .bitstream import CorruptBlob
+from .recipe import DEFAULT_MAX_PIXELS, Analysis, Recipe, rebuild
+from .recipe import analyze as _analyze
+
+
+class ReferenceMismatch(ValueError):
+    """An inter blob was decoded without its reference, or with the wrong one."""
+
+
+@dataclass
+class Reference:
+    """Decoded pixels of a reference image plus the caller's identity for it (<= 255 bytes)."""
+
+    pixels: np.ndarray
+    ref_id: bytes
+
+
+@dataclass
+class EncodeResult:
+    blob: bytes | None
+    mode: str  # "intra" | "inter" | "verbatim"
+    reason: str = ""
+    sizes: dict[str, int] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    chosen: str = ""  # label of the winning candidate, e.g. "inter:dihedral+lut"
+
+
+def pixel_hash(pixels: np.ndarray) -> str:
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{pixels.dtype.str}{pixels.shape}".encode())
+    h.update(np.ascontiguousarray(pixels).tobytes())
+    return h.hexdigest()
+
+
+def analyze(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Analysis:
+    """Parse a file into pixels + recipe; never raises (ok=False with a reason instead)."""
+    return _analyze(data, max_pixels=max_pixels)
+
+
+def _versions() -> dict[str, str]:
+    import cv2
+    import imagecodecs
+    import PIL
+
+    return {"imagecodecs": imagecodecs.__version__, "opencv": cv2.__version__, "pillow": PIL.__version__}
+
+
+def _recipe_meta(r: Recipe) -> tuple[dict, dict[str, bytes]]:
+    meta = {"idat_sizes": r.idat_sizes, "method": r.method, "params": r.params,
+            "stored_blocks": r.stored_blocks, "zhead": r.zhead.hex()}
+    sections = {"prefix": r.prefix, "suffix": r.suffix, "ztail": r.ztail, "extra": r.extra, "filters": r.filters}
+    return meta, sections
+
+
+def _recipe_from(meta: dict, sections: dict[str, bytes]) -> Recipe:
+    m = meta["recipe"]
+    return Recipe(prefix=sections["prefix"], idat_sizes=list(m["idat_sizes"]), suffix=sections["suffix"],
+                  zhead=bytes.fromhex(m["zhead"]), method=m["method"], params=list(m["params"]),
+                  stored_blocks=list(m["stored_blocks"]), ztail=sections["ztail"], extra=sections["extra"],
+                  filters=sections["filters"])
+
+
+def _make_blob(a: Analysis, data: bytes, mode: str, payload: bytes, effort: int, *,
+               ref: Reference | None = None, desc: dict | None = None,
+               extra_sections: dict[str, bytes] | None = None, phash: str, rhash: str | None = None) -> bytes:
+    assert a.recipe is not None and a.pixels is not None and a.header is not None
+    rmeta, sections = _recipe_meta(a.recipe)
+    meta: dict = {
+        "kind": "png", "deflater": zd.deflater_identity(), "recipe": rmeta, "file_size": len(data),
+        "pixels": {"shape": list(a.pixels.shape), "dtype": a.pixels.dtype.name, "hash": phash},
+        "effort": effort, "versions": _versions(),
+    }
+    if mode == "inter":
+        assert ref is not None and desc is not None
+        meta["inter"] = desc
+        meta["ref"] = {"shape": list(ref.pixels.shape), "dtype": ref.pixels.dtype.name, "hash": rhash}
+        for k, v in (extra_sections or {}).items():
+            sections["inter_" + k] = v
+    return bitstream.pack(bitstream.Blob(mode, ref.ref_id if (ref is not None and mode == "inter") else b"",
+                                         meta, sections, payload, hashlib.sha256(data).digest()))
+
+
+def encode(data: bytes, reference: Reference | None = None, *, effort: int = intra.DEFAULT_EFFORT,
+           max_pixels: int = DEFAULT_MAX_PIXELS, try_inter: bool = True,
+           analysis: Analysis | None = None, allow_larger: bool = False) -> EncodeResult:
+    """Encode ``data``; never raises on bad input. The returned blob has been decoded and compared.
+
+    ``analysis`` may pass a previous ``analyze(data)`` result to skip parsing again (the blob is
+    still verified against ``data`` itself). Unless ``allow_larger``, a blob that is not smaller
+    than ``data`` (tiny PNGs: the recipe and header overhead is a few hundred bytes) is dropped and
+    the result says "verbatim".
+    """
+    timings: dict[str, float] = {}
+    sizes: dict[str, int] = {}
+    t0 = time.perf_counter()
+    try:
+        data = bytes(data)
+        a = analysis if analysis is not None else analyze(data, max_pixels=max_pixels)
+        timings["analyze"] = time.perf_counter() - t0
+        if not a.ok:
+            return EncodeResult(None, "verbatim", a.reason, sizes, timings)
+        assert a.pixels is not None and a.header is not None
+        phash = pixel_hash(a.pixels)
+        t1 = time.perf_counter()
+        cands: list[tuple[bytes, str, str]] = []  # (blob, mode, label)
+        blob = _make_blob(a, data, "intra", intra.encode_pixels(a.pixels, effort), effort, phash=phash)
+        timings["intra"] = time.perf_counter() - t1
+        sizes["intra"] = len(blob)
+        cands.append((blob, "intra", "intra"))
+        inter_note = ""
+        if reference is not None and try_inter:
+            t2 = time.perf_counter()
+            try:
+                inter.check_applicable(a.pixels, reference.pixels, a.header.bit_depth, a.header.color_type)
+                rhash = pixel_hash(reference.pixels)
+                for desc, secs, payload, label in inter.search(a.pixels, reference.pixels, effort=effort,
+                                                               timings=timings):
+                    b = _make_blob(a, data, "inter", payload, effort, ref=reference, desc=desc,
+                                   extra_sections=secs, phash=phash, rhash=rhash)
+                    sizes[label] = len(b)
+                    cands.append((b, "inter", label))
+            except inter.InterNotApplicable as e:
+                inter_note = str(e)
+            except Exception as e:  # inter is an optimisation: a failure falls back to intra
+                inter_note = f"inter failed: {type(e).__name__}: {e}"
+            timings["inter"] = time.perf_counter() - t2
+        cands.sort(key=lambda c: len(c[0]))
+        t3 = time.perf_counter()
+        for blob, mode, label in cands:
+            try:
+                ok = decode(blob, reference if mode == "inter" else None) == data
+            except Exception:
+                ok = False
+            if ok:
+                timings["verify"] = time.perf_counter() - t3
+                timings["total"] = time.perf_counter() - t0
+                if len(blob) >= len(data) and not allow_larger:
+                    return EncodeResult(None, "verbatim", f"blob ({len(blob)} bytes) not smaller than the file "
+                                        f"({len(data)} bytes)", sizes, timings, label)
+                return EncodeResult(blob, mode, inter_note, sizes, timings, label)
+        return EncodeResult(None, "verbatim", "encoded blob failed verification", sizes, timings)
+    except MemoryError:
+        return EncodeResult(None, "verbatim", "out of memory while encoding", sizes, timings)
+    except Exception as e:
+        return EncodeResult(None, "verbatim", f"encoder error: {type(e).__name__}: {e}", sizes, timings)
+
+
+def _check_reference(b: bitstream.Blob, reference: Reference | None, verify_hash: bool) -> np.ndarray:
+    if reference is None:
+        raise ReferenceMismatch("inter blob needs its reference image")
+    if bytes(reference.ref_id) != b.ref_id:
+        raise ReferenceMismatch(f"blob expects reference {b.ref_id.hex()}, got {bytes(reference.ref_id).hex()}")
+    r = b.meta.get("ref", {})
+    px = np.asarray(reference.pixels)
+    if list(px.shape) != r.get("shape") or px.dtype.name != r.get("dtype"):
+        raise ReferenceMismatch(f"reference pixels {px.shape} {px.dtype} do not match {r.get('shape')}")
+    if verify_hash and pixel_hash(px) != r.get("hash"):
+        raise ReferenceMismatch("reference pixels differ from those the blob was encoded against")
+    return px
+
+
+def _pixels(b: bitstream.Blob, reference: Reference | None, verify: bool = True) -> np.ndarray:
+    pm = b.meta["pixels"]
+    shape = tuple(pm["shape"])
+    if b.mode == "inter":
+        ref = _check_reference(b, reference, verify)
+        secs = {k[6:]: v for k, v in b.sections.items() if k.startswith("inter_")}
+        try:
+            px = inter.reconstruct(b.meta["inter"], secs, b.payload, ref, shape)
+        except ReferenceMismatch:
+            raise
+        except Exception as e:
+            raise CorruptBlob(f"inter reconstruction failed: {type(e).__name__}: {e}") from None
+    else:
+        try:
+            px = intra.decode_pixels(b.payload, shape, pm["dtype"])
+        except Exception as e:
+            raise CorruptBlob(f"payload does not decode: {e}") from None
+    if verify and pixel_hash(px) != pm["hash"]:
+        raise CorruptBlob("decoded pixels do not match the stored pixel hash")
+    return px
+
+
+def decode_pixels(blob: bytes, reference: Reference | None = None) -> np.ndarray:
+    """Decode only the pixels (for reference chains); verifies the stored pixel hash."""
+    return _pixels(bitstream.unpack(blob), reference)
+
+
+def decode(blob: bytes, reference: Reference | None = None) -> bytes:
+    """Rebuild the exact original file; raises CorruptBlob or ReferenceMismatch."""
+    b = bitstream.unpack(blob)
+    # The file hash below is the end-to-end check; the pixel hash is skipped to save time.
+    px = _pixels(b, reference, verify=False)
+    if b.meta.get("recipe", {}).get("method") == "deflate":
+        zd.self_test()  # an unusable deflater is a host problem (DeflaterUnavailable), not corruption
+    try:
+        out = rebuild(px, _recipe_from(b.meta, b.sections))
+    except Exception as e:
+        raise CorruptBlob(f"rebuild failed: {type(e).__name__}: {e}") from None
+    if hashlib.sha256(out).digest() != b.file_sha256:
+        raise CorruptBlob("rebuilt file does not match the stored hash")
+    return out
+
+
+def blob_info(blob: bytes) -> dict:
+    """Header and metadata of a blob (verifies the blob checksum, decodes nothing)."""
+    b = bitstream.unpack(blob)
+    m = b.meta
+    return {
+        "format_version": b.version, "mode": b.mode, "ref_id": b.ref_id.hex(), "blob_size": len(blob),
+        "payload_size": len(b.payload), "meta_size": len(blob) - len(b.payload) - 8 - len(b.ref_id) - 4 - 8 - 32 - 4,
+        "file_size": m.get("file_size"), "file_sha256": b.file_sha256.hex(), "pixels": m.get("pixels"),
+        "deflater": m.get("deflater"), "recipe": m.get("recipe"), "effort": m.get("effort"),
+        "inter": m.get("inter"), "reference": m.get("ref"), "versions": m.get("versions"),
+        "sections": {k: len(v) for k, v in b.sections.items()},
+    }
+
+
+def deflater_identity() -> str:
+    return zd.deflater_identity()
+
+
+def self_test() -> None:
+    """Raise if the pinned deflater would not reproduce the recorded test vectors."""
+    zd.self_test()
