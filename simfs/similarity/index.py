@@ -31,6 +31,7 @@ _F_LOW = 1
 ID_LEN = 32
 FAR = np.uint16(0xFFFF)  # distance given to rows that must not be ranked (deleted, excluded, other code space)
 COPY_SHORTLIST = 8
+VERIFY_BUDGET_S = 0.2  # CPU seconds of verification per query (bounds the p99; the p50 needs ~0.1)
 MIRROR_GAP = 16  # bits: below this gap between a candidate's distances to the query and its mirror, verify both  # candidates taken by copy-hash distance besides the global top-K
 
 
@@ -116,7 +117,7 @@ class SimilarityIndex:
         self._low = np.zeros(cap, bool)
         self._alive = np.zeros(cap, bool)
         self._ids = np.zeros((cap, ID_LEN), np.uint8)
-        self._base_keys = np.zeros(0, np.uint64)  # sorted first 8 bytes of ids of rows < _base_n
+        self._base_keys = np.zeros(0, np.uint64)  # sorted _fold() keys of the live rows at the last rebuild
         self._base_rows = np.zeros(0, np.int64)
         self._delta: dict[bytes, int] = {}  # rows appended since the last rebuild of the sorted lookup
 
@@ -139,7 +140,7 @@ class SimilarityIndex:
 
     def _rebuild_lookup(self) -> None:
         n = self._n
-        keys = self._ids[:n, :8].copy().view(">u8").ravel().astype(np.uint64)
+        keys = _fold(self._ids[:n])
         rows = np.flatnonzero(self._alive[:n])
         order = np.argsort(keys[rows], kind="stable")
         self._base_keys = keys[rows][order]
@@ -150,7 +151,7 @@ class SimilarityIndex:
         r = self._delta.get(object_id)
         if r is not None:
             return r if self._alive[r] else -1
-        key = np.uint64(int.from_bytes(object_id[:8], "big"))
+        key = _fold(np.frombuffer(object_id, np.uint8)[None, :])[0]
         i = int(np.searchsorted(self._base_keys, key))
         target = np.frombuffer(object_id, np.uint8)
         while i < len(self._base_keys) and self._base_keys[i] == key:
@@ -213,15 +214,17 @@ class SimilarityIndex:
     def load(self) -> int:
         """Read every S record into the arrays (at mount). Returns the number of records."""
         with self._lock:
-            recs = []
+            buf = bytearray()  # one flat buffer: ~90 B per record at peak, no per-record Python objects kept
+            n = 0
             for key, value in self.catalog.scan(SIM_RECORD):
                 if len(key) != 1 + ID_LEN or len(value) != _REC.size or value[0] != RECORD_VERSION:
                     continue  # reported by check_consistency(); must not stop the mount
-                recs.append(key[1:] + value)
-            n = len(recs)
+                buf += key[1:]
+                buf += value
+                n += 1
             self._alloc(n + n // 16 + 1024)
             if n:
-                raw = np.frombuffer(b"".join(recs), np.uint8).reshape(n, ID_LEN + _REC.size)
+                raw = np.frombuffer(buf, np.uint8).reshape(n, ID_LEN + _REC.size)
                 self._ids[:n] = raw[:, :ID_LEN]
                 o = ID_LEN
                 self._low[:n] = (raw[:, o + 1] & _F_LOW) != 0
@@ -229,6 +232,8 @@ class SimilarityIndex:
                 codes = raw[:, o + 26:o + 58].copy().view("<u8")  # (n, 4)
                 self._codes[:, :n] = codes.T
                 self._alive[:n] = True
+                del raw
+            del buf
             self._n = n
             self._rebuild_lookup()
             self._in_use = True
@@ -328,29 +333,40 @@ class SimilarityIndex:
             return rows, g[rows].astype(np.int64), cd[rows].astype(np.int64), mirror
 
     def query(self, d: Descriptors, k: int = 10, exclude: Iterable[bytes] = (), *, verify_k: int | None = None,
-              verify_candidates: bool = True) -> QueryResult:
-        """Top-k candidate references for d, verified and ranked; .worth_trying_inter is the yes/no decision."""
+              verify_candidates: bool = True, verify_budget: float | None = VERIFY_BUDGET_S) -> QueryResult:
+        """Top-k candidate references for d, verified and ranked; .worth_trying_inter is the yes/no decision.
+
+        Candidates are verified most promising first (close copy hash, then global distance) until
+        verify_budget seconds of this thread's CPU are spent; the rest keep their global rank unverified.
+        """
         t0 = time.perf_counter()
         kk = max(k, verify_k if verify_k is not None else self.t.k)
         rows, gd, cd, mir = self.shortlist(d, kk, exclude)
         with self._lock:
             ids = [self._ids[r].tobytes() for r in rows]
         t1 = time.perf_counter()
+        cpu0 = time.thread_time()
+        order = sorted(range(len(ids)), key=lambda i: (cd[i] > self.t.copy_max_bits, gd[i], cd[i]))
         cands = []
-        for oid, g, c, mirror in zip(ids, gd.tolist(), cd.tolist(), mir, strict=True):
-            b = self.get(oid) if verify_candidates or c <= self.t.copy_max_bits else None
-            if b is None and verify_candidates:
+        skipped = 0
+        for i in order:
+            oid, g, c, mirror = ids[i], int(gd[i]), int(cd[i]), mir[i]
+            over = verify_budget is not None and time.thread_time() - cpu0 > verify_budget
+            want = verify_candidates and not over
+            b = self.get(oid) if want or c <= self.t.copy_max_bits else None
+            if b is None and want:
                 continue  # deleted since the shortlist was taken
             m = NO_MATCH
-            if b is not None and verify_candidates and not d.low_texture and not b.low_texture:
+            if b is not None and want and not d.low_texture and not b.low_texture:
                 m = verify(d, b, mirror)
+            skipped += verify_candidates and over
             rel = relation_hint(d, b, c, g, m, self.t) if b is not None else ""
-            score = _score(d, b, c, g, m, rel)
-            cands.append(Candidate(oid, g, c, m.inliers, score, rel, m))
+            cands.append(Candidate(oid, g, c, m.inliers, _score(d, b, c, g, m, rel), rel, m))
         t2 = time.perf_counter()
         cands.sort(key=lambda x: (x.relation != "", x.score, -x.global_distance), reverse=True)
         worth = any(x.relation for x in cands)
-        return QueryResult(cands[:k], worth, {"global": t1 - t0, "verify": t2 - t1})
+        return QueryResult(cands[:k], worth, {"global": t1 - t0, "verify": t2 - t1, "verified": len(cands) - skipped,
+                                              "unverified_over_budget": skipped})
 
     # ---- fsck ----
 
@@ -405,6 +421,13 @@ class SimilarityIndex:
                 if len(mem) != len(self):
                     problems.append(f"index counts {len(self)} live rows but holds {len(mem)}")
         return problems
+
+
+def _fold(ids: np.ndarray) -> np.ndarray:
+    """(n, 32) uint8 ids -> (n,) uint64 lookup keys: xor of the four words, so ids that share a prefix
+    (not only sha256 ids are possible) still spread out."""
+    w = np.ascontiguousarray(ids).view("<u8")
+    return (w[:, 0] ^ w[:, 1] ^ w[:, 2] ^ w[:, 3]).astype(np.uint64)
 
 
 def _smallest(dist: np.ndarray, k: int) -> np.ndarray:
