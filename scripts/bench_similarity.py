@@ -240,7 +240,8 @@ def bench_synthetic(args) -> dict:
         lat, hit10, hit30 = [], 0, 0
         target_ids = {int(t): hashlib.sha256(int(t).to_bytes(8, "big")).digest() for _, _, t in queries}
         for _, code, t in queries:
-            d = Descriptors(bytes(16), int(rng.integers(0, 2**63)), code, local, False, 1, 1)
+            # a real query also carries its mirror image's code: the stage scans for both
+            d = Descriptors(bytes(16), int(rng.integers(0, 2**63)), code, local, False, 1, 1, rng.bytes(32))
             t1 = time.perf_counter()
             rows, gd, _, _ = idx.shortlist(d, 30)
             lat.append(time.perf_counter() - t1)

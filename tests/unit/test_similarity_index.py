@@ -200,3 +200,19 @@ def test_low_texture_images_do_not_flood_candidate_lists(catalog) -> None:
     # low-texture codes never enter a textured query's global ranking
     rows, _, _, _ = idx.shortlist(textured, 10, exclude=[oid("tex")])
     assert len(rows) == 0 or all(not idx._low[r] or idx._copy[r] for r in rows)
+
+
+@pytest.mark.parametrize("n", [10, 1000, 70000, 300000])
+def test_smallest_selects_exactly_the_k_nearest(n) -> None:
+    from simfs.similarity.index import FAR, _smallest
+
+    rng = np.random.default_rng(n)
+    for k in (1, 30, 2048):
+        d = rng.binomial(256, 0.5, size=n).astype(np.uint16)
+        d[rng.random(n) < 0.3] = FAR  # deleted / excluded rows never come back
+        rows = _smallest(d, k)
+        valid = np.sort(d[d < FAR])
+        assert len(rows) == min(k, len(valid)) == len(set(rows.tolist()))
+        assert np.all(d[rows] < FAR)
+        if len(rows):
+            assert d[rows].max() == valid[len(rows) - 1]
