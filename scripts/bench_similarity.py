@@ -205,11 +205,11 @@ def bench_synthetic(args) -> dict:
     # planted neighbours: the first n_q codes get a partner 60-100 bits away (real near-duplicate range)
     targets = rng.choice(np.arange(n_q, n), n_q, replace=False)
     queries = []
-    for i, t in enumerate(targets):
+    for t in targets:
         q = np.unpackbits(codes[t]).copy()
         flip = rng.choice(256, int(rng.integers(60, 101)), replace=False)
         q[flip] ^= 1
-        queries.append((i, np.packbits(q).tobytes(), t))
+        queries.append((len(flip), np.packbits(q).tobytes(), t))
     tmp = Path(tempfile.mkdtemp(prefix="simsynth-"))
     local = b"\x00" * 6
     try:
@@ -238,8 +238,9 @@ def bench_synthetic(args) -> dict:
         _trim()  # give the load's transient buffers back, so RSS shows what the index keeps
         rss1 = _rss()
         lat, hit10, hit30 = [], 0, 0
+        band = {"60-80": [0, 0], "81-100": [0, 0]}  # planted distance -> [found in top 30, planted]
         target_ids = {int(t): hashlib.sha256(int(t).to_bytes(8, "big")).digest() for _, _, t in queries}
-        for _, code, t in queries:
+        for dist, code, t in queries:
             # a real query also carries its mirror image's code: the stage scans for both
             d = Descriptors(bytes(16), int(rng.integers(0, 2**63)), code, local, False, 1, 1, rng.bytes(32))
             t1 = time.perf_counter()
@@ -248,11 +249,15 @@ def bench_synthetic(args) -> dict:
             found = [idx._ids[r].tobytes() for r in rows[np.argsort(gd, kind="stable")]]
             hit10 += target_ids[int(t)] in found[:10]
             hit30 += target_ids[int(t)] in found
+            b = band["60-80" if dist <= 80 else "81-100"]
+            b[0] += target_ids[int(t)] in found
+            b[1] += 1
         cat.close()
         return {
             "n": n, "insert_per_s": round(n / insert_s), "load_s": round(load_s, 2),
             "global_stage_ms_p50": round(_pct(lat, 50), 2), "global_stage_ms_p99": round(_pct(lat, 99), 2),
             "planted_recall@10": hit10 / n_q, "planted_recall@30": hit30 / n_q,
+            "planted_recall@30_by_distance": {k: round(v[0] / max(1, v[1]), 3) for k, v in band.items()},
             "index_ram_bytes_per_image": round(idx.memory_bytes() / n, 1),
             "process_rss_growth_per_image": round((rss1 - rss0) / n, 1),
             "disk_bytes_per_image_S_records_only": round(disk / n, 1),
