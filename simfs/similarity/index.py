@@ -384,11 +384,33 @@ class SimilarityIndex:
 
     # ---- fsck ----
 
+    def stage_repair(self, batch, object_ids_expected: Iterable[bytes]) -> list[Pending]:
+        """Stage deletion of every record fsck reports as M401-M403; pass the result to applied()."""
+        expected = set(object_ids_expected)
+        recs = {k[1:]: v for k, v in self.catalog.scan(SIM_RECORD)}
+        locs = {k[1:]: v for k, v in self.catalog.scan(SIM_LOCAL)}
+        drop = set()
+        for oid in set(recs) | set(locs):
+            rec, loc = recs.get(oid), locs.get(oid)
+            if (oid not in expected or rec is None or loc is None or len(oid) != ID_LEN
+                    or _undecodable(rec, loc)):
+                drop.add(oid)
+        out = []
+        for oid in sorted(drop):
+            batch.delete(record_key(oid))
+            batch.delete(local_key(oid))
+            out.append(Pending("delete", oid))
+        return out
+
     def check_consistency(self, object_ids_expected: Iterable[bytes], *, require_all: bool = False) -> list[str]:
         """Problems between the S/T records, the catalog's objects and (if loaded) the in-memory arrays.
 
         Objects without records are normal while background extraction catches up; they are reported
-        only with require_all=True.
+        only with require_all=True. Each problem starts with a stable code (proposed fsck codes):
+          M401 record for an object not in the catalog   M402 S without T or T without S
+          M403 malformed record                          M404 object without records (require_all)
+          M405 in-memory arrays disagree with the records (a bug; a remount reloads them)
+        M401-M403 are repaired by stage_repair(); M404 by extracting again.
         """
         problems: list[str] = []
         expected = set(object_ids_expected)
@@ -396,7 +418,7 @@ class SimilarityIndex:
         for key, value in self.catalog.scan(SIM_RECORD):
             oid = key[1:]
             if len(oid) != ID_LEN or len(value) != _REC.size or value[0] != RECORD_VERSION:
-                problems.append(f"S{oid.hex()}: malformed similarity record ({len(value)} bytes)")
+                problems.append(f"M403 S{oid.hex()}: malformed similarity record ({len(value)} bytes)")
                 continue
             on_disk[oid] = value
         locals_ = set()
@@ -406,16 +428,16 @@ class SimilarityIndex:
             try:
                 decode(on_disk[oid], value) if oid in on_disk else _LOC.unpack_from(value, 0)
             except Exception as exc:
-                problems.append(f"T{oid.hex()}: malformed local features ({exc})")
+                problems.append(f"M403 T{oid.hex()}: malformed local features ({exc})")
         for oid in sorted(set(on_disk) - locals_):
-            problems.append(f"S{oid.hex()}: similarity record without local features (T)")
+            problems.append(f"M402 S{oid.hex()}: similarity record without local features (T)")
         for oid in sorted(locals_ - set(on_disk)):
-            problems.append(f"T{oid.hex()}: local features without similarity record (S)")
+            problems.append(f"M402 T{oid.hex()}: local features without similarity record (S)")
         for oid in sorted(set(on_disk) - expected):
-            problems.append(f"S{oid.hex()}: similarity record for an object that is not in the catalog")
+            problems.append(f"M401 S{oid.hex()}: similarity record for an object that is not in the catalog")
         if require_all:
             for oid in sorted(expected - set(on_disk)):
-                problems.append(f"O{oid.hex()}: object has no similarity record")
+                problems.append(f"M404 O{oid.hex()}: object has no similarity record")
         with self._lock:
             n = self._n
             if self._in_use:
@@ -423,18 +445,26 @@ class SimilarityIndex:
                 for r in np.flatnonzero(self._alive[:n]):
                     mem[self._ids[r].tobytes()] = int(r)
                 for oid in sorted(set(on_disk) - set(mem)):
-                    problems.append(f"S{oid.hex()}: on disk but not in the in-memory index")
+                    problems.append(f"M405 S{oid.hex()}: on disk but not in the in-memory index")
                 for oid in sorted(set(mem) - set(on_disk)):
-                    problems.append(f"S{oid.hex()}: in the in-memory index but not on disk")
+                    problems.append(f"M405 S{oid.hex()}: in the in-memory index but not on disk")
                 for oid in set(mem) & set(on_disk):
                     r = mem[oid]
                     v = on_disk[oid]
                     code = self._codes[:, r].astype("<u8").tobytes()
                     if code != v[26:58] or int(self._copy[r]) != int.from_bytes(v[2:10], "big"):
-                        problems.append(f"S{oid.hex()}: in-memory code differs from the record")
+                        problems.append(f"M405 S{oid.hex()}: in-memory code differs from the record")
                 if len(mem) != len(self):
-                    problems.append(f"index counts {len(self)} live rows but holds {len(mem)}")
+                    problems.append(f"M405 index counts {len(self)} live rows but holds {len(mem)}")
         return problems
+
+
+def _undecodable(rec: bytes, loc: bytes) -> bool:
+    try:
+        decode(rec, loc)
+        return False
+    except Exception:
+        return True
 
 
 def _fold(ids: np.ndarray) -> np.ndarray:

@@ -171,6 +171,13 @@ def test_check_consistency_reports_orphans_and_missing(catalog, descs) -> None:
     assert f"O{oid('e').hex()}: object has no similarity record" in text
     assert not any(oid("a").hex() in p for p in problems)
     assert SIM_LOCAL != SIM_RECORD
+    assert {p.split()[0] for p in problems} == {"M401", "M402", "M403", "M404"}
+    batch = catalog.new_batch()
+    pending = idx.stage_repair(batch, [oid("a"), oid("e")])
+    catalog.write(batch, sync=True)
+    idx.applied(*pending)
+    assert idx.check_consistency([oid("a"), oid("e")]) == []
+    assert oid("a") in idx and oid("b") not in idx
 
 
 def test_low_texture_images_do_not_flood_candidate_lists(catalog) -> None:
