@@ -223,3 +223,18 @@ def test_smallest_selects_exactly_the_k_nearest(n) -> None:
         assert np.all(d[rows] < FAR)
         if len(rows):
             assert d[rows].max() == valid[len(rows) - 1]
+
+
+def test_flipped_copy_found_among_many_codes(catalog, descs) -> None:
+    """With more rows than the mirror prefilter keeps, a flipped copy is still found through its mirror code."""
+    from simfs.similarity.index import MIRROR_PREFILTER
+
+    rng = np.random.default_rng(3)
+    idx = SimilarityIndex(catalog)
+    batch = catalog.new_batch()
+    pend = [idx.stage_put(batch, oid(f"r{i}"), fake(i, rng)) for i in range(3 * MIRROR_PREFILTER)]
+    pend.append(idx.stage_put(batch, oid("s1"), descs["s1"]))
+    catalog.write(batch, sync=False)
+    idx.applied(*pend)
+    res = idx.query(descs["s1-flip"], k=3)
+    assert res[0].object_id == oid("s1") and res[0].match.mirrored and res.worth_trying_inter
