@@ -114,6 +114,7 @@ def bench_images(args) -> dict:
         per: dict[str, dict[str, list]] = {}
         t_query, t_global, t_verify, n_verified, n_over = [], [], [], [], []
         sim_inl, null_inl = [], []
+        hints: dict[str, dict[str, int]] = {}  # relation hint of the best same-group candidate
         tp = fp = n_pos = n_neg = 0
         for g, ms in sorted(members.items()):
             cls = "edited" if g.startswith(edited_prefixes) else "scene"
@@ -145,6 +146,10 @@ def bench_images(args) -> dict:
                 for c in res:
                     if c.inliers and group_of.get(name_of[c.object_id]) == g:
                         sim_inl.append(c.inliers)
+                best = next((c for c in res if group_of.get(name_of[c.object_id]) == g), None)
+                h = hints.setdefault(cls, {})
+                key = (best.relation or "unverified") if best else "not found"
+                h[key] = h.get(key, 0) + 1
                 # unrelated: the same query with its whole group hidden
                 res2 = idx.query(d, k=thr.k, exclude=[_oid(x) for x in ms])
                 n_neg += 1
@@ -166,6 +171,7 @@ def bench_images(args) -> dict:
         out = {
             "images": len(items), "groups": len(members), "distractors": sum(g is None for g in group_of.values()),
             "recall": recall,
+            "hint_of_best_same_group_candidate": hints,
             "decision": {"true_positive_rate": round(tp / max(1, n_pos), 3),
                          "false_positive_rate": round(fp / max(1, n_neg), 4),
                          "positives": n_pos, "negatives": n_neg, "thresholds": thr.__dict__},
