@@ -58,6 +58,17 @@ def _rss() -> int:
     return 0
 
 
+def _trim() -> None:
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+
+
 def bench_images(args) -> dict:
     groups: dict[str, str] = {}
     with open(args.groups, newline="") as fh:
@@ -101,8 +112,9 @@ def bench_images(args) -> dict:
         name_of = {_oid(n): n for n in desc}
         thr = idx.t
         per: dict[str, dict[str, list]] = {}
-        t_query, t_global = [], []
+        t_query, t_global, t_verify, n_verified, n_over = [], [], [], [], []
         sim_inl, null_inl = [], []
+        hints: dict[str, dict[str, int]] = {}  # relation hint of the best same-group candidate
         tp = fp = n_pos = n_neg = 0
         for g, ms in sorted(members.items()):
             cls = "edited" if g.startswith(edited_prefixes) else "scene"
@@ -118,6 +130,9 @@ def bench_images(args) -> dict:
                 res = idx.query(dq, k=10, exclude=[own])
                 t_query.append(time.process_time() - t0)
                 t_global.append(res.timings["global"])
+                t_verify.append(res.timings["verify"])
+                n_verified.append(res.timings["verified"])
+                n_over.append(res.timings["unverified_over_budget"] > 0)
                 post = [name_of[c.object_id] for c in res]
                 s = per.setdefault(cls, {"pre1": [], "pre10": [], "shortlist": [], "post1": [], "post10": []})
                 s["pre1"].append(group_of.get(pre[0]) == g if pre else False)
@@ -131,6 +146,10 @@ def bench_images(args) -> dict:
                 for c in res:
                     if c.inliers and group_of.get(name_of[c.object_id]) == g:
                         sim_inl.append(c.inliers)
+                best = next((c for c in res if group_of.get(name_of[c.object_id]) == g), None)
+                h = hints.setdefault(cls, {})
+                key = (best.relation or "unverified") if best else "not found"
+                h[key] = h.get(key, 0) + 1
                 # unrelated: the same query with its whole group hidden
                 res2 = idx.query(d, k=thr.k, exclude=[_oid(x) for x in ms])
                 n_neg += 1
@@ -146,19 +165,28 @@ def bench_images(args) -> dict:
             cls: {k: round(float(np.mean(v)), 3) for k, v in s.items()} | {"queries": len(s["pre1"])}
             for cls, s in per.items()
         }
-        cal = calibrate(np.array(null_inl), np.array(sim_inl), k=thr.k, target=args.target_fp)
+        cal = calibrate(np.array(null_inl), np.array(sim_inl), k=thr.k, target=args.target_fp,
+                        floor=args.min_inliers_floor)
+        p_now = float(np.mean(np.array(null_inl) >= thr.min_inliers)) if null_inl else 0.0
         out = {
             "images": len(items), "groups": len(members), "distractors": sum(g is None for g in group_of.values()),
             "recall": recall,
+            "hint_of_best_same_group_candidate": hints,
             "decision": {"true_positive_rate": round(tp / max(1, n_pos), 3),
                          "false_positive_rate": round(fp / max(1, n_neg), 4),
                          "positives": n_pos, "negatives": n_neg, "thresholds": thr.__dict__},
-            "calibration": {"suggested": cal.__dict__, "unrelated_pairs": len(null_inl),
+            "calibration": {"per_candidate_fp_at_current": p_now,
+                            "query_fp_at_current": 1 - (1 - p_now) ** thr.k,
+                            "similar_pairs_kept_at_current": recall_at(np.array(sim_inl), thr.min_inliers),
+                            "suggested": cal.__dict__, "unrelated_pairs": len(null_inl),
                             "similar_pairs_verified": len(sim_inl),
                             "similar_pairs_kept": recall_at(np.array(sim_inl), cal.min_inliers)},
             "latency_ms": {"extract_p50": _pct(t_extract, 50), "extract_p99": _pct(t_extract, 99),
                            "query_total_cpu_p50": _pct(t_query, 50), "query_total_cpu_p99": _pct(t_query, 99),
-                           "global_stage_p50": _pct(t_global, 50)},
+                           "global_stage_p50": _pct(t_global, 50),
+                           "verify_wall_p50": _pct(t_verify, 50), "verify_wall_p99": _pct(t_verify, 99),
+                           "candidates_verified_mean": float(np.mean(n_verified)) if n_verified else 0.0,
+                           "queries_over_verify_budget": int(np.sum(n_over))},
             "local_bytes_per_image": float(np.mean([len(d.local) for d in desc.values()])),
             "low_texture_images": sum(d.low_texture for d in desc.values()),
         }
@@ -183,11 +211,11 @@ def bench_synthetic(args) -> dict:
     # planted neighbours: the first n_q codes get a partner 60-100 bits away (real near-duplicate range)
     targets = rng.choice(np.arange(n_q, n), n_q, replace=False)
     queries = []
-    for i, t in enumerate(targets):
+    for t in targets:
         q = np.unpackbits(codes[t]).copy()
         flip = rng.choice(256, int(rng.integers(60, 101)), replace=False)
         q[flip] ^= 1
-        queries.append((i, np.packbits(q).tobytes(), t))
+        queries.append((len(flip), np.packbits(q).tobytes(), t))
     tmp = Path(tempfile.mkdtemp(prefix="simsynth-"))
     local = b"\x00" * 6
     try:
@@ -200,7 +228,7 @@ def bench_synthetic(args) -> dict:
             pend = []
             for i in range(s, min(n, s + batch_size)):
                 d = Descriptors(bytes(16), int(copies[i]), codes[i].tobytes(), local, False, 1, 1)
-                pend.append(idx.stage_put(batch, i.to_bytes(32, "big"), d))
+                pend.append(idx.stage_put(batch, hashlib.sha256(i.to_bytes(8, "big")).digest(), d))
             cat.write(batch, sync=False)
             idx.applied(*pend)
         insert_s = time.perf_counter() - t0
@@ -208,25 +236,34 @@ def bench_synthetic(args) -> dict:
         disk = _du(tmp / "db")
         cat = Catalog(tmp / "db")
         idx = SimilarityIndex(cat)
+        _trim()
         rss0 = _rss()
         t0 = time.perf_counter()
         idx.load()
         load_s = time.perf_counter() - t0
+        _trim()  # give the load's transient buffers back, so RSS shows what the index keeps
         rss1 = _rss()
         lat, hit10, hit30 = [], 0, 0
-        for _, code, t in queries:
-            d = Descriptors(bytes(16), int(rng.integers(0, 2**63)), code, local, False, 1, 1)
+        band = {"60-80": [0, 0], "81-100": [0, 0]}  # planted distance -> [found in top 30, planted]
+        target_ids = {int(t): hashlib.sha256(int(t).to_bytes(8, "big")).digest() for _, _, t in queries}
+        for dist, code, t in queries:
+            # a real query also carries its mirror image's code: the stage scans for both
+            d = Descriptors(bytes(16), int(rng.integers(0, 2**63)), code, local, False, 1, 1, rng.bytes(32))
             t1 = time.perf_counter()
             rows, gd, _, _ = idx.shortlist(d, 30)
             lat.append(time.perf_counter() - t1)
-            order = rows[np.argsort(gd, kind="stable")]
-            hit10 += t in order[:10]
-            hit30 += t in order
+            found = [idx._ids[r].tobytes() for r in rows[np.argsort(gd, kind="stable")]]
+            hit10 += target_ids[int(t)] in found[:10]
+            hit30 += target_ids[int(t)] in found
+            b = band["60-80" if dist <= 80 else "81-100"]
+            b[0] += target_ids[int(t)] in found
+            b[1] += 1
         cat.close()
         return {
             "n": n, "insert_per_s": round(n / insert_s), "load_s": round(load_s, 2),
             "global_stage_ms_p50": round(_pct(lat, 50), 2), "global_stage_ms_p99": round(_pct(lat, 99), 2),
             "planted_recall@10": hit10 / n_q, "planted_recall@30": hit30 / n_q,
+            "planted_recall@30_by_distance": {k: round(v[0] / max(1, v[1]), 3) for k, v in band.items()},
             "index_ram_bytes_per_image": round(idx.memory_bytes() / n, 1),
             "process_rss_growth_per_image": round((rss1 - rss0) / n, 1),
             "disk_bytes_per_image_S_records_only": round(disk / n, 1),
@@ -243,11 +280,19 @@ def main() -> int:
     ap.add_argument("--edited-prefixes", default="edit-,noise-",
                     help="groups whose names start with these are edited/derived copies; others different shots")
     ap.add_argument("--target-fp", type=float, default=0.01)
+    ap.add_argument("--min-inliers-floor", type=int, default=20,
+                    help="calibration never suggests fewer inliers (FINDINGS 6: real photos' false matches "
+                         "rise below ~20; a small or synthetic null sample cannot show that)")
     ap.add_argument("--write-thresholds", type=Path, help="write the calibrated decision thresholds (JSON)")
     ap.add_argument("--synthetic", type=int, help="N random codes with planted neighbours (scale run)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--cv-threads", type=int, default=1,
+                    help="OpenCV worker threads (default 1: report single-thread CPU per query)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    import cv2
+
+    cv2.setNumThreads(args.cv_threads)
     if args.synthetic:
         out = bench_synthetic(args)
     elif args.images and args.groups:

@@ -180,21 +180,22 @@ def false_positive_rate(p: float, k: int) -> float:
 
 
 def calibrate(unrelated_inliers: np.ndarray, similar_inliers: np.ndarray, *, k: int, target: float = 0.01,
-              base: Thresholds | None = None) -> Thresholds:
+              base: Thresholds | None = None, floor: int = MIN_MATCHES) -> Thresholds:
     """Smallest inlier threshold whose query-level false-positive rate 1-(1-p)^k stays <= target.
 
     unrelated_inliers: verify() inliers over pairs of unrelated images (the per-candidate null);
+    floor: never go below this many inliers, whatever a small null sample says;
     similar_inliers is only used to report what recall the threshold keeps (see the bench).
     """
     base = base or thresholds()
     u = np.sort(np.asarray(unrelated_inliers))
     n = max(1, len(u))
-    for t in range(MIN_MATCHES, 200):
+    for t in range(max(MIN_MATCHES, floor), 200):
         # +1 smoothing: with few pairs measured, a zero count must not read as p == 0
         p = (np.count_nonzero(u >= t) + 1) / (n + 1)
         if false_positive_rate(p, k) <= target:
             break
-    p_raw = np.count_nonzero(u >= t) / n
+    p_raw = (np.count_nonzero(u >= t) + 1) / (n + 1)  # an upper estimate, as used for the choice
     return Thresholds(min_inliers=int(t), copy_max_bits=base.copy_max_bits,
                       copy_global_max_bits=base.copy_global_max_bits,
                       low_texture_max_bits=base.low_texture_max_bits, k=k,

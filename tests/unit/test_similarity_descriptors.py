@@ -150,3 +150,4 @@ def test_false_positive_rate_and_calibration() -> None:
     assert t.min_inliers == 26 and t.query_fp <= 0.01 and t.k == 30
     t = calibrate(null, np.array([40]), k=1, target=0.01)
     assert t.min_inliers == 13
+    assert calibrate(null, np.array([40]), k=1, target=0.01, floor=20).min_inliers == 20

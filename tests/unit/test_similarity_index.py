@@ -171,6 +171,13 @@ def test_check_consistency_reports_orphans_and_missing(catalog, descs) -> None:
     assert f"O{oid('e').hex()}: object has no similarity record" in text
     assert not any(oid("a").hex() in p for p in problems)
     assert SIM_LOCAL != SIM_RECORD
+    assert {p.split()[0] for p in problems} == {"M401", "M402", "M403", "M404"}
+    batch = catalog.new_batch()
+    pending = idx.stage_repair(batch, [oid("a"), oid("e")])
+    catalog.write(batch, sync=True)
+    idx.applied(*pending)
+    assert idx.check_consistency([oid("a"), oid("e")]) == []
+    assert oid("a") in idx and oid("b") not in idx
 
 
 def test_low_texture_images_do_not_flood_candidate_lists(catalog) -> None:
@@ -200,3 +207,34 @@ def test_low_texture_images_do_not_flood_candidate_lists(catalog) -> None:
     # low-texture codes never enter a textured query's global ranking
     rows, _, _, _ = idx.shortlist(textured, 10, exclude=[oid("tex")])
     assert len(rows) == 0 or all(not idx._low[r] or idx._copy[r] for r in rows)
+
+
+@pytest.mark.parametrize("n", [10, 1000, 70000, 300000])
+def test_smallest_selects_exactly_the_k_nearest(n) -> None:
+    from simfs.similarity.index import FAR, _smallest
+
+    rng = np.random.default_rng(n)
+    for k in (1, 30, 2048):
+        d = rng.binomial(256, 0.5, size=n).astype(np.uint16)
+        d[rng.random(n) < 0.3] = FAR  # deleted / excluded rows never come back
+        rows = _smallest(d, k)
+        valid = np.sort(d[d < FAR])
+        assert len(rows) == min(k, len(valid)) == len(set(rows.tolist()))
+        assert np.all(d[rows] < FAR)
+        if len(rows):
+            assert d[rows].max() == valid[len(rows) - 1]
+
+
+def test_flipped_copy_found_among_many_codes(catalog, descs) -> None:
+    """With more rows than the mirror prefilter keeps, a flipped copy is still found through its mirror code."""
+    from simfs.similarity.index import MIRROR_PREFILTER
+
+    rng = np.random.default_rng(3)
+    idx = SimilarityIndex(catalog)
+    batch = catalog.new_batch()
+    pend = [idx.stage_put(batch, oid(f"r{i}"), fake(i, rng)) for i in range(3 * MIRROR_PREFILTER)]
+    pend.append(idx.stage_put(batch, oid("s1"), descs["s1"]))
+    catalog.write(batch, sync=False)
+    idx.applied(*pend)
+    res = idx.query(descs["s1-flip"], k=3)
+    assert res[0].object_id == oid("s1") and res[0].match.mirrored and res.worth_trying_inter
