@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -261,7 +262,7 @@ class SimilarityIndex:
             self._in_use = True
             for p in pending:
                 self._kill(p.object_id)
-                if p.kind == "put":
+                if p.kind == "put" and p.descriptors is not None:
                     self._append(p.object_id, p.descriptors)
 
     def put(self, object_id: bytes, d: Descriptors, *, sync: bool = False) -> None:
@@ -297,7 +298,8 @@ class SimilarityIndex:
         q = np.frombuffer(code, "<u8")
         return np.bitwise_count(self._codes[:, rows] ^ q[:, None]).sum(axis=0, dtype=np.uint16)
 
-    def shortlist(self, d: Descriptors, k: int, exclude: Iterable[bytes] = ()) -> tuple[np.ndarray, ...]:
+    def shortlist(self, d: Descriptors, k: int, exclude: Iterable[bytes] = ()
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[bool | None]]:
         """Global stage: rows of the k nearest codes + the nearest copy hashes.
 
         -> (rows, global distance, copy distance, orientation) where global distance is the min over the
@@ -309,7 +311,7 @@ class SimilarityIndex:
                 e = np.zeros(0, np.int64)
                 return e, e, e, []
             gd = self.global_distances(d.global_code)
-            gm = None  # mirror-image distances, known only for the rows the 64-bit prefilter kept
+            gm: Any = None  # mirror-image distances, known only for the rows the 64-bit prefilter kept
             if d.mirror_code and d.mirror_code != d.global_code:
                 # A full second scan would double the stage (4 ms at 1M); flipped copies are near-duplicates
                 # of the mirror code, so its first 64 bits find them (random codes sit ~32 of 64 bits away).
@@ -325,7 +327,7 @@ class SimilarityIndex:
             close = np.flatnonzero(cd_all <= 2 * self.t.copy_max_bits)
             close = close[self._alive[close] & ~np.isin(close, excluded)]
             crow = close[_smallest(cd_all[close].astype(np.uint16), COPY_SHORTLIST)]
-            gd_direct = None
+            gd_direct: dict[int, int] = {}
             g = gd  # distances are modified in place: no 2 MB copy per query
             if gm is not None:
                 gd_direct = dict(zip(gm[0].tolist(), gd[gm[0]].tolist(), strict=True))
@@ -449,10 +451,10 @@ class SimilarityIndex:
                 for oid in sorted(set(mem) - set(on_disk)):
                     problems.append(f"M405 S{oid.hex()}: in the in-memory index but not on disk")
                 for oid in set(mem) & set(on_disk):
-                    r = mem[oid]
+                    row = mem[oid]
                     v = on_disk[oid]
-                    code = self._codes[:, r].astype("<u8").tobytes()
-                    if code != v[26:58] or int(self._copy[r]) != int.from_bytes(v[2:10], "big"):
+                    code = self._codes[:, row].astype("<u8").tobytes()
+                    if code != v[26:58] or int(self._copy[row]) != int.from_bytes(v[2:10], "big"):
                         problems.append(f"M405 S{oid.hex()}: in-memory code differs from the record")
                 if len(mem) != len(self):
                     problems.append(f"M405 index counts {len(self)} live rows but holds {len(mem)}")
