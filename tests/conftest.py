@@ -162,3 +162,11 @@ def vfs(tmp_path: Path) -> Iterator[Vfs]:
     store.close()
     left = unclean(fsck_findings(tmp_path / "store"))
     assert not left, [f.line() for f in left]
+
+
+@pytest.fixture(scope="session")
+def devset() -> Path:
+    """The dev image set (codec and similarity tests); skipped with a reason when it is absent."""
+    if not DEVSET.is_dir():
+        pytest.skip(f"dev image set not found at {DEVSET}")
+    return DEVSET
