@@ -26,7 +26,7 @@ _LOCAL_HEADER = struct.Struct(">HHH")  # count, grey width, grey height
 
 
 def _orb() -> cv2.ORB:
-    return cv2.ORB_create(nfeatures=N_KEYPOINTS, scaleFactor=1.2, nlevels=8, edgeThreshold=31, fastThreshold=12)
+    return cv2.ORB_create(nfeatures=N_KEYPOINTS, scaleFactor=1.2, nlevels=8, edgeThreshold=31, fastThreshold=12)  # type: ignore[attr-defined]  # absent from some OpenCV stub releases
 
 
 def _teblid():
@@ -91,7 +91,7 @@ def pixel_hash(pixels: np.ndarray) -> bytes:
     a = np.ascontiguousarray(pixels)
     h = hashlib.blake2b(digest_size=16)
     h.update(f"{a.dtype.str}|{a.shape}|".encode())
-    h.update(memoryview(a).cast("B"))
+    h.update(a.tobytes() if not a.flags.c_contiguous else a.data.cast("B"))
     return h.digest()
 
 
@@ -176,7 +176,11 @@ def extract(pixels: np.ndarray, *, mirror: bool = True) -> Descriptors:
     kps, desc = local_features(grey)
     low = desc is None or len(desc) < LOW_TEXTURE_KEYPOINTS
     thumb = globalcode.colour_thumbnail(arr) if low else None
-    gcode = globalcode.thumbnail_code(thumb) if low else globalcode.encode(desc)
+    if thumb is not None:
+        gcode = globalcode.thumbnail_code(thumb)
+    else:
+        assert desc is not None  # not low texture means descriptors were found
+        gcode = globalcode.encode(desc)
     d = Descriptors(
         pixel_hash=pixel_hash(arr),
         copy_hash=phash64(grey),
@@ -190,6 +194,8 @@ def extract(pixels: np.ndarray, *, mirror: bool = True) -> Descriptors:
         mg = np.ascontiguousarray(grey[:, ::-1])
         mk, md = local_features(mg)
         d.mirror_local = pack_local(mk, md, mg.shape)
-        d.mirror_code = globalcode.thumbnail_code(thumb[:, ::-1]) if low else (
-            globalcode.encode(md) if md is not None and len(md) else gcode)
+        if thumb is not None:
+            d.mirror_code = globalcode.thumbnail_code(thumb[:, ::-1])
+        else:
+            d.mirror_code = globalcode.encode(md) if md is not None and len(md) else gcode
     return d

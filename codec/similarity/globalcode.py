@@ -86,7 +86,7 @@ def colour_thumbnail(pixels: np.ndarray) -> np.ndarray:
 def kmeans(x: np.ndarray, k: int, iters: int = 25, seed: int = 0) -> np.ndarray:
     crit = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, iters, 1e-4)
     cv2.setRNGSeed(seed)
-    _, _, centers = cv2.kmeans(x.astype(np.float32), k, None, crit, 2, cv2.KMEANS_PP_CENTERS)
+    _, _, centers = cv2.kmeans(x.astype(np.float32), k, None, crit, 2, cv2.KMEANS_PP_CENTERS)  # type: ignore[call-overload]  # bestLabels=None is valid; the stubs disagree
     return centers
 
 
