@@ -88,7 +88,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"store              {stats['store']}")
     print(f"files              {stats['files']}  (directories {stats['directories']}, symlinks {stats['symlinks']})")
     print(f"logical size       {_human(stats['logical_bytes'])}  ({stats['logical_bytes']} bytes)")
-    print(f"unique content     {_human(stats['unique_bytes'])}  in {stats['objects']} objects")
+    print(f"unique content     {_human(stats['unique_bytes'])}  in {stats['objects']} objects "
+          f"({stats['objects_encoded']} stored encoded)")
     print(f"stored on disk     {_human(stats['stored_bytes'])}  (objects {_human(stats['object_bytes'])}, "
           f"catalog {_human(stats['catalog_bytes'])})")
     ratio = stats["stored_bytes"] / stats["logical_bytes"] if stats["logical_bytes"] else 0.0

@@ -71,13 +71,16 @@ class DescriptorProcessor:
             log.exception("descriptor extraction failed for object %s", object_id.hex())
             return None
 
-    def stage(self, txn: Txn, object_id: bytes, result: Descriptors | None) -> int:
+    def stage(self, txn: Txn, object_id: bytes, result: Descriptors | None, rec: object = None) -> int:
         if result is None:
             return FLAG_NOT_IMAGE
         pending = self.index.stage_put(txn.batch, object_id, result)
         with self._lock:
             self._staged[object_id] = pending
         return 0
+
+    def discard(self, result: Descriptors | None) -> None:
+        pass
 
     def applied(self, object_id: bytes, result: Descriptors | None) -> None:
         with self._lock:
@@ -94,9 +97,14 @@ class DescriptorProcessor:
         self.applied(object_id, None)
 
 
-def default_processors(catalog) -> tuple[list[DescriptorProcessor], SimilarityIndex]:
-    """The processors a mount runs, with the similarity index loaded from the catalog."""
+def default_processors(catalog, objects=None, *, encode: bool = False) -> tuple[list, SimilarityIndex]:
+    """The processors a mount runs (descriptors; the PNG encoder when enabled), index loaded."""
     index = SimilarityIndex(catalog)
     n = index.load()
     log.info("similarity index: %d images", n)
-    return [DescriptorProcessor(index)], index
+    processors: list = [DescriptorProcessor(index)]
+    if encode and objects is not None:
+        from .encode import EncodeProcessor
+
+        processors.append(EncodeProcessor(objects))
+    return processors, index

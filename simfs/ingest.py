@@ -34,8 +34,11 @@ class Processor(Protocol):
     def compute(self, object_id: bytes, content: bytes) -> Any:
         """Slow part, outside the lock; content is the object's verified bytes. Must not raise."""
 
-    def stage(self, txn: Txn, object_id: bytes, result: Any) -> int:
-        """Add the result's keys to the object's batch (under the lock); returns extra flag bits."""
+    def stage(self, txn: Txn, object_id: bytes, result: Any, rec: ObjectRecord) -> int:
+        """Add the result's keys to the object's batch (under the lock); may change rec; returns extra flags."""
+
+    def discard(self, result: Any) -> None:
+        """The result will not be recorded (object deleted or changed meanwhile): release what it holds."""
 
     def applied(self, object_id: bytes, result: Any) -> None:
         """The batch is committed: update in-memory structures."""
@@ -138,7 +141,7 @@ class Ingestor:
             content = b""  # processors see an empty payload and record "nothing to do"
         else:
             try:
-                content = vfs.objects.read_payload(object_id, gen)
+                content = vfs.object_content(object_id, rec)
             except CorruptObject as exc:
                 log.error("ingest: %s", exc)
                 return False
@@ -147,14 +150,16 @@ class Ingestor:
 
         with vfs.lock:
             raw = vfs.catalog.get(keys.object_key(object_id))
-            if raw is None:
-                return False  # deleted meanwhile
-            rec = ObjectRecord.unpack(raw)
-            if rec.refcount == 0 or rec.gen != gen:
+            now = ObjectRecord.unpack(raw) if raw is not None else None
+            if now is None or now.refcount == 0 or now.gen != gen:
+                for p, result in results:  # deleted or changed meanwhile
+                    with contextlib.suppress(Exception):
+                        p.discard(result)
                 return False
+            rec = now
             txn = Txn(vfs)
             for p, result in results:
-                rec.flags |= p.flag | (p.stage(txn, object_id, result) or 0)
+                rec.flags |= p.flag | (p.stage(txn, object_id, result, rec) or 0)
             txn.put(keys.object_key(object_id), rec.pack())
             txn.commit(sync=False)  # derived data: a crash just means processing it again
             for p, result in results:

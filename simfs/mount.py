@@ -104,6 +104,7 @@ def check_fuse_available() -> None:
 def fuse_options(opts: dict[str, Any], store: Path) -> dict[str, Any]:
     out = dict(opts)
     out.pop("foreground", None)
+    out.pop("noencode", None)  # ours, not libfuse's
     # Ownership and permission checks by the kernel: without them any user could read any file.
     out.setdefault("default_permissions", True)
     out.setdefault("max_threads", 8)  # libfuse 3's default (-1) only produces a warning
@@ -142,7 +143,10 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
     try:
         from .describe import default_processors
 
-        processors, _index = default_processors(opened.catalog)
+        encode = not read_only and not opts.get("noencode")
+        if encode:
+            opened.require_feature("encoded-objects")
+        processors, _index = default_processors(opened.catalog, opened.objects, encode=encode)
         vfs = Vfs(opened, read_only=read_only, processors=processors)
         if not read_only:
             vfs.start_background()

@@ -35,6 +35,10 @@ def store_stats(store: Path) -> dict[str, Any]:
             elif node.is_symlink:
                 links += 1
         from .describe import FLAG_DESCRIBED
+        from .encode import FLAG_ENCODE_TRIED
+
+        wanted = FLAG_DESCRIBED | (FLAG_ENCODE_TRIED if "encoded-objects" in opened.format.features else 0)
+        encoded = 0
 
         objects = unique = object_bytes = pending = 0
         for _, raw in opened.catalog.scan(keys.OBJECT):
@@ -44,7 +48,8 @@ def store_stats(store: Path) -> dict[str, Any]:
             objects += 1
             unique += rec.size
             object_bytes += rec.stored
-            pending += not rec.flags & FLAG_DESCRIBED
+            pending += (rec.flags & wanted) != wanted
+            encoded += rec.codec != 0
         indexed = sum(1 for _ in opened.catalog.scan(keys.SIMILARITY))
         catalog_bytes = _dir_bytes(opened.path / CATALOG_DIR)
     finally:
@@ -62,4 +67,5 @@ def store_stats(store: Path) -> dict[str, Any]:
         "stored_bytes": object_bytes + catalog_bytes,
         "images_indexed": indexed,
         "ingest_pending": pending,
+        "objects_encoded": encoded,
     }

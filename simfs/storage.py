@@ -20,7 +20,8 @@ DIRTY_FILE = "dirty"  # present while a read-write user has the store open; left
 LOG_FILE = "simfs.log"
 CATALOG_DIR = "catalog"
 # Every name simfs keeps at the top of a store; fsck reports anything else.
-KNOWN_TOP_LEVEL = {"FORMAT", CATALOG_DIR, "objects", "staging", LOCK_FILE, DIRTY_FILE, LOG_FILE, "FORMAT.tmp"}
+KNOWN_TOP_LEVEL = {"FORMAT", CATALOG_DIR, "objects", "staging", "cache", LOCK_FILE, DIRTY_FILE, LOG_FILE,
+                   "FORMAT.tmp"}
 
 
 def is_store(path: Path) -> bool:
@@ -132,6 +133,17 @@ class OpenStore:
         if not read_only:
             (self.path / DIRTY_FILE).write_bytes(b"")
             fsync_dir(self.path)
+
+    def require_feature(self, feature: str) -> None:
+        """Record a feature in FORMAT (file and catalog copy) before the first object that needs it.
+
+        From then on a simfs that does not know the feature refuses the store instead of misreading it.
+        """
+        if feature in self.format.features:
+            return
+        self.format.features.append(feature)
+        write_format(self.path, self.format)
+        self.catalog.put(keys.FORMAT, self.format.to_json(), sync=True)
 
     def close(self) -> None:
         """Clean close: the dirty marker goes only after the catalog is flushed."""

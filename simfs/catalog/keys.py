@@ -13,6 +13,8 @@ All keys (catalog format version 1):
                                     after the WAL holding that decrement is synced (garbage list)
   b"U" ino(u64)                  -> (empty) orphan: inode with nlink 0 that was still open; reclaimed
                                     at next mount if the daemon died before the last close
+  b"V" object_id(32) gen(u32)    -> (empty) a superseded file generation of that object (replaced by its
+                                    encoded form); deleted once the WAL holding the switch is synced
   b"S" object_id(32)             -> similarity record (simfs/similarity/index.py): copy hash, pixel hash,
                                     global code, flags; loaded into RAM at mount
   b"T" object_id(32)             -> local features of that image (read only to verify candidates)
@@ -40,6 +42,7 @@ XATTR = b"X"
 OBJECT = b"O"
 GARBAGE = b"G"
 ORPHAN = b"U"
+STALE = b"V"
 SIMILARITY = b"S"  # layout owned by simfs/similarity/index.py
 SIMILARITY_LOCAL = b"T"
 
@@ -82,6 +85,10 @@ def object_key(object_id: bytes) -> bytes:
 
 def garbage_key(object_id: bytes) -> bytes:
     return GARBAGE + object_id
+
+
+def stale_key(object_id: bytes, gen: int) -> bytes:
+    return STALE + object_id + gen.to_bytes(4, "big")
 
 
 def orphan_key(ino: int) -> bytes:

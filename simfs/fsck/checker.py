@@ -18,6 +18,7 @@ from ..catalog.records import NO_OBJECT, Inode, ObjectRecord, RecordError, pack_
 from ..errors import CorruptObject
 from ..format import StoreFormat
 from ..storage import KNOWN_TOP_LEVEL, OpenStore
+from ..store.envelope import CODEC_PNG
 from .findings import Finding, Severity
 
 LOST_FOUND = b"lost+found"
@@ -37,6 +38,7 @@ class Scan:
     format_copy: bytes | None = None
     similarity: dict[bytes, bytes] = field(default_factory=dict)  # S records
     similarity_local: set[bytes] = field(default_factory=set)  # T keys
+    stale: set[tuple[bytes, int]] = field(default_factory=set)  # V keys: superseded generations
 
 
 class Fsck:
@@ -114,6 +116,8 @@ class Fsck:
                     s.format_copy = bytes(raw)
                 elif prefix == keys.SIMILARITY:
                     s.similarity[bytes(key[1:])] = bytes(raw)
+                elif prefix == keys.STALE:
+                    s.stale.add((bytes(key[1:33]), int.from_bytes(key[33:37], "big")))
                 elif prefix == keys.SIMILARITY_LOCAL:
                     s.similarity_local.add(bytes(key[1:]))
             except (RecordError, ValueError, IndexError) as exc:
@@ -296,7 +300,7 @@ class Fsck:
         for oid, files in on_disk.items():
             rec = s.objects.get(oid)
             for gen in files:
-                if rec is None or rec.gen != gen:
+                if (rec is None or rec.gen != gen) and (oid, gen) not in s.stale:
                     f = self.add("O205", f"object {oid.hex()}.{gen}", f"{files[gen]} bytes")
                     if self.repair:
                         objs.delete(oid, gen)
@@ -360,8 +364,24 @@ class Fsck:
                 continue  # already reported as O203
             try:
                 self.store.objects.verify_content(oid, rec.gen)
+                if rec.codec == CODEC_PNG:
+                    self._verify_encoded(oid, rec)
             except CorruptObject as exc:
                 self.add("D301", f"object {oid.hex()}", exc.why, affected=self._affected(users.get(oid, [])))
+
+    def _verify_encoded(self, oid: bytes, rec: ObjectRecord) -> None:
+        """Decode the blob and compare the rebuilt bytes with the object id (SHA-256 of the content)."""
+        import hashlib
+
+        import codec
+
+        blob = self.store.objects.read_payload(oid, rec.gen)
+        try:
+            rebuilt = codec.decode(blob)
+        except Exception as exc:
+            raise CorruptObject(oid, f"blob does not decode ({exc})") from None
+        if len(rebuilt) != rec.size or hashlib.sha256(rebuilt).digest() != oid:
+            raise CorruptObject(oid, "decoded bytes differ from the stored file")
 
     # ---------------------------------------------------------------- run
     def run(self) -> list[Finding]:

@@ -11,6 +11,7 @@ ENVELOPE_VERSION = 1
 HEADER_SIZE = 128  # fixed, so a staging file can reserve it and become an object by rename (no copy)
 
 CODEC_VERBATIM = 0
+CODEC_PNG = 1  # payload is a codec blob (codec.decode rebuilds the original PNG bytes)
 
 # magic, envelope version, codec id, flags, payload length, content length, payload xxh3-64,
 # content sha256, then zero padding up to HEADER_SIZE - 4 and a crc32 of everything before it.

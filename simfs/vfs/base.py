@@ -12,6 +12,7 @@ from ..catalog.db import Catalog
 from ..catalog.records import Inode, unpack_dentry
 from ..storage import OpenStore
 from ..store.local import LocalObjectStore
+from ..store.rebuilt import RebuiltCache
 from .common import NAME_MAX, Context, fail, split_path
 from .files_state import Handle, OpenFile
 from .txn import Txn
@@ -39,6 +40,7 @@ class VfsBase:
     wal_unsynced: bool
     _next_fh: int
     space_reserve: int
+    rebuilt: RebuiltCache
     processors: list[Processor]
     ingestor: Ingestor | None
 

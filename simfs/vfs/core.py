@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ..catalog import keys
 from ..catalog.records import Inode, unpack_dentry
 from ..storage import OpenStore
+from ..store.rebuilt import RebuiltCache
 from .common import NAME_MAX, locked
 from .files import FilesMixin
 from .files_state import Handle, OpenFile
@@ -47,6 +48,7 @@ class Vfs(MaintenanceMixin, NamespaceMixin, FilesMixin, XattrMixin):
         self.wal_unsynced = False
         total = os.statvfs(store.path)
         # 2% of the disk, at least 1 MiB, at most 64 MiB: room for catalog writes when data fills it.
+        self.rebuilt = RebuiltCache(store.path / "cache")
         self.space_reserve = min(64 << 20, max(1 << 20, total.f_blocks * total.f_frsize // 50))
         if not read_only:
             self._recover()

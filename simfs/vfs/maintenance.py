@@ -75,8 +75,16 @@ class MaintenanceMixin(VfsBase):
                 for processor in self.processors:
                     processor.stage_free(txn, oid)  # derived data (descriptors...) goes with it
                 freed_ids.append(oid)
+                self.rebuilt.drop(oid, rec.gen)
                 txn.delete(keys.object_key(oid))
                 txn.stored_delta -= rec.stored
+            txn.delete(key)
+        for key, _ in self.catalog.scan(keys.STALE):
+            # a superseded generation (the verbatim file an encoded one replaced); never the live one
+            oid, gen = bytes(key[1:33]), int.from_bytes(key[33:37], "big")
+            rec = txn.object_record(oid)
+            if rec is None or rec.gen != gen:
+                freed += self.objects.delete(oid, gen)
             txn.delete(key)
         txn.commit(sync=False)
         for oid in freed_ids:
