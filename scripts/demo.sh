@@ -15,7 +15,7 @@ time cp -r "$DEVSET/." "$MNT/"
 echo "verifying every byte reads back ..."
 diff -r "$DEVSET" "$MNT" && echo "all $(find "$MNT" -type f | wc -l) files identical"
 df -h "$MNT"
-echo "waiting for background ingest to describe the images ..."
+echo "waiting for background ingest to describe and encode the images ..."
 for _ in $(seq 1 300); do
   PENDING=$($SIMFS stats "$STORE" --json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["ingest_pending"])')
   [ "$PENDING" = 0 ] && break
@@ -26,6 +26,10 @@ if [ -n "$ORIG" ]; then
   echo "simfs similar $ORIG:"
   $SIMFS similar "$ORIG" -k 6
 fi
+$SIMFS umount "$MNT"
+echo "remounting: every file now read back from its stored (encoded) form ..."
+$SIMFS mount "$STORE" "$MNT"
+diff -r "$DEVSET" "$MNT" && echo "all $(find "$MNT" -type f | wc -l) files still identical"
 $SIMFS umount "$MNT"
 trap - EXIT
 $SIMFS stats "$STORE"
