@@ -1,6 +1,9 @@
 #!/usr/bin/env python3
 """Write the golden store for the current format version: tests/golden/v<N>/store.tar.gz + manifest.json.
 
+`--encoded` writes tests/golden/v<N>-encoded/ instead: the same tree plus a PNG stored encoded
+(feature `encoded-objects`).
+
 Run once per released format version, commit the result, never regenerate an old one: the test
 `tests/golden/test_golden_stores.py` proves today's code still mounts, reads and fscks every one.
 """
@@ -33,9 +36,33 @@ FILES = {
 }
 
 
-def build(store_dir: Path) -> dict:
+def sample_png() -> bytes:
+    """A deterministic photo-like PNG (smooth random field + sensor-like noise) the codec stores smaller."""
+    import io
+
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(7)
+    field = cv2.GaussianBlur(rng.normal(0, 1, (96, 128, 3)).astype(np.float32), (0, 0), 4)
+    field = (field - field.min()) / (field.max() - field.min()) * 200 + 20
+    img = (field + rng.normal(0, 2, field.shape)).clip(0, 255).astype(np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def build(store_dir: Path, *, encoded: bool = False) -> dict:
     store = OpenStore(store_dir, create=True)
-    vfs = Vfs(store)
+    processors = []
+    if encoded:
+        from simfs.encode import EncodeProcessor
+
+        store.require_feature("encoded-objects")
+        processors = [EncodeProcessor(store.objects)]
+        FILES["/photos/2026/gradient.png"] = sample_png()
+    vfs = Vfs(store, processors=processors)
     for d in ("/photos", "/photos/2026", "/docs", "/emptydir"):
         vfs.mkdir(d, 0o755)
     for path, data in FILES.items():
@@ -47,6 +74,17 @@ def build(store_dir: Path) -> dict:
     vfs.setxattr("/photos/2026/beach.png", "user.album", b"summer")
     vfs.chmod("/docs/readme.txt", 0o600)
     vfs.utimens("/docs/readme.txt", ((1_700_000_000, 1), (1_700_000_000, 2)))
+    if encoded:
+        from simfs.catalog import keys
+        from simfs.catalog.records import ObjectRecord
+        from simfs.ingest import Ingestor
+
+        ingest = Ingestor(vfs, processors)
+        for key, _ in list(vfs.catalog.scan(keys.OBJECT)):
+            ingest.process(bytes(key[1:]))
+        vfs.collect_garbage(force_sync=True)
+        codecs = [ObjectRecord.unpack(v).codec for _, v in vfs.catalog.scan(keys.OBJECT)]
+        assert 1 in codecs, "the golden store must hold at least one encoded object"
     manifest = {}
     for raw_path, _ino in sorted(vfs.iter_paths()):
         path = raw_path.decode("utf-8", "surrogateescape")
@@ -67,14 +105,15 @@ def build(store_dir: Path) -> dict:
 
 
 def main() -> int:
-    out = REPO / "tests" / "golden" / f"v{FORMAT_VERSION_WRITTEN}"
+    encoded = "--encoded" in sys.argv
+    out = REPO / "tests" / "golden" / (f"v{FORMAT_VERSION_WRITTEN}" + ("-encoded" if encoded else ""))
     if out.exists():
         print(f"{out} exists; golden stores are never regenerated", file=sys.stderr)
         return 1
     out.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
         store_dir = Path(tmp) / "store"
-        manifest = build(store_dir)
+        manifest = build(store_dir, encoded=encoded)
         for leftover in ("simfs.log", "mount.lock"):
             (store_dir / leftover).unlink(missing_ok=True)
         with tarfile.open(out / "store.tar.gz", "w:gz") as tar:
