@@ -22,6 +22,15 @@ class MaintenanceMixin(VfsBase):
         removed = self.objects.clear_staging()
         if removed:
             log.info("removed %d staging files of uncommitted writes", removed)
+        reclaimed = self._reclaim_orphans()
+        if reclaimed:
+            log.info("reclaimed %d orphan inodes (unlinked while open at the last shutdown)", reclaimed)
+        if self.store.crashed:
+            self._remove_unrecorded_objects()
+        self.collect_garbage(force_sync=True)
+
+    def _reclaim_orphans(self) -> int:
+        """Drop inodes unlinked while open (U keys) once nothing has them open; returns how many."""
         orphans = [keys.read_u64(k, 1) for k, _ in self.catalog.scan(keys.ORPHAN)]
         if orphans:
             txn = Txn(self)
@@ -31,10 +40,7 @@ class MaintenanceMixin(VfsBase):
                     txn.drop_inode(Inode.unpack(ino, raw))
                 txn.delete(keys.orphan_key(ino))
             txn.commit(sync=True)
-            log.info("reclaimed %d orphan inodes (unlinked while open at the last shutdown)", len(orphans))
-        if self.store.crashed:
-            self._remove_unrecorded_objects()
-        self.collect_garbage(force_sync=True)
+        return len(orphans)
 
     def _remove_unrecorded_objects(self) -> None:
         """After a crash, object files written but never recorded (commit interrupted) are deleted."""
@@ -170,14 +176,6 @@ class MaintenanceMixin(VfsBase):
         if not self.read_only:
             self.collect_garbage(force_sync=True)
             # Orphans still open at unmount are gone now that every handle is closed.
-            orphans = [keys.read_u64(k, 1) for k, _ in self.catalog.scan(keys.ORPHAN)]
-            if orphans:
-                txn = Txn(self)
-                for ino in orphans:
-                    raw = txn.get(keys.inode_key(ino))
-                    if raw is not None:
-                        txn.drop_inode(Inode.unpack(ino, raw))
-                    txn.delete(keys.orphan_key(ino))
-                txn.commit(sync=True)
+            if self._reclaim_orphans():
                 self.collect_garbage(force_sync=True)
             self.catalog.flush_wal()
