@@ -1,4 +1,4 @@
-"""`simfs` command line: mount, umount, fsck, stats, similar. Clear one-line errors, distinct exit codes."""
+"""`simfs` command line: mount, umount, fsck, stats, similar, compact. Clear one-line errors, distinct exit codes."""
 
 from __future__ import annotations
 
@@ -119,6 +119,19 @@ def cmd_similar(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compact(args: argparse.Namespace) -> int:
+    from .compact import compact
+
+    result = compact(Path(args.store), encode=not args.noencode, progress=None if not args.no_progress else False)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"simfs compact {args.store}: {result['processed']} objects processed, "
+              f"{result['objects_encoded']} stored encoded; objects {_human(result['stored_before'])} "
+              f"-> {_human(result['stored_after'])}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="simfs", description="FUSE file system for photo collections.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -151,6 +164,13 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("-k", type=int, default=10, help="how many (default 10)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_similar)
+
+    c = sub.add_parser("compact", help="describe and encode everything the background ingest has not (store unmounted)")
+    c.add_argument("store")
+    c.add_argument("--noencode", action="store_true", help="only describe images, keep PNGs verbatim")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--no-progress", action="store_true")
+    c.set_defaults(func=cmd_compact)
 
     s = sub.add_parser("stats", help="logical vs stored size of a store (works while mounted)")
     s.add_argument("store")
