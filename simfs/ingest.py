@@ -149,7 +149,8 @@ class Ingestor:
         from .vfs import Txn  # late: vfs imports this module
 
         with vfs.lock:
-            raw = vfs.catalog.get(keys.object_key(object_id))
+            stopping = self._stop  # unmounting: the catalog may be closing, record nothing
+            raw = vfs.catalog.get(keys.object_key(object_id)) if not stopping else None
             now = ObjectRecord.unpack(raw) if raw is not None else None
             if now is None or now.refcount == 0 or now.gen != gen:
                 for p, result in results:  # deleted or changed meanwhile
