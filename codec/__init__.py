@@ -6,6 +6,7 @@ from .api import (
     ReferenceMismatch,
     analyze,
     blob_info,
+    blob_reference,
     decode,
     decode_pixels,
     deflater_identity,
@@ -14,10 +15,10 @@ from .api import (
 )
 from .bitstream import FORMAT_VERSION, CorruptBlob
 from .deflate import DeflaterUnavailable
-from .recipe import DEFAULT_MAX_PIXELS, Analysis, Recipe
+from .recipe import DEFAULT_MAX_PIXELS, Analysis, Recipe, png_pixels
 
 __all__ = [
     "Analysis", "CorruptBlob", "DEFAULT_MAX_PIXELS", "DeflaterUnavailable", "EncodeResult", "FORMAT_VERSION", "Recipe", "Reference",
-    "ReferenceMismatch", "analyze", "blob_info", "decode", "decode_pixels", "deflater_identity", "encode",
-    "self_test",
+    "ReferenceMismatch", "analyze", "blob_info", "blob_reference", "decode", "decode_pixels", "deflater_identity", "encode",
+    "png_pixels", "self_test",
 ]

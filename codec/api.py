@@ -94,11 +94,14 @@ def _make_blob(a: Analysis, data: bytes, mode: str, payload: bytes, effort: int,
 
 def encode(data: bytes, reference: Reference | None = None, *, effort: int = intra.DEFAULT_EFFORT,
            max_pixels: int = DEFAULT_MAX_PIXELS, try_inter: bool = True,
-           analysis: Analysis | None = None, allow_larger: bool = False) -> EncodeResult:
+           analysis: Analysis | None = None, allow_larger: bool = False,
+           include_intra: bool = True) -> EncodeResult:
     """Encode ``data``; never raises on bad input. The returned blob has been decoded and compared.
 
     ``analysis`` may pass a previous ``analyze(data)`` result to skip parsing again (the blob is
-    still verified against ``data`` itself). Unless ``allow_larger``, a blob that is not smaller
+    still verified against ``data`` itself). ``include_intra=False`` returns only an inter
+    result (or "verbatim" when none verifies), for callers that try several references and code
+    intra once themselves. Unless ``allow_larger``, a blob that is not smaller
     than ``data`` (tiny PNGs: the recipe and header overhead is a few hundred bytes) is dropped and
     the result says "verbatim".
     """
@@ -115,10 +118,11 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
         phash = pixel_hash(a.pixels)
         t1 = time.perf_counter()
         cands: list[tuple[bytes, str, str]] = []  # (blob, mode, label)
-        blob = _make_blob(a, data, "intra", intra.encode_pixels(a.pixels, effort), effort, phash=phash)
-        timings["intra"] = time.perf_counter() - t1
-        sizes["intra"] = len(blob)
-        cands.append((blob, "intra", "intra"))
+        if include_intra or reference is None:
+            blob = _make_blob(a, data, "intra", intra.encode_pixels(a.pixels, effort), effort, phash=phash)
+            timings["intra"] = time.perf_counter() - t1
+            sizes["intra"] = len(blob)
+            cands.append((blob, "intra", "intra"))
         inter_note = ""
         if reference is not None and try_inter:
             t2 = time.perf_counter()
@@ -150,7 +154,7 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
                     return EncodeResult(None, "verbatim", f"blob ({len(blob)} bytes) not smaller than the file "
                                         f"({len(data)} bytes)", sizes, timings, label)
                 return EncodeResult(blob, mode, inter_note, sizes, timings, label)
-        return EncodeResult(None, "verbatim", "encoded blob failed verification", sizes, timings)
+        return EncodeResult(None, "verbatim", inter_note or "encoded blob failed verification", sizes, timings)
     except MemoryError:
         return EncodeResult(None, "verbatim", "out of memory while encoding", sizes, timings)
     except Exception as e:
@@ -226,6 +230,11 @@ def blob_info(blob: bytes) -> dict:
         "inter": m.get("inter"), "reference": m.get("ref"), "versions": m.get("versions"),
         "sections": {k: len(v) for k, v in b.sections.items()},
     }
+
+
+def blob_reference(blob: bytes) -> bytes:
+    """The ref_id an inter blob was encoded against (b"" for intra); header only, raises CorruptBlob."""
+    return bitstream.reference_id(blob)
 
 
 def deflater_identity() -> str:

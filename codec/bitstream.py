@@ -85,6 +85,14 @@ def pack(b: Blob) -> bytes:
     return out + struct.pack(">I", zlib.crc32(out))
 
 
+def reference_id(blob: bytes) -> bytes:
+    """The reference id an inter blob names (b"" for intra), read from the header alone; raises CorruptBlob."""
+    if len(blob) < 8 + 4 + 8 + 32 + 4 or blob[:4] != MAGIC:
+        raise CorruptBlob("bad magic (not a simfs codec blob)")
+    rl = blob[7]
+    return bytes(blob[8: 8 + rl])
+
+
 def unpack(blob: bytes) -> Blob:
     """Parse and checksum-verify a blob; raises CorruptBlob."""
     try:

@@ -280,7 +280,16 @@ def analyze(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, search_budget_
         return Analysis(False, f"internal error while parsing: {type(e).__name__}: {e}")
 
 
-def _analyze(data: bytes, max_pixels: int, search_budget_s: float) -> Analysis:
+def png_pixels(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray | None:
+    """The pixels ``analyze`` would give, without the deflate search (for references); None if unreadable."""
+    try:
+        a = _analyze(bytes(data), max_pixels, 0.0, pixels_only=True)
+    except Exception:
+        return None
+    return a.pixels
+
+
+def _analyze(data: bytes, max_pixels: int, search_budget_s: float, pixels_only: bool = False) -> Analysis:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     chunks, _end = parse_chunks(data)
@@ -322,6 +331,8 @@ def _analyze(data: bytes, max_pixels: int, search_budget_s: float) -> Analysis:
 
     t1 = time.perf_counter()
     pixels, ftypes = _pixels_from_raw(hdr, raw[:need])
+    if pixels_only:
+        return Analysis(True, "", pixels, None, hdr, palette, timings)
     if filtered_stream(hdr, pixels, ftypes) != raw[:need]:
         raise PngError("re-filtering does not reproduce the scanlines")  # should not happen
     timings["unfilter"] = time.perf_counter() - t1

@@ -57,7 +57,7 @@ def build(store_dir: Path, *, encoded: bool = False) -> dict:
     store = OpenStore(store_dir, create=True)
     processors = []
     if encoded:
-        from simfs.encode import EncodeProcessor
+        from simfs.ingest import EncodeProcessor
 
         store.require_feature("encoded-objects")
         processors = [EncodeProcessor(store.objects)]

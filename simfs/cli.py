@@ -94,6 +94,13 @@ def cmd_stats(args: argparse.Namespace) -> int:
           f"catalog {_human(stats['catalog_bytes'])})")
     ratio = stats["stored_bytes"] / stats["logical_bytes"] if stats["logical_bytes"] else 0.0
     print(f"stored / logical   {ratio:.3f}  (saved {_human(stats['logical_bytes'] - stats['stored_bytes'])})")
+    print(f"vs intra-only      {_human(stats['intra_only_bytes'])} if every object were coded on its own; "
+          f"references save {_human(stats['saved_vs_intra_only'])}")
+    print(f"{'kind':<16} {'objects':>8} {'logical':>10} {'stored':>10}")
+    for kind, k in stats["by_kind"].items():
+        print(f"  {kind:<14} {k['objects']:>8} {_human(k['logical_bytes']):>10} {_human(k['stored_bytes']):>10}")
+    hist = ", ".join(f"{d}: {n}" for d, n in stats["depth_histogram"].items())
+    print(f"chain depths       {hist or '-'}")
     print(f"similarity index   {stats['images_indexed']} images"
           + (f"  ({stats['ingest_pending']} objects waiting for background ingest)" if stats["ingest_pending"] else ""))
     return 0

@@ -14,17 +14,14 @@ from .storage import OpenStore
 
 def compact(store_path: Path, *, encode: bool = True, progress: bool | None = None) -> dict[str, int]:
     """Process every object the ingest has not finished; returns counts. The store must not be mounted."""
-    from .describe import default_processors
-    from .ingest import Ingestor
+    from .ingest import describer, make_ingestor
     from .vfs import Vfs
 
     opened = OpenStore(store_path)  # takes the mount lock: refuses a mounted store
     try:
-        if encode:
-            opened.require_feature("encoded-objects")
-        processors, _index = default_processors(opened.catalog, opened.objects, encode=encode)
-        vfs = Vfs(opened, processors=processors)
-        ingest = Ingestor(vfs, processors)
+        descriptors, _index = describer(opened.catalog)
+        vfs = Vfs(opened, processors=[descriptors])
+        ingest = make_ingestor(opened, vfs, descriptors, encode=encode)
         todo = []
         for key, raw in opened.catalog.scan(keys.OBJECT):
             rec = ObjectRecord.unpack(raw)

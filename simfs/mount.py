@@ -15,6 +15,7 @@ from typing import Any
 
 from .errors import BadMountpoint, BadStore, ExitCode, FuseFailed, SimfsError, StoreInUse
 from .format import read_format
+from .options import OURS, simfs_options
 from .storage import LOG_FILE, OpenStore, StoreLock, is_store
 
 log = logging.getLogger("simfs.mount")
@@ -104,7 +105,8 @@ def check_fuse_available() -> None:
 def fuse_options(opts: dict[str, Any], store: Path) -> dict[str, Any]:
     out = dict(opts)
     out.pop("foreground", None)
-    out.pop("noencode", None)  # ours, not libfuse's
+    for key in OURS:  # ours, not libfuse's
+        out.pop(key, None)
     # Ownership and permission checks by the kernel: without them any user could read any file.
     out.setdefault("default_permissions", True)
     out.setdefault("max_threads", 8)  # libfuse 3's default (-1) only produces a warning
@@ -141,15 +143,15 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
         return int(exc.exit_code)
     _setup_logging(store, foreground, debug)
     try:
-        from .describe import default_processors
+        from .ingest import EncodeOptions, describer, make_ingestor
 
-        encode = not read_only and not opts.get("noencode")
-        if encode:
-            opened.require_feature("encoded-objects")
-        processors, _index = default_processors(opened.catalog, opened.objects, encode=encode)
-        vfs = Vfs(opened, read_only=read_only, processors=processors)
+        ours = simfs_options(opts)
+        descriptors, _index = describer(opened.catalog)
+        vfs = Vfs(opened, read_only=read_only, processors=[descriptors], refcache_bytes=ours.refcache_bytes)
         if not read_only:
-            vfs.start_background()
+            enc = EncodeOptions(effort=ours.effort, candidates=ours.candidates, max_depth=ours.max_depth)
+            vfs.start_background(make_ingestor(opened, vfs, descriptors, encode=ours.encode, options=enc,
+                                               workers=ours.workers))
         ops = FuseOperations(vfs, on_ready=lambda: report("OK\n"))
         log.info("mounting %s on %s (pid %d)", store, mountpoint, os.getpid())
         try:
@@ -197,6 +199,7 @@ def _setup_logging(store: Path, foreground: bool, debug: bool) -> None:
 def mount(store: Path, mountpoint: Path, *, foreground: bool, options: dict[str, Any], debug: bool = False) -> int:
     store = store.absolute()
     mountpoint = mountpoint.absolute()
+    simfs_options(options)  # a bad -o value is a usage error before anything is created
     check_mountpoint(mountpoint)
     prepare_store(store)
     check_fuse_available()

@@ -44,7 +44,7 @@ def similar(path: Path, k: int = 10) -> tuple[list[SimilarFile], bool, str]:
     """Most similar stored files, the "worth trying inter" decision, and a note on how PATH was described."""
     from codec.similarity import extract
 
-    from .describe import decode_image
+    from .ingest.describe import decode_image
     from .similarity import SimilarityIndex
 
     if not path.is_file():

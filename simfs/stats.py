@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .catalog import keys
-from .catalog.records import Inode, ObjectRecord
+from .catalog.records import FLAG_DESCRIBED, FLAG_ENCODE_TRIED, FLAG_PIXEL_DUPLICATE, Inode, ObjectRecord
 from .storage import CATALOG_DIR, OpenStore
 
 
@@ -19,6 +19,21 @@ def _dir_bytes(path: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.stat(os.path.join(root, name)).st_size
     return total
+
+
+KINDS = ("verbatim", "intra", "inter", "pixel-duplicate", "pinned")
+
+
+def object_kind(rec: ObjectRecord) -> str:
+    """How an object is stored: verbatim, intra (coded alone), inter / pixel-duplicate (against a base),
+    or pinned (no file names it; kept because others are coded against it)."""
+    if rec.pinned:
+        return "pinned"
+    if rec.codec == 0:
+        return "verbatim"
+    if rec.has_base:
+        return "pixel-duplicate" if rec.flags & FLAG_PIXEL_DUPLICATE else "inter"
+    return "intra"
 
 
 def store_stats(store: Path) -> dict[str, Any]:
@@ -34,20 +49,30 @@ def store_stats(store: Path) -> dict[str, Any]:
                 dirs += 1
             elif node.is_symlink:
                 links += 1
-        from .describe import FLAG_DESCRIBED
-        from .encode import FLAG_ENCODE_TRIED
 
         wanted = FLAG_DESCRIBED | (FLAG_ENCODE_TRIED if "encoded-objects" in opened.format.features else 0)
         encoded = 0
+        by_kind = {k: {"objects": 0, "logical_bytes": 0, "stored_bytes": 0} for k in KINDS}
+        depths: dict[int, int] = {}
+        intra_only = 0  # what the same objects would take coded each on its own (measured or stored)
 
         objects = unique = object_bytes = pending = 0
         for _, raw in opened.catalog.scan(keys.OBJECT):
             rec = ObjectRecord.unpack(raw)
-            if rec.refcount == 0:
+            if rec.collectable:
+                continue  # garbage awaiting deletion
+            kind = object_kind(rec)
+            k = by_kind[kind]
+            k["objects"] += 1
+            k["logical_bytes"] += rec.size
+            k["stored_bytes"] += rec.stored
+            object_bytes += rec.stored
+            if kind == "pinned":
                 continue
+            intra_only += (rec.intra_bytes or rec.stored) if rec.has_base else rec.stored
+            depths[rec.depth] = depths.get(rec.depth, 0) + 1
             objects += 1
             unique += rec.size
-            object_bytes += rec.stored
             pending += (rec.flags & wanted) != wanted
             encoded += rec.codec != 0
         indexed = sum(1 for _ in opened.catalog.scan(keys.SIMILARITY))
@@ -68,4 +93,11 @@ def store_stats(store: Path) -> dict[str, Any]:
         "images_indexed": indexed,
         "ingest_pending": pending,
         "objects_encoded": encoded,
+        "by_kind": by_kind,
+        "pinned_objects": by_kind["pinned"]["objects"],
+        "pinned_bytes": by_kind["pinned"]["stored_bytes"],
+        "depth_histogram": {str(d): n for d, n in sorted(depths.items())},
+        "intra_only_bytes": intra_only,
+        "saved_vs_logical": logical - (object_bytes + catalog_bytes),
+        "saved_vs_intra_only": intra_only - object_bytes,
     }

@@ -13,6 +13,15 @@ NO_OBJECT = bytes(32)
 _INODE_V1 = struct.Struct(">BIIIIQqqqQQ32s")
 # version, codec, flags, refcount, logical size, physical size, gen
 _OBJECT_V1 = struct.Struct(">BHHIQQI")
+# v2 (FORMAT feature "reference-chains"): v1 fields, then base object id (zero: none), depth, dependents,
+# and the bytes the object would take coded on its own (0: not measured)
+_OBJECT_V2 = struct.Struct(">BHHIQQI32sBIQ")
+
+# ObjectRecord.flags: what the background ingest has done with the object (simfs/ingest/)
+FLAG_DESCRIBED = 1 << 0  # descriptors extracted (or the object is not an image)
+FLAG_NOT_IMAGE = 1 << 1  # ...and it turned out not to be a decodable image: no S/T records expected
+FLAG_ENCODE_TRIED = 1 << 2  # the encoder has looked at this object
+FLAG_PIXEL_DUPLICATE = 1 << 3  # coded against an object with the same pixels (other PNG bytes)
 _DENTRY = struct.Struct(">QB")
 
 
@@ -78,16 +87,40 @@ class ObjectRecord:
     stored: int  # physical bytes of the object file
     gen: int = 0  # object file generation: objects/<aa>/<id>.<gen>
     flags: int = 0
+    base: bytes = NO_OBJECT  # the object whose pixels this one is coded against (inter); zero: none
+    depth: int = 0  # length of the reference chain below this object (0: decodes on its own)
+    dependents: int = 0  # objects coded against this one; while > 0 the object is kept (pinned)
+    intra_bytes: int = 0  # inter objects: bytes of its intra coding when the encoder measured it (stats)
+
+    @property
+    def has_base(self) -> bool:
+        return self.base != NO_OBJECT
+
+    @property
+    def pinned(self) -> bool:
+        """No file names it any more, but other objects are coded against it."""
+        return self.refcount == 0 and self.dependents > 0
+
+    @property
+    def collectable(self) -> bool:
+        return self.refcount == 0 and self.dependents == 0
 
     def pack(self) -> bytes:
-        return _OBJECT_V1.pack(1, self.codec, self.flags, self.refcount, self.size, self.stored, self.gen)
+        # v1 while nothing needs v2, so stores without reference chains stay readable by older code
+        if self.base == NO_OBJECT and self.depth == 0 and self.dependents == 0:
+            return _OBJECT_V1.pack(1, self.codec, self.flags, self.refcount, self.size, self.stored, self.gen)
+        return _OBJECT_V2.pack(2, self.codec, self.flags, self.refcount, self.size, self.stored, self.gen,
+                               self.base, self.depth, self.dependents, self.intra_bytes)
 
     @classmethod
     def unpack(cls, raw: bytes) -> ObjectRecord:
-        if not raw or raw[0] != 1 or len(raw) != _OBJECT_V1.size:
-            raise RecordError("object record: unknown version or wrong length")
-        _, codec, flags, refcount, size, stored, gen = _OBJECT_V1.unpack(raw)
-        return cls(codec, refcount, size, stored, gen, flags)
+        if raw and raw[0] == 1 and len(raw) == _OBJECT_V1.size:
+            _, codec, flags, refcount, size, stored, gen = _OBJECT_V1.unpack(raw)
+            return cls(codec, refcount, size, stored, gen, flags)
+        if raw and raw[0] == 2 and len(raw) == _OBJECT_V2.size:
+            _, codec, flags, refcount, size, stored, gen, base, depth, deps, intra = _OBJECT_V2.unpack(raw)
+            return cls(codec, refcount, size, stored, gen, flags, bytes(base), depth, deps, intra)
+        raise RecordError("object record: unknown version or wrong length")
 
 
 def pack_dentry(ino: int, mode: int) -> bytes:

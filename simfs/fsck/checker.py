@@ -14,7 +14,16 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ..catalog import keys
-from ..catalog.records import NO_OBJECT, Inode, ObjectRecord, RecordError, pack_dentry, unpack_dentry
+from ..catalog.records import (
+    FLAG_DESCRIBED,
+    FLAG_NOT_IMAGE,
+    NO_OBJECT,
+    Inode,
+    ObjectRecord,
+    RecordError,
+    pack_dentry,
+    unpack_dentry,
+)
 from ..errors import CorruptObject
 from ..format import StoreFormat
 from ..storage import KNOWN_TOP_LEVEL, OpenStore
@@ -52,6 +61,11 @@ class Fsck:
         self.findings: list[Finding] = []
         self.scan = Scan()
         self._paths: dict[int, list[str]] | None = None
+        self._children: dict[bytes, list[bytes]] | None = None
+        self._users: dict[bytes, list[int]] = {}
+        from ..store.chains import ChainDecoder
+
+        self._chains = ChainDecoder(store.objects, self.scan.objects.get)
 
     # ---------------------------------------------------------------- helpers
     def _bar(self, it: Iterable, desc: str, total: int | None = None) -> Iterable:
@@ -258,7 +272,7 @@ class Fsck:
                     rec.refcount = refs[oid]
                     self._save_object(oid, rec)
                     f.repaired = True
-            if (rec.refcount == 0) != (oid in s.garbage):
+            if rec.collectable != (oid in s.garbage):
                 f = self.add("O206", f"object {oid.hex()}", f"refcount {rec.refcount}, listed {oid in s.garbage}")
                 if self.repair:
                     self._fix_garbage(oid, rec)
@@ -283,7 +297,7 @@ class Fsck:
                 f.repaired = True
         for oid, rec in s.objects.items():
             files = on_disk.get(oid, {})
-            if rec.gen not in files and rec.refcount == 0 and refs[oid] == 0 and oid in s.garbage:
+            if rec.gen not in files and rec.collectable and refs[oid] == 0 and oid in s.garbage:
                 f = self.add("O209", f"object {oid.hex()}")
                 if self.repair:
                     batch = self.cat.new_batch()
@@ -293,10 +307,10 @@ class Fsck:
                     f.repaired = True
             elif rec.gen not in files:
                 self.add("O203", f"object {oid.hex()}", f"expected {objs.path_of(oid, rec.gen).name}",
-                         affected=self._affected(users.get(oid, [])))
+                         affected=self._affected_by(oid, users))
             elif files[rec.gen] != rec.stored:
                 self.add("O204", f"object {oid.hex()}", f"file {files[rec.gen]} bytes, record {rec.stored}",
-                         affected=self._affected(users.get(oid, [])))
+                         affected=self._affected_by(oid, users))
         for oid, files in on_disk.items():
             rec = s.objects.get(oid)
             for gen in files:
@@ -319,7 +333,6 @@ class Fsck:
     # ---------------------------------------------------------------- similarity index
     def check_similarity(self) -> None:
         """S/T records exist together, exactly for live objects the descriptor processor marked done."""
-        from ..describe import FLAG_DESCRIBED, FLAG_NOT_IMAGE
         from ..similarity.index import RECORD_VERSION
 
         s = self.scan
@@ -367,27 +380,106 @@ class Fsck:
                 if rec.codec == CODEC_PNG:
                     self._verify_encoded(oid, rec)
             except CorruptObject as exc:
-                self.add("D301", f"object {oid.hex()}", exc.why, affected=self._affected(users.get(oid, [])))
+                self.add("D301", f"object {oid.hex()}", exc.why, affected=self._affected_by(oid, users))
 
     def _verify_encoded(self, oid: bytes, rec: ObjectRecord) -> None:
-        """Decode the blob and compare the rebuilt bytes with the object id (SHA-256 of the content)."""
+        """Decode the blob (its reference chain too) and compare the rebuilt bytes with the object id."""
         import hashlib
 
         import codec
 
         blob = self.store.objects.read_payload(oid, rec.gen)
         try:
-            rebuilt = codec.decode(blob)
+            named = codec.blob_reference(blob)
         except Exception as exc:
             raise CorruptObject(oid, f"blob does not decode ({exc})") from None
+        if named != (rec.base if rec.has_base else b""):
+            raise CorruptObject(oid, f"blob is coded against {named.hex()[:16] or 'nothing'}, the record says "
+                                     f"{rec.base.hex()[:16] if rec.has_base else 'nothing'}")
+        try:
+            rebuilt = self._chains.rebuild(oid, rec.gen)
+        except CorruptObject as exc:
+            raise CorruptObject(oid, exc.why) from None
         if len(rebuilt) != rec.size or hashlib.sha256(rebuilt).digest() != oid:
             raise CorruptObject(oid, "decoded bytes differ from the stored file")
+
+    # ---------------------------------------------------------------- reference graph
+    def check_references(self) -> None:
+        """Bases exist, dependents counts and depths match the graph, no cycles, no needless pins."""
+        s = self.scan
+        counted: Counter[bytes] = Counter()
+        for oid, rec in s.objects.items():
+            if rec.has_base:
+                counted[rec.base] += 1
+                if rec.base not in s.objects:
+                    self.add("O212", f"object {oid.hex()}", f"base {rec.base.hex()}",
+                             affected=self._affected_by(oid, self._users))
+        for oid, rec in s.objects.items():
+            real_depth, cyclic = self._chain_depth(oid)
+            if cyclic:
+                self.add("O216", f"object {oid.hex()}", affected=self._affected_by(oid, self._users))
+                continue
+            if real_depth > 16:
+                self.add("O215", f"object {oid.hex()}", f"depth {real_depth}")
+            if rec.depth != real_depth and not (rec.has_base and rec.base not in s.objects):
+                f = self.add("O214", f"object {oid.hex()}", f"recorded {rec.depth}, chain {real_depth}")
+                if self.repair:
+                    rec.depth = real_depth
+                    self.cat.put(keys.object_key(oid), rec.pack(), sync=False)
+                    f.repaired = True
+        for oid, rec in s.objects.items():
+            if rec.dependents == counted[oid]:
+                continue
+            code = "O217" if rec.refcount == 0 and counted[oid] == 0 else "O213"
+            f = self.add(code, f"object {oid.hex()}", f"recorded {rec.dependents}, counted {counted[oid]}")
+            if self.repair:
+                rec.dependents = counted[oid]
+                self._save_object(oid, rec)  # an orphaned pinned base becomes garbage: the next mount frees it
+                f.repaired = True
+
+    def _chain_depth(self, oid: bytes) -> tuple[int, bool]:
+        """(links below oid, True if the chain loops back on itself)."""
+        seen = {oid}
+        depth = 0
+        rec = self.scan.objects.get(oid)
+        while rec is not None and rec.has_base:
+            depth += 1
+            if rec.base in seen:
+                return depth, True
+            seen.add(rec.base)
+            rec = self.scan.objects.get(rec.base)
+        return depth, False
+
+    def _dependents_closure(self, oid: bytes) -> list[bytes]:
+        """oid and every object whose reference chain passes through it."""
+        if self._children is None:
+            self._children = defaultdict(list)
+            for other, rec in self.scan.objects.items():
+                if rec.has_base:
+                    self._children[rec.base].append(other)
+        out, stack, seen = [], [oid], {oid}
+        while stack:
+            cur = stack.pop()
+            out.append(cur)
+            for child in self._children.get(cur, []):
+                if child not in seen:
+                    seen.add(child)
+                    stack.append(child)
+        return out
+
+    def _affected_by(self, oid: bytes, users: dict[bytes, list[int]]) -> list[str]:
+        """Every file whose content needs oid: its own files and those of all its dependents, transitively."""
+        inos: list[int] = []
+        for o in self._dependents_closure(oid):
+            inos.extend(users.get(o, []))
+        return self._affected(inos)
 
     # ---------------------------------------------------------------- run
     def run(self) -> list[Finding]:
         self.load()
         self.check_structure()
         self.check_objects()
+        self.check_references()
         self.check_similarity()
         if self.verify_data:
             self.check_data()
@@ -415,7 +507,7 @@ class Fsck:
 
     def _fix_garbage(self, oid: bytes, rec: ObjectRecord) -> None:
         batch = self.cat.new_batch()
-        if rec.refcount == 0:
+        if rec.collectable:
             batch.put(keys.garbage_key(oid), b"")
         else:
             batch.delete(keys.garbage_key(oid))

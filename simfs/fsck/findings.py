@@ -39,6 +39,12 @@ CODES: dict[str, tuple[Severity, str]] = {
     "O209": (Severity.INFO, "unreferenced object already deleted, record not yet (GC interrupted; next mount finishes)"),
     "O210": (Severity.WARNING, "similarity index record that no described object explains"),
     "O211": (Severity.WARNING, "image object marked described but its similarity record is missing"),
+    "O212": (Severity.ERROR, "object is coded against a base that has no catalog record"),
+    "O213": (Severity.WARNING, "object's dependents count is wrong"),
+    "O214": (Severity.WARNING, "object's recorded chain depth differs from its reference chain"),
+    "O215": (Severity.WARNING, "reference chain longer than any depth limit allows (16)"),
+    "O216": (Severity.ERROR, "reference chain forms a cycle"),
+    "O217": (Severity.WARNING, "pinned base (no file names it) that nothing is coded against any more"),
     "D301": (Severity.ERROR, "object is damaged (checksum or content hash mismatch)"),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..catalog import keys
 from ..catalog.db import Catalog
@@ -18,7 +18,27 @@ from .files_state import Handle, OpenFile
 from .txn import Txn
 
 if TYPE_CHECKING:
-    from ..ingest import Ingestor, Processor
+    from ..store.chains import ChainDecoder
+
+
+class FreeHook(Protocol):
+    """Derived data kept next to an object (an ingest processor): removed in the batch that frees it."""
+
+    def stage_free(self, txn: Txn, object_id: bytes) -> None: ...
+
+    def freed(self, object_id: bytes) -> None: ...
+
+
+class Background(Protocol):
+    """The background ingest attached to a mounted Vfs (simfs/ingest/), seen from the VFS side."""
+
+    def start(self) -> None: ...
+
+    def stop(self, timeout: float = 60.0) -> None: ...
+
+    def pending(self) -> int: ...
+
+    def enqueue(self, object_id: bytes) -> None: ...
 
 
 class VfsBase:
@@ -41,8 +61,9 @@ class VfsBase:
     _next_fh: int
     space_reserve: int
     rebuilt: RebuiltCache
-    processors: list[Processor]
-    ingestor: Ingestor | None
+    chains: ChainDecoder
+    processors: list[FreeHook]
+    ingestor: Background | None
 
     # Implemented by one part, called by another (declared here so each part type-checks alone).
     def _commit(self, of: OpenFile, *, sync: bool, known: tuple[bytes, int] | None = None) -> None:

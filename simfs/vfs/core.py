@@ -10,8 +10,9 @@ from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING
 
 from ..catalog import keys
-from ..catalog.records import Inode, unpack_dentry
+from ..catalog.records import Inode, ObjectRecord, unpack_dentry
 from ..storage import OpenStore
+from ..store.chains import ChainDecoder, ReferencePixelCache
 from ..store.rebuilt import RebuiltCache
 from .common import NAME_MAX, locked
 from .files import FilesMixin
@@ -21,13 +22,14 @@ from .namespace import NamespaceMixin
 from .xattrs import XattrMixin
 
 if TYPE_CHECKING:
-    from ..ingest import Processor
+    from .base import FreeHook
 
 
 class Vfs(MaintenanceMixin, NamespaceMixin, FilesMixin, XattrMixin):
     """POSIX semantics over the catalog and the object store; testable without FUSE."""
 
-    def __init__(self, store: OpenStore, *, read_only: bool = False, processors: Iterable[Processor] = ()):
+    def __init__(self, store: OpenStore, *, read_only: bool = False, processors: Iterable[FreeHook] = (),
+                 refcache_bytes: int = 512 << 20, rebuilt_cache_bytes: int = 2 << 30):
         self.store = store
         self.catalog = store.catalog
         self.objects = store.objects
@@ -48,12 +50,18 @@ class Vfs(MaintenanceMixin, NamespaceMixin, FilesMixin, XattrMixin):
         self.wal_unsynced = False
         total = os.statvfs(store.path)
         # 2% of the disk, at least 1 MiB, at most 64 MiB: room for catalog writes when data fills it.
-        self.rebuilt = RebuiltCache(store.path / "cache")
+        self.rebuilt = RebuiltCache(store.path / "cache", rebuilt_cache_bytes)
+        self.chains = ChainDecoder(self.objects, self.object_record, ReferencePixelCache(refcache_bytes))
         self.space_reserve = min(64 << 20, max(1 << 20, total.f_blocks * total.f_frsize // 50))
         if not read_only:
             self._recover()
         self._count_usage()
 
+
+    def object_record(self, oid: bytes) -> ObjectRecord | None:
+        """The committed record of an object (thread-safe without the lock: a RocksDB point read)."""
+        raw = self.catalog.get(keys.object_key(oid))
+        return None if raw is None else ObjectRecord.unpack(raw)
 
     @locked
     def statfs(self) -> dict[str, int]:

@@ -71,14 +71,8 @@ class FilesMixin(VfsBase):
             fail(errno.EIO)
 
     def rebuild(self, oid: bytes, gen: int) -> bytes:
-        """The original bytes of an encoded object (its blob decoded; checked by the cache)."""
-        import codec
-
-        blob = self.objects.read_payload(oid, gen)
-        try:
-            return codec.decode(blob)
-        except Exception as exc:
-            raise CorruptObject(oid, f"blob does not decode: {exc}") from exc
+        """The original bytes of an encoded object (its chain decoded; checked by the cache)."""
+        return self.chains.rebuild(oid, gen)
 
     def object_content(self, oid: bytes, rec: ObjectRecord) -> bytes:
         """Content of any object, decoded if it is stored encoded (background work, no lock held)."""

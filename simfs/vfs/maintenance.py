@@ -11,7 +11,7 @@ from typing import Any
 
 from ..catalog import keys
 from ..catalog.records import Inode, ObjectRecord
-from .base import VfsBase
+from .base import Background, VfsBase
 from .common import fail, locked, log
 from .txn import Txn
 
@@ -27,7 +27,7 @@ class MaintenanceMixin(VfsBase):
             log.info("reclaimed %d orphan inodes (unlinked while open at the last shutdown)", reclaimed)
         if self.store.crashed:
             self._remove_unrecorded_objects()
-        self.collect_garbage(force_sync=True)
+        self.collect_all_garbage()
 
     def _reclaim_orphans(self) -> int:
         """Drop inodes unlinked while open (U keys) once nothing has them open; returns how many."""
@@ -72,18 +72,25 @@ class MaintenanceMixin(VfsBase):
             self.wal_unsynced = False
         freed = 0
         freed_ids: list[bytes] = []
+        chained = False  # a freed object's base became garbage: another round frees it
         txn = Txn(self)
         for key, _ in self.catalog.scan(keys.GARBAGE):
-            oid = key[1:]
+            oid = bytes(key[1:])
             rec = txn.object_record(oid)
-            if rec is not None and rec.refcount == 0:
+            if rec is not None and rec.collectable:
                 freed += self.objects.delete(oid, rec.gen)
                 for processor in self.processors:
                     processor.stage_free(txn, oid)  # derived data (descriptors...) goes with it
                 freed_ids.append(oid)
                 self.rebuilt.drop(oid, rec.gen)
+                self.chains.cache.drop(oid)
                 txn.delete(keys.object_key(oid))
                 txn.stored_delta -= rec.stored
+                if rec.has_base:
+                    # Bottom-up: the base loses a dependent; once it has none and no file names it,
+                    # it is listed as garbage in this batch and freed by a later round, after this
+                    # batch is durable (so a crash never leaves a dependent whose base is gone).
+                    chained |= txn.drop_dependent(rec.base)
             txn.delete(key)
         for key, _ in self.catalog.scan(keys.STALE):
             # a superseded generation (the verbatim file an encoded one replaced); never the live one
@@ -96,7 +103,16 @@ class MaintenanceMixin(VfsBase):
         for oid in freed_ids:
             for processor in self.processors:
                 processor.freed(oid)
-        self.garbage_pending = False
+        self.garbage_pending = chained
+        return freed
+
+    def collect_all_garbage(self) -> int:
+        """Rounds of collect_garbage until whole chains are freed (each round after a WAL sync)."""
+        freed = self.collect_garbage(force_sync=True)
+        for _ in range(256):
+            if not self.garbage_pending:
+                break
+            freed += self.collect_garbage(force_sync=True)
         return freed
 
     def free_bytes(self) -> int:
@@ -129,16 +145,11 @@ class MaintenanceMixin(VfsBase):
         self.collect_garbage(force_sync=True)
         return action()
 
-    def start_background(self, interval: float = 1.0) -> None:
-        """Daemon threads: free deleted files' space within about `interval` s; ingest new objects."""
-        if self.processors and not self.read_only:
-            from ..ingest import Ingestor
-
-            self.ingestor = Ingestor(self, self.processors)  # type: ignore[arg-type]
-            queued = self.ingestor.enqueue_unfinished()
-            if queued:
-                log.info("ingest: %d objects waiting from before", queued)
-            self.ingestor.start()
+    def start_background(self, ingestor: Background | None = None, interval: float = 1.0) -> None:
+        """Daemon threads: free deleted files' space within about `interval` s; the ingest, if given."""
+        if ingestor is not None and not self.read_only:
+            self.ingestor = ingestor
+            ingestor.start()
         self._stop = threading.Event()
 
         def loop() -> None:
@@ -174,8 +185,8 @@ class MaintenanceMixin(VfsBase):
         self.open_files.clear()
         self.handles.clear()
         if not self.read_only:
-            self.collect_garbage(force_sync=True)
+            self.collect_all_garbage()
             # Orphans still open at unmount are gone now that every handle is closed.
             if self._reclaim_orphans():
-                self.collect_garbage(force_sync=True)
+                self.collect_all_garbage()
             self.catalog.flush_wal()

@@ -69,7 +69,7 @@ class Txn:
         rec = self.object_record(oid)
         if rec is None:
             raise KeyError(oid.hex())
-        if rec.refcount == 0:
+        if rec.refcount == 0 and rec.dependents == 0:
             self.delete(keys.garbage_key(oid))
         rec.refcount += 1
         self.put(keys.object_key(oid), rec.pack())
@@ -81,11 +81,37 @@ class Txn:
             return
         rec.refcount -= 1
         self.put(keys.object_key(oid), rec.pack())
-        if rec.refcount == 0:
+        if rec.collectable:
             # The file goes only after this batch is durable (GC after a WAL sync), so a power cut
-            # can never leave a live record pointing at a deleted file.
+            # can never leave a live record pointing at a deleted file. An object other objects are
+            # coded against stays (pinned) until its last dependent is gone.
             self.put(keys.garbage_key(oid), b"")
             self.vfs.garbage_pending = True
+
+    def add_dependent(self, base: bytes) -> ObjectRecord:
+        """One more object is coded against base (which must exist); a pinned base stays pinned."""
+        rec = self.object_record(base)
+        if rec is None:
+            raise KeyError(base.hex())
+        if rec.collectable:
+            self.delete(keys.garbage_key(base))  # listed as garbage, not yet freed: kept after all
+        rec.dependents += 1
+        self.put(keys.object_key(base), rec.pack())
+        return rec
+
+    def drop_dependent(self, base: bytes) -> bool:
+        """One object less is coded against base; True if that made base garbage (freed by a later GC)."""
+        rec = self.object_record(base)
+        if rec is None:
+            log.error("dependent of unknown base object %s (catalog inconsistent; run simfs fsck)", base.hex())
+            return False
+        rec.dependents = max(0, rec.dependents - 1)
+        self.put(keys.object_key(base), rec.pack())
+        if rec.collectable:
+            self.put(keys.garbage_key(base), b"")
+            self.vfs.garbage_pending = True
+            return True
+        return False
 
     def add_object(self, oid: bytes, size: int, stored: int) -> None:
         self.put(keys.object_key(oid), ObjectRecord(CODEC_VERBATIM, 1, size, stored).pack())

@@ -355,7 +355,7 @@ def test_o210_similarity_record_without_described_object(store_path: Path) -> No
 
 
 def test_o211_described_image_without_record(store_path: Path) -> None:
-    from simfs.describe import FLAG_DESCRIBED
+    from simfs.catalog.records import FLAG_DESCRIBED
 
     def fault(s: OpenStore) -> None:
         oid, rec = _object_of(s, b"photos", b"a.png")

@@ -12,8 +12,7 @@ import pytest
 from conftest import DEVSET, Mount, assert_fsck_clean, needs_devset, needs_fuse, run_simfs
 
 from simfs.catalog import keys
-from simfs.catalog.records import ObjectRecord
-from simfs.describe import FLAG_DESCRIBED
+from simfs.catalog.records import FLAG_DESCRIBED, ObjectRecord
 from simfs.storage import OpenStore
 
 pytestmark = [needs_fuse, needs_devset]

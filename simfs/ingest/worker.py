@@ -1,9 +1,10 @@
 """Background ingest: after an object is committed, processors derive data from it (descriptors, codings).
 
-The write path stays at disk speed: `close()` only commits the bytes. A worker thread later reads each
-new object *outside* the VFS lock, lets every processor compute its result, and records the results
-under the lock in one batch together with the object's "done" flag bits, so a crash never leaves a
-half-processed object: after a restart, objects whose flags are missing are simply processed again.
+The write path stays at disk speed: `close()` only commits the bytes. Worker threads later read each
+new object *outside* the VFS lock, let every processor compute its result (the CPU-heavy parts are
+numpy, OpenCV and libjxl calls that release the GIL), and record the results under the lock in one
+batch together with the object's "done" flag bits, so a crash never leaves a half-processed object:
+after a restart, objects whose flags are missing are simply processed again.
 """
 
 from __future__ import annotations
@@ -11,18 +12,24 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .catalog import keys
-from .catalog.records import ObjectRecord
-from .errors import CorruptObject
+from ..catalog import keys
+from ..catalog.records import ObjectRecord
+from ..errors import CorruptObject
+from ..vfs.txn import Txn
 
 if TYPE_CHECKING:
-    from .vfs import Txn, Vfs
+    from ..vfs.core import Vfs
 
 log = logging.getLogger("simfs.ingest")
+
+
+class NotNow(Exception):
+    """Raised by Processor.stage: the result no longer fits (its reference changed); compute again later."""
 
 
 class Processor(Protocol):
@@ -31,11 +38,13 @@ class Processor(Protocol):
     name: str
     flag: int  # ObjectRecord flag bit meaning "this processor is done with the object"
 
-    def compute(self, object_id: bytes, content: bytes) -> Any:
-        """Slow part, outside the lock; content is the object's verified bytes. Must not raise."""
+    def compute(self, object_id: bytes, content: bytes, rec: ObjectRecord, earlier: dict[str, Any]) -> Any:
+        """Slow part, outside the lock; content is the object's verified bytes; earlier holds the results
+        of the processors before this one. Must not raise."""
 
     def stage(self, txn: Txn, object_id: bytes, result: Any, rec: ObjectRecord) -> int:
-        """Add the result's keys to the object's batch (under the lock); may change rec; returns extra flags."""
+        """Add the result's keys to the object's batch (under the lock); may change rec; returns extra
+        flags. May raise NotNow (nothing staged)."""
 
     def discard(self, result: Any) -> None:
         """The result will not be recorded (object deleted or changed meanwhile): release what it holds."""
@@ -51,22 +60,28 @@ class Processor(Protocol):
 
 
 class Ingestor:
-    """One worker thread draining the set of objects that still lack some processor's flag."""
+    """Worker threads draining the set of objects that still lack some processor's flag."""
 
-    def __init__(self, vfs: Vfs, processors: Iterable[Processor], *, max_bytes: int = 512 << 20):
+    def __init__(self, vfs: Vfs, processors: Iterable[Processor], *, max_bytes: int = 512 << 20,
+                 workers: int = 1):
         self.vfs = vfs
         self.processors = list(processors)
         self.max_bytes = max_bytes  # larger objects are left alone (bounded memory per item)
+        self.workers = max(1, workers)
         self.all_flags = 0
         for p in self.processors:
             self.all_flags |= p.flag
         self._pending: OrderedDict[bytes, None] = OrderedDict()
+        self._active: set[bytes] = set()
         self._cond = threading.Condition()
         self._stop = False
-        self._busy = False
-        self._thread: threading.Thread | None = None
+        self._busy = 0
+        self._threads: list[threading.Thread] = []
+        self._retries: dict[bytes, int] = {}
         self.done = 0
         self.failed = 0
+        self.started_at = time.monotonic()
+        self.pixels_done = 0
 
     # ---------------------------------------------------------------- queue
     def enqueue(self, object_id: bytes) -> None:
@@ -86,34 +101,53 @@ class Ingestor:
 
     def pending(self) -> int:
         with self._cond:
-            return len(self._pending) + (1 if self._busy else 0)
+            return len(self._pending) + self._busy
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """For tests and `simfs compact`: block until the queue is empty."""
         with self._cond:
             return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout=timeout)
 
-    # ---------------------------------------------------------------- thread
+    def retries(self, object_id: bytes) -> int:
+        return self._retries.get(object_id, 0)
+
+    # ---------------------------------------------------------------- threads
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name="simfs-ingest", daemon=True)
-        self._thread.start()
+        queued = self.enqueue_unfinished()
+        if queued:
+            log.info("ingest: %d objects waiting from before", queued)
+        for i in range(self.workers):
+            t = threading.Thread(target=self._run, name=f"simfs-ingest-{i}", daemon=True)
+            t.start()
+            self._threads.append(t)
 
     def stop(self, timeout: float = 60.0) -> None:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout)
-            self._thread = None
+        for t in self._threads:
+            t.join(timeout=timeout)
+        self._threads = []
+
+    def _take(self) -> bytes | None:
+        """Next object no other worker is processing (None: stopping)."""
+        with self._cond:
+            while True:
+                if self._stop:
+                    return None
+                for oid in self._pending:
+                    if oid not in self._active:
+                        del self._pending[oid]
+                        self._active.add(oid)
+                        self._busy += 1
+                        return oid
+                self._cond.wait()
 
     def _run(self) -> None:
         while True:
-            with self._cond:
-                self._cond.wait_for(lambda: self._stop or bool(self._pending))
-                if self._stop:
-                    return
-                object_id, _ = self._pending.popitem(last=False)
-                self._busy = True
+            object_id = self._take()
+            if object_id is None:
+                return
             try:
                 self.process(object_id)
             except Exception:
@@ -121,7 +155,8 @@ class Ingestor:
                 log.exception("ingest of object %s failed; it stays as it is", object_id.hex())
             finally:
                 with self._cond:
-                    self._busy = False
+                    self._busy -= 1
+                    self._active.discard(object_id)
                     self._cond.notify_all()
 
     # ---------------------------------------------------------------- work
@@ -145,9 +180,13 @@ class Ingestor:
             except CorruptObject as exc:
                 log.error("ingest: %s", exc)
                 return False
-        results = [(p, p.compute(object_id, content)) for p in todo]
-        from .vfs import Txn  # late: vfs imports this module
-
+        earlier: dict[str, Any] = {}
+        results = []
+        for p in todo:
+            result = p.compute(object_id, content, rec, earlier)
+            earlier[p.name] = result
+            results.append((p, result))
+        retry = False
         with vfs.lock:
             stopping = self._stop  # unmounting: the catalog may be closing, record nothing
             raw = vfs.catalog.get(keys.object_key(object_id)) if not stopping else None
@@ -159,13 +198,26 @@ class Ingestor:
                 return False
             rec = now
             txn = Txn(vfs)
+            staged = []
             for p, result in results:
-                rec.flags |= p.flag | (p.stage(txn, object_id, result, rec) or 0)
+                try:
+                    extra = p.stage(txn, object_id, result, rec) or 0
+                except NotNow:
+                    retry = True
+                    with contextlib.suppress(Exception):
+                        p.discard(result)
+                    continue
+                rec.flags |= p.flag | extra
+                staged.append((p, result))
             txn.put(keys.object_key(object_id), rec.pack())
             txn.commit(sync=False)  # derived data: a crash just means processing it again
-            for p, result in results:
+            for p, result in staged:
                 with contextlib.suppress(Exception):
                     p.applied(object_id, result)
+        if retry:
+            self._retries[object_id] = self._retries.get(object_id, 0) + 1
+            self.enqueue(object_id)
+        else:
+            self._retries.pop(object_id, None)
         self.done += 1
         return True
-

@@ -9,17 +9,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .similarity import SimilarityIndex
+from ..catalog.records import FLAG_DESCRIBED, FLAG_NOT_IMAGE
+from ..similarity import SimilarityIndex
 
 if TYPE_CHECKING:
     from codec.similarity import Descriptors
 
-    from .vfs import Txn
+    from ..vfs.txn import Txn
 
 log = logging.getLogger("simfs.describe")
 
-FLAG_DESCRIBED = 1 << 0  # ObjectRecord.flags: descriptors extracted (or the object is not an image)
-FLAG_NOT_IMAGE = 1 << 1  # ...and it turned out not to be a decodable image: no S/T records expected
 MAX_PIXELS = 100_000_000  # larger images are not described (bounded memory in the daemon)
 # Signatures of the formats Pillow decodes for us; anything else is skipped without trying.
 _IMAGE_MAGIC = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"RIFF", b"GIF8", b"BM", b"II*\x00", b"MM\x00*")
@@ -59,7 +58,8 @@ class DescriptorProcessor:
         self._staged: dict[bytes, object] = {}
         self._lock = threading.Lock()
 
-    def compute(self, object_id: bytes, content: bytes) -> Descriptors | None:
+    def compute(self, object_id: bytes, content: bytes, rec: object = None,
+                earlier: dict | None = None) -> Descriptors | None:
         pixels = decode_image(content)
         if pixels is None:
             return None
@@ -95,16 +95,3 @@ class DescriptorProcessor:
 
     def freed(self, object_id: bytes) -> None:
         self.applied(object_id, None)
-
-
-def default_processors(catalog, objects=None, *, encode: bool = False) -> tuple[list, SimilarityIndex]:
-    """The processors a mount runs (descriptors; the PNG encoder when enabled), index loaded."""
-    index = SimilarityIndex(catalog)
-    n = index.load()
-    log.info("similarity index: %d images", n)
-    processors: list = [DescriptorProcessor(index)]
-    if encode and objects is not None:
-        from .encode import EncodeProcessor
-
-        processors.append(EncodeProcessor(objects))
-    return processors, index

@@ -1,0 +1,45 @@
+"""Background ingest: worker threads that describe every image and encode every PNG after it is stored."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from .describe import DescriptorProcessor, decode_image
+from .encode import EncodeOptions, EncodeProcessor
+from .worker import Ingestor, NotNow, Processor
+
+if TYPE_CHECKING:
+    from ..similarity import SimilarityIndex
+    from ..storage import OpenStore
+    from ..vfs.core import Vfs
+
+log = logging.getLogger("simfs.ingest")
+
+__all__ = ["DescriptorProcessor", "EncodeOptions", "EncodeProcessor", "Ingestor", "NotNow", "Processor",
+           "decode_image", "describer", "make_ingestor"]
+
+
+def describer(catalog) -> tuple[DescriptorProcessor, SimilarityIndex]:
+    """The descriptor processor with its index loaded (created before the Vfs: freeing objects needs it)."""
+    from ..similarity import SimilarityIndex
+
+    index = SimilarityIndex(catalog)
+    n = index.load()
+    log.info("similarity index: %d images", n)
+    return DescriptorProcessor(index), index
+
+
+def make_ingestor(opened: OpenStore, vfs: Vfs, descriptors: DescriptorProcessor, *, encode: bool,
+                  options: EncodeOptions | None = None, workers: int = 1) -> Ingestor:
+    """The processors a mount (or `simfs compact`) runs: descriptors, then the PNG encoder when enabled."""
+    processors: list = [descriptors]
+    ingestor = Ingestor(vfs, processors, workers=workers)
+    if encode:
+        opened.require_feature("encoded-objects")
+        processors.append(EncodeProcessor(opened.objects, chains=vfs.chains, index=descriptors.index,
+                                          record_of=vfs.object_record, require_feature=opened.require_feature,
+                                          options=options, retries=ingestor.retries))
+        ingestor.processors = processors
+        ingestor.all_flags |= EncodeProcessor.flag
+    return ingestor

@@ -1,0 +1,269 @@
+"""Ingest processor: re-encode verbatim PNG objects with the codec, on their own or against a similar stored image.
+
+For each verbatim PNG: parse it (pixels + rebuild recipe), take the verified similar images the index
+returns (a pixel-identical one first), code the PNG against the best K of them and, unless an inter
+result is already tiny, on its own (intra); keep the smallest, where inter must beat intra by a
+margin that grows with the chain depth. The codec has decoded and compared the chosen blob with the
+file before returning it, and this processor checks that the file hashes to the object id; only then
+is the blob written as a new generation and switched to in one batch (which also counts the base's
+new dependent). The verbatim file is deleted only after the switch is durable. Reference rules
+(git packfile discipline, developer-notes/reference-chains.md): depth limit, no cycles, and an object
+others depend on keeps its depth.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import xxhash
+
+from ..catalog import keys
+from ..catalog.records import FLAG_ENCODE_TRIED, FLAG_PIXEL_DUPLICATE, NO_OBJECT, ObjectRecord
+from ..errors import CorruptObject
+from ..format import fsync_dir
+from ..store.chains import ChainDecoder
+from ..store.envelope import CODEC_PNG, CODEC_VERBATIM, HEADER_SIZE, Header
+from ..store.local import LocalObjectStore, StagingFile
+from .worker import NotNow
+
+if TYPE_CHECKING:
+    from ..similarity import SimilarityIndex
+    from ..vfs.txn import Txn
+
+log = logging.getLogger("simfs.encode")
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+FEATURE_CHAINS = "reference-chains"
+
+
+@dataclass
+class EncodeOptions:
+    effort: int = 7
+    candidates: int = 3  # K: references tried per image
+    max_depth: int = 4  # longest reference chain (-o maxdepth=N)
+    margin_per_depth: float = 0.02  # inter must be this fraction of intra smaller, times its depth
+    tiny: float = 0.02  # an inter blob below this fraction of the file: intra is not even tried
+    max_retries: int = 3  # stage refused (reference changed meanwhile) this often: intra only
+
+
+def inter_accepted(inter_bytes: int, intra_bytes: int | None, depth: int, opts: EncodeOptions) -> bool:
+    """Inter wins only with a margin over intra that grows with depth (longer chains cost decode time)."""
+    if intra_bytes is None:
+        return True
+    return inter_bytes <= intra_bytes * (1.0 - opts.margin_per_depth * depth)
+
+
+@dataclass
+class Encoded:
+    staging: StagingFile
+    stored: int
+    mode: str  # "intra" | "inter"
+    base: bytes = NO_OBJECT
+    depth: int = 0
+    pixel_duplicate: bool = False
+    sizes: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    intra_bytes: int = 0  # envelope + intra blob, when measured
+
+
+@dataclass
+class Candidate:
+    object_id: bytes
+    depth: int  # depth the new object would get
+    pixel_duplicate: bool
+
+
+def chain_contains(record_of: Callable[[bytes], ObjectRecord | None], start: bytes, needle: bytes,
+                   limit: int = 64) -> bool:
+    """Does the reference chain from start (start included) pass through needle? (cycle check)"""
+    cur = start
+    for _ in range(limit):
+        if cur == needle:
+            return True
+        rec = record_of(cur)
+        if rec is None or not rec.has_base:
+            return False
+        cur = rec.base
+    return True  # longer than any legal chain: treat as a cycle
+
+
+class EncodeProcessor:
+    name = "encode"
+    flag = FLAG_ENCODE_TRIED
+
+    def __init__(self, objects: LocalObjectStore, *, chains: ChainDecoder | None = None,
+                 index: SimilarityIndex | None = None,
+                 record_of: Callable[[bytes], ObjectRecord | None] | None = None,
+                 require_feature: Callable[[str], None] | None = None,
+                 options: EncodeOptions | None = None, retries: Callable[[bytes], int] | None = None):
+        self.objects = objects
+        self.chains = chains
+        self.index = index
+        self.record_of = record_of
+        self.require_feature = require_feature
+        self.opts = options or EncodeOptions()
+        self.retries = retries or (lambda _oid: 0)
+        self.log_stats: dict[str, int] = {"intra": 0, "inter": 0, "pixel-duplicate": 0, "verbatim": 0}
+
+    @property
+    def effort(self) -> int:
+        return self.opts.effort
+
+    # ------------------------------------------------------------------ candidates
+    def candidates(self, object_id: bytes, rec: ObjectRecord, earlier: dict[str, Any]) -> list[Candidate]:
+        """Verified similar stored images usable as a base (depth limit, no cycle), pixel-identical first."""
+        if self.index is None or self.chains is None or self.record_of is None:
+            return []
+        if rec.dependents > 0 or self.retries(object_id) >= self.opts.max_retries:
+            return []  # others are coded against it: it keeps depth 0 (their depths stay exact)
+        d = earlier.get("descriptors") or self.index.get(object_id)
+        if d is None:
+            return []
+        try:
+            found = self.index.query(d, k=max(2 * self.opts.candidates, 6), exclude=[object_id])
+        except Exception:
+            log.exception("similarity query for %s failed; coding it on its own", object_id.hex())
+            return []
+        out: list[Candidate] = []
+        for c in found:
+            if not c.relation:
+                continue  # not verified: not worth an inter attempt
+            crec = self.record_of(c.object_id)
+            if crec is None or crec.refcount == 0:
+                continue  # deleted (or only pinned): do not extend its life
+            if crec.depth + 1 > self.opts.max_depth or chain_contains(self.record_of, c.object_id, object_id):
+                continue
+            other = self.index.get(c.object_id)
+            dup = other is not None and other.pixel_hash == d.pixel_hash
+            out.append(Candidate(c.object_id, crec.depth + 1, dup))
+        dups = [c for c in out if c.pixel_duplicate]
+        if dups:
+            return sorted(dups, key=lambda c: c.depth)[:1]
+        return out[: self.opts.candidates]
+
+    # ------------------------------------------------------------------ compute (no lock held)
+    def compute(self, object_id: bytes, content: bytes, rec: ObjectRecord | None = None,
+                earlier: dict[str, Any] | None = None) -> Encoded | None:
+        if not content.startswith(PNG_SIGNATURE):
+            return None
+        if rec is not None and rec.codec != CODEC_VERBATIM:
+            return None
+        t0 = time.perf_counter()
+        try:
+            import codec
+
+            if hashlib.sha256(content).digest() != object_id:
+                log.error("object %s: content does not match its id; left as it is", object_id.hex())
+                return None
+            analysis = codec.analyze(content)
+            if not analysis.ok:
+                log.info("object %s kept verbatim: %s", object_id.hex()[:16], analysis.reason)
+                self.log_stats["verbatim"] += 1
+                return None
+            cands = self.candidates(object_id, rec, earlier or {}) if rec is not None else []
+            sizes: dict[str, int] = {}
+            best: tuple[bytes, Candidate] | None = None
+            for cand in cands:
+                try:
+                    px = self.chains.pixels(cand.object_id) if self.chains is not None else None
+                except CorruptObject as exc:
+                    log.info("candidate %s not usable as a reference: %s", cand.object_id.hex()[:16], exc.why)
+                    continue
+                if px is None:
+                    continue
+                r = codec.encode(content, codec.Reference(px, cand.object_id), effort=self.effort,
+                                 analysis=analysis, include_intra=False)
+                if r.mode != "inter" or r.blob is None:
+                    continue
+                sizes[f"inter:{cand.object_id.hex()[:12]}"] = len(r.blob)
+                if best is None or len(r.blob) < len(best[0]):
+                    best = (r.blob, cand)
+                if cand.pixel_duplicate:
+                    break
+            intra_blob: bytes | None = None
+            if best is None or len(best[0]) > self.opts.tiny * len(content):
+                r = codec.encode(content, effort=self.effort, analysis=analysis, try_inter=False)
+                intra_blob = r.blob if r.mode == "intra" else None
+                if intra_blob is not None:
+                    sizes["intra"] = len(intra_blob)
+            blob: bytes | None = None
+            if best is not None and (inter_accepted(len(best[0]), len(intra_blob) if intra_blob else None,
+                                                    best[1].depth, self.opts) or intra_blob is None):
+                blob = best[0]
+                chosen_mode, base, depth, dup = "inter", best[1].object_id, best[1].depth, best[1].pixel_duplicate
+            elif intra_blob is not None:
+                blob = intra_blob
+                chosen_mode, base, depth, dup = "intra", NO_OBJECT, 0, False
+            if blob is None or HEADER_SIZE + len(blob) >= len(content):
+                self.log_stats["verbatim"] += 1
+                return None
+        except Exception:
+            log.exception("encoding object %s failed; kept verbatim", object_id.hex())
+            return None
+        staging = self.objects.new_staging("enc")
+        try:
+            os.pwrite(staging.fd, blob, HEADER_SIZE)
+            header = Header(CODEC_PNG, 0, len(blob), len(content), xxhash.xxh3_64_intdigest(blob), object_id)
+            os.pwrite(staging.fd, header.pack(), 0)
+            os.fsync(staging.fd)  # durable before the catalog can name it
+        except BaseException:
+            staging.discard()
+            raise
+        return Encoded(staging, HEADER_SIZE + len(blob), chosen_mode, base, depth, dup, sizes,
+                       time.perf_counter() - t0, HEADER_SIZE + len(intra_blob) if intra_blob else 0)
+
+    # ------------------------------------------------------------------ stage (under the lock)
+    def stage(self, txn: Txn, object_id: bytes, result: Encoded | None, rec: ObjectRecord) -> int:
+        if result is None or rec.codec != CODEC_VERBATIM:
+            self.discard(result)
+            return 0
+        extra = 0
+        if result.mode == "inter":
+            brec = txn.object_record(result.base)
+            if brec is None or brec.refcount == 0:
+                raise NotNow  # the base was deleted meanwhile
+            depth = brec.depth + 1
+            if (depth > self.opts.max_depth or chain_contains(txn.object_record, result.base, object_id)
+                    or (rec.dependents > 0 and depth != rec.depth)):
+                raise NotNow  # another worker's switch changed the graph: compute again
+            if self.require_feature is not None:
+                self.require_feature(FEATURE_CHAINS)  # before the first record that needs it
+            txn.add_dependent(result.base)
+            rec.base, rec.depth, rec.intra_bytes = result.base, depth, result.intra_bytes
+            if result.pixel_duplicate:
+                extra |= FLAG_PIXEL_DUPLICATE
+        new_gen = rec.gen + 1
+        final = self.objects.path_of(object_id, new_gen)
+        result.staging.close()
+        os.rename(result.staging.path, final)
+        fsync_dir(final.parent)
+        # the verbatim file goes once this batch is durable (garbage collection after a WAL sync)
+        txn.put(keys.stale_key(object_id, rec.gen), b"")
+        txn.vfs.garbage_pending = True
+        txn.stored_delta += result.stored - rec.stored
+        kind = "pixel-duplicate" if result.pixel_duplicate else result.mode
+        log.info("encoded %s: %s, %d -> %d bytes%s in %.1f s", object_id.hex()[:16], kind, rec.stored,
+                 result.stored, f" against {result.base.hex()[:16]} (depth {rec.depth})" if result.mode == "inter"
+                 else "", result.seconds)
+        self.log_stats[kind] = self.log_stats.get(kind, 0) + 1
+        rec.codec, rec.gen, rec.stored = CODEC_PNG, new_gen, result.stored
+        return extra
+
+    def discard(self, result: Encoded | None) -> None:
+        if result is not None:
+            result.staging.discard()
+
+    def applied(self, object_id: bytes, result: Encoded | None) -> None:
+        pass
+
+    def stage_free(self, txn: Txn, object_id: bytes) -> None:
+        pass
+
+    def freed(self, object_id: bytes) -> None:
+        pass
