@@ -184,8 +184,8 @@ class EncodeProcessor:
                 sizes[f"inter:{cand.object_id.hex()[:12]}"] = len(r.blob)
                 if best is None or len(r.blob) < len(best[0]):
                     best = (r.blob, cand)
-                if cand.pixel_duplicate:
-                    break
+                if cand.pixel_duplicate or len(best[0]) <= self.opts.tiny * len(content):
+                    break  # candidates come best first: a near-free coding will not be beaten by much
             intra_blob: bytes | None = None
             if best is None or len(best[0]) > self.opts.tiny * len(content):
                 r = codec.encode(content, effort=self.effort, analysis=analysis, try_inter=False)
