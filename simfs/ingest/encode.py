@@ -109,7 +109,9 @@ class EncodeProcessor:
         self.require_feature = require_feature
         self.opts = options or EncodeOptions()
         self.retries = retries or (lambda _oid: 0)
-        self.log_stats: dict[str, int] = {"intra": 0, "inter": 0, "pixel-duplicate": 0, "verbatim": 0}
+        self.log_stats: dict[str, int] = {"intra": 0, "inter": 0, "pixel-duplicate": 0, "verbatim": 0,
+                                          "replanned": 0}
+        self._related: dict[bytes, list[bytes]] = {}  # object -> verified similar objects (re-planning)
 
     @property
     def effort(self) -> int:
@@ -131,6 +133,8 @@ class EncodeProcessor:
             log.exception("similarity query for %s failed; coding it on its own", object_id.hex())
             return []
         out: list[Candidate] = []
+        related = [c.object_id for c in found if c.relation]
+        self._related[object_id] = related[: 2 * self.opts.candidates]
         for c in found:
             if not c.relation:
                 continue  # not verified: not worth an inter attempt
@@ -206,15 +210,7 @@ class EncodeProcessor:
         except Exception:
             log.exception("encoding object %s failed; kept verbatim", object_id.hex())
             return None
-        staging = self.objects.new_staging("enc")
-        try:
-            os.pwrite(staging.fd, blob, HEADER_SIZE)
-            header = Header(CODEC_PNG, 0, len(blob), len(content), xxhash.xxh3_64_intdigest(blob), object_id)
-            os.pwrite(staging.fd, header.pack(), 0)
-            os.fsync(staging.fd)  # durable before the catalog can name it
-        except BaseException:
-            staging.discard()
-            raise
+        staging = self._write_staging(object_id, blob, len(content))
         return Encoded(staging, HEADER_SIZE + len(blob), chosen_mode, base, depth, dup, sizes,
                        time.perf_counter() - t0, HEADER_SIZE + len(intra_blob) if intra_blob else 0)
 
@@ -238,21 +234,13 @@ class EncodeProcessor:
             rec.base, rec.depth, rec.intra_bytes = result.base, depth, result.intra_bytes
             if result.pixel_duplicate:
                 extra |= FLAG_PIXEL_DUPLICATE
-        new_gen = rec.gen + 1
-        final = self.objects.path_of(object_id, new_gen)
-        result.staging.close()
-        os.rename(result.staging.path, final)
-        fsync_dir(final.parent)
-        # the verbatim file goes once this batch is durable (garbage collection after a WAL sync)
-        txn.put(keys.stale_key(object_id, rec.gen), b"")
-        txn.vfs.garbage_pending = True
-        txn.stored_delta += result.stored - rec.stored
+        old_stored = rec.stored
+        self._switch_file(txn, object_id, result, rec)  # the verbatim file goes once this batch is durable
         kind = "pixel-duplicate" if result.pixel_duplicate else result.mode
-        log.info("encoded %s: %s, %d -> %d bytes%s in %.1f s", object_id.hex()[:16], kind, rec.stored,
+        log.info("encoded %s: %s, %d -> %d bytes%s in %.1f s", object_id.hex()[:16], kind, old_stored,
                  result.stored, f" against {result.base.hex()[:16]} (depth {rec.depth})" if result.mode == "inter"
                  else "", result.seconds)
         self.log_stats[kind] = self.log_stats.get(kind, 0) + 1
-        rec.codec, rec.gen, rec.stored = CODEC_PNG, new_gen, result.stored
         return extra
 
     def discard(self, result: Encoded | None) -> None:
@@ -261,6 +249,104 @@ class EncodeProcessor:
 
     def applied(self, object_id: bytes, result: Encoded | None) -> None:
         pass
+
+    # ------------------------------------------------------------------ re-planning
+    def follow_ups(self, object_id: bytes) -> list[tuple[bytes, bytes]]:
+        """(stored object, new base) pairs worth re-encoding now that object_id is stored: the similar
+        objects it was not coded against, which might be coded against it (a thumbnail, crop or grey
+        copy stored before its original)."""
+        related = self._related.pop(object_id, [])
+        if self.record_of is None:
+            return []
+        me = self.record_of(object_id)
+        if me is None or me.refcount == 0 or me.depth + 1 > self.opts.max_depth:
+            return []
+        out = []
+        for other in related:
+            if other == me.base:
+                continue
+            rec = self.record_of(other)
+            if rec is None or rec.refcount == 0 or rec.dependents > 0 or rec.codec == CODEC_VERBATIM:
+                continue  # gone, depended on (its depth must stay), or not encodable at all
+            if chain_contains(self.record_of, object_id, other):
+                continue  # object_id is coded against it (directly or not): would form a cycle
+            out.append((other, object_id))
+        return out
+
+    def compute_replan(self, object_id: bytes, content: bytes, rec: ObjectRecord, base: bytes) -> Encoded | None:
+        """Code a stored object against a new base; kept only if it saves a margin over what it takes now."""
+        if self.chains is None or not content.startswith(PNG_SIGNATURE):
+            return None
+        t0 = time.perf_counter()
+        try:
+            import codec
+
+            if hashlib.sha256(content).digest() != object_id:
+                return None
+            brec = self.record_of(base) if self.record_of is not None else None
+            if brec is None:
+                return None
+            px = self.chains.pixels(base)
+            r = codec.encode(content, codec.Reference(px, base), effort=self.effort, include_intra=False)
+            if r.mode != "inter" or r.blob is None:
+                return None
+            blob = r.blob
+            depth = brec.depth + 1
+            if HEADER_SIZE + len(blob) > rec.stored * (1.0 - self.opts.margin_per_depth * depth - 0.05):
+                return None  # not worth a rewrite (and a longer decode)
+        except CorruptObject as exc:
+            log.info("re-planning %s against %s skipped: %s", object_id.hex()[:16], base.hex()[:16], exc.why)
+            return None
+        except Exception:
+            log.exception("re-planning %s failed; it stays as it is", object_id.hex())
+            return None
+        staging = self._write_staging(object_id, blob, len(content))
+        intra = rec.intra_bytes if rec.has_base else rec.stored
+        return Encoded(staging, HEADER_SIZE + len(blob), "inter", base, depth, False, {"inter": len(blob)},
+                       time.perf_counter() - t0, intra)
+
+    def stage_replan(self, txn: Txn, object_id: bytes, result: Encoded, rec: ObjectRecord) -> None:
+        """Switch a stored object to its new coding; the old base loses a dependent (maybe freed later)."""
+        brec = txn.object_record(result.base)
+        if (brec is None or brec.refcount == 0 or rec.dependents > 0 or brec.depth + 1 > self.opts.max_depth
+                or chain_contains(txn.object_record, result.base, object_id)):
+            raise NotNow
+        old_base = rec.base if rec.has_base else None
+        if self.require_feature is not None:
+            self.require_feature(FEATURE_CHAINS)
+        txn.add_dependent(result.base)
+        if old_base is not None:
+            txn.drop_dependent(old_base)
+        rec.base, rec.depth, rec.intra_bytes = result.base, brec.depth + 1, result.intra_bytes
+        rec.flags &= ~FLAG_PIXEL_DUPLICATE
+        self._switch_file(txn, object_id, result, rec)
+        log.info("re-planned %s against %s (depth %d): %d bytes", object_id.hex()[:16], result.base.hex()[:16],
+                 rec.depth, result.stored)
+        self.log_stats["replanned"] += 1
+
+    def _write_staging(self, object_id: bytes, blob: bytes, content_len: int) -> StagingFile:
+        staging = self.objects.new_staging("enc")
+        try:
+            os.pwrite(staging.fd, blob, HEADER_SIZE)
+            header = Header(CODEC_PNG, 0, len(blob), content_len, xxhash.xxh3_64_intdigest(blob), object_id)
+            os.pwrite(staging.fd, header.pack(), 0)
+            os.fsync(staging.fd)  # durable before the catalog can name it
+        except BaseException:
+            staging.discard()
+            raise
+        return staging
+
+    def _switch_file(self, txn: Txn, object_id: bytes, result: Encoded, rec: ObjectRecord) -> None:
+        """The new generation becomes the object's file in txn; the old one goes once txn is durable."""
+        new_gen = rec.gen + 1
+        final = self.objects.path_of(object_id, new_gen)
+        result.staging.close()
+        os.rename(result.staging.path, final)
+        fsync_dir(final.parent)
+        txn.put(keys.stale_key(object_id, rec.gen), b"")
+        txn.vfs.garbage_pending = True
+        txn.stored_delta += result.stored - rec.stored
+        rec.codec, rec.gen, rec.stored = CODEC_PNG, new_gen, result.stored
 
     def stage_free(self, txn: Txn, object_id: bytes) -> None:
         pass

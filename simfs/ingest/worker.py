@@ -72,6 +72,7 @@ class Ingestor:
         for p in self.processors:
             self.all_flags |= p.flag
         self._pending: OrderedDict[bytes, None] = OrderedDict()
+        self._replans: OrderedDict[tuple[bytes, bytes], None] = OrderedDict()  # (object, new base)
         self._active: set[bytes] = set()
         self._cond = threading.Condition()
         self._stop = False
@@ -99,14 +100,20 @@ class Ingestor:
                 n += 1
         return n
 
+    def enqueue_replan(self, object_id: bytes, base: bytes) -> None:
+        with self._cond:
+            self._replans[(object_id, base)] = None
+            self._cond.notify()
+
     def pending(self) -> int:
         with self._cond:
-            return len(self._pending) + self._busy
+            return len(self._pending) + len(self._replans) + self._busy
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
-        """For tests and `simfs compact`: block until the queue is empty."""
+        """For tests and `simfs compact`: block until both queues are empty."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout=timeout)
+            return self._cond.wait_for(lambda: not self._pending and not self._replans and not self._busy,
+                                       timeout=timeout)
 
     def retries(self, object_id: bytes) -> int:
         return self._retries.get(object_id, 0)
@@ -129,8 +136,8 @@ class Ingestor:
             t.join(timeout=timeout)
         self._threads = []
 
-    def _take(self) -> bytes | None:
-        """Next object no other worker is processing (None: stopping)."""
+    def _take(self) -> tuple[bytes, bytes | None] | None:
+        """Next (object, None) no other worker is processing, else a re-plan (object, base); None: stopping."""
         with self._cond:
             while True:
                 if self._stop:
@@ -140,16 +147,26 @@ class Ingestor:
                         del self._pending[oid]
                         self._active.add(oid)
                         self._busy += 1
-                        return oid
+                        return oid, None
+                for job in self._replans:  # new objects first: re-planning only improves stored ones
+                    if job[0] not in self._active:
+                        del self._replans[job]
+                        self._active.add(job[0])
+                        self._busy += 1
+                        return job
                 self._cond.wait()
 
     def _run(self) -> None:
         while True:
-            object_id = self._take()
-            if object_id is None:
+            job = self._take()
+            if job is None:
                 return
+            object_id, base = job
             try:
-                self.process(object_id)
+                if base is None:
+                    self.process(object_id)
+                else:
+                    self.replan(object_id, base)
             except Exception:
                 self.failed += 1
                 log.exception("ingest of object %s failed; it stays as it is", object_id.hex())
@@ -219,5 +236,43 @@ class Ingestor:
             self.enqueue(object_id)
         else:
             self._retries.pop(object_id, None)
+        for p, _result in staged:
+            for other, base in getattr(p, "follow_ups", lambda _oid: [])(object_id):
+                self.enqueue_replan(other, base)
         self.done += 1
+        return True
+
+    def replan(self, object_id: bytes, base: bytes) -> bool:
+        """Re-encode a stored object against a better base found later; True if it switched."""
+        planner = next((p for p in self.processors if hasattr(p, "compute_replan")), None)
+        if planner is None:
+            return False
+        vfs = self.vfs
+        with vfs.lock:
+            raw = vfs.catalog.get(keys.object_key(object_id))
+            rec = ObjectRecord.unpack(raw) if raw is not None else None
+            if rec is None or rec.refcount == 0 or rec.dependents > 0 or rec.size > self.max_bytes:
+                return False
+        try:
+            content = vfs.object_content(object_id, rec)
+        except CorruptObject as exc:
+            log.error("re-planning: %s", exc)
+            return False
+        result = planner.compute_replan(object_id, content, rec, base)  # type: ignore[attr-defined]
+        if result is None:
+            return False
+        with vfs.lock:
+            raw = vfs.catalog.get(keys.object_key(object_id)) if not self._stop else None
+            now = ObjectRecord.unpack(raw) if raw is not None else None
+            if now is None or now.refcount == 0 or now.gen != rec.gen:
+                planner.discard(result)
+                return False
+            txn = Txn(vfs)
+            try:
+                planner.stage_replan(txn, object_id, result, now)  # type: ignore[attr-defined]
+            except NotNow:
+                planner.discard(result)
+                return False
+            txn.put(keys.object_key(object_id), now.pack())
+            txn.commit(sync=False)
         return True
