@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import errno
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..catalog import keys
 from ..catalog.db import Catalog
-from ..catalog.records import Inode, unpack_dentry
+from ..catalog.records import Inode, ObjectRecord, unpack_dentry
 from ..storage import OpenStore
 from ..store.local import LocalObjectStore
 from ..store.rebuilt import RebuiltCache
@@ -91,6 +91,12 @@ class VfsBase:
         raise NotImplementedError
 
     def collect_garbage(self, *, force_sync: bool = False) -> int:
+        raise NotImplementedError
+
+    def object_record(self, oid: bytes) -> ObjectRecord | None:
+        raise NotImplementedError
+
+    def iter_paths(self) -> Iterator[tuple[bytes, int]]:
         raise NotImplementedError
 
     def load_inode(self, ino: int) -> Inode:

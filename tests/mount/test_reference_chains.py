@@ -1,0 +1,244 @@
+"""Reference-based storage on real mounts: PNGs coded against similar stored images, pinned bases, GC of
+chains, re-planning, damaged bases, crashes during re-encoding and GC. Every scenario ends fsck-clean."""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import io
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DEVSET, REPO, Mount, assert_fsck_clean, fsck_json, needs_devset, needs_fuse, run_simfs
+from PIL import Image
+
+pytestmark = [needs_fuse, needs_devset]
+
+UKB = DEVSET / "edit-ukbench"
+
+
+def stats(store: Path) -> dict:
+    out = run_simfs("stats", str(store), "--json")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def info(path: Path, field: str) -> str:
+    return os.getxattr(path, f"user.simfs.{field}").decode()
+
+
+def wait_for(cond: Callable[[], bool], what: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def wait_ingest(store: Path, timeout: float = 300) -> dict:
+    wait_for(lambda: stats(store)["ingest_pending"] == 0, "background ingest", timeout)
+    return stats(store)
+
+
+def png(img: Image.Image, **kw: object) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG", **kw)
+    return buf.getvalue()
+
+
+def variants() -> dict[str, bytes]:
+    """A photo, a flipped copy (replayed exactly) and a re-saved copy (same pixels, other bytes)."""
+    src = Image.open(UKB / "ukbench00120.png")
+    return {"a.png": png(src), "a_vflip.png": png(src.transpose(Image.Transpose.FLIP_TOP_BOTTOM)),
+            "a_resaved.png": png(src, compress_level=1)}
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def object_files(store: Path) -> list[Path]:
+    return [p for p in (store / "objects").rglob("*.*") if p.is_file()]
+
+
+@pytest.mark.timeout(600)
+def test_dependents_survive_their_base_being_overwritten_and_deleted(tmp_path: Path) -> None:
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    files = variants()
+    with Mount(store, mnt) as m:
+        (m.mountpoint / "a.png").write_bytes(files["a.png"])
+        wait_ingest(store)
+        for name in ("a_vflip.png", "a_resaved.png"):
+            (m.mountpoint / name).write_bytes(files[name])
+        wait_ingest(store)
+        root = m.mountpoint
+        assert info(root / "a.png", "kind") == "intra"
+        assert info(root / "a_vflip.png", "kind") == "inter"
+        assert info(root / "a_resaved.png", "kind") == "pixel-duplicate"
+        assert info(root / "a_vflip.png", "reference") == "/a.png"
+        assert info(root / "a_vflip.png", "depth") == "1"
+        stored = int(info(root / "a_vflip.png", "stored_bytes"))
+        assert stored < len(files["a_vflip.png"]) / 50
+        # du tells the truth: st_blocks is the file's share of the physical bytes
+        assert os.stat(root / "a_vflip.png").st_blocks * 512 < len(files["a_vflip.png"]) / 20
+        assert "user.simfs.kind" not in os.listxattr(root / "a.png")  # never copied by cp -a / rsync -X
+        with pytest.raises(OSError) as e:
+            os.setxattr(root / "a.png", "user.simfs.kind", b"x")
+        assert e.value.errno == errno.EPERM
+        # overwrite the base: its object stays (pinned) while the copies are coded against it
+        (root / "a.png").write_bytes(b"no longer a photo\n")
+        st = stats(store)
+        assert st["pinned_objects"] == 1, st
+        for name in ("a_vflip.png", "a_resaved.png"):
+            assert sha((root / name).read_bytes()) == sha(files[name])
+    assert_fsck_clean(store)
+    with Mount(store, mnt) as m:  # cold: the chain is decoded from the pinned base
+        for name in ("a_vflip.png", "a_resaved.png"):
+            assert sha((m.mountpoint / name).read_bytes()) == sha(files[name])
+        os.unlink(m.mountpoint / "a_vflip.png")
+        assert stats(store)["pinned_objects"] == 1  # one dependent left
+        os.unlink(m.mountpoint / "a_resaved.png")
+        # the last dependent gone: the pinned base is freed too (bottom-up, each step durable first)
+        wait_for(lambda: stats(store)["pinned_objects"] == 0 and len(object_files(store)) == 1, "chain GC", 30)
+        assert (m.mountpoint / "a.png").read_bytes() == b"no longer a photo\n"
+    assert_fsck_clean(store)
+
+
+@pytest.mark.timeout(600)
+def test_damaged_base_gives_eio_on_every_dependent_and_fsck_names_them(tmp_path: Path) -> None:
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    files = variants()
+    with Mount(store, mnt) as m:
+        (m.mountpoint / "a.png").write_bytes(files["a.png"])
+        wait_ingest(store)
+        (m.mountpoint / "a_vflip.png").write_bytes(files["a_vflip.png"])
+        (m.mountpoint / "a_resaved.png").write_bytes(files["a_resaved.png"])
+        wait_ingest(store)
+        assert info(m.mountpoint / "a_vflip.png", "kind") == "inter"
+    base_id = hashlib.sha256(files["a.png"]).hexdigest()
+    (victim,) = [p for p in object_files(store) if p.name.startswith(base_id)]
+    raw = bytearray(victim.read_bytes())
+    raw[len(raw) // 2] ^= 0x40
+    victim.chmod(0o600)
+    victim.write_bytes(bytes(raw))
+    with Mount(store, mnt) as m:
+        for name in files:
+            with pytest.raises(OSError) as e:
+                (m.mountpoint / name).read_bytes()
+            assert e.value.errno == errno.EIO, name
+    report = fsck_json(store, "--verify-data")
+    damaged = [f for f in report["findings"] if f["code"] == "D301"]
+    base = [f for f in damaged if base_id in f["subject"]]
+    assert base and sorted(base[0]["affected"]) == ["/a.png", "/a_resaved.png", "/a_vflip.png"], damaged
+    named = {p for f in damaged for p in f["affected"]}
+    assert named == {"/a.png", "/a_resaved.png", "/a_vflip.png"}
+
+
+@pytest.mark.timeout(900)
+def test_replanning_thumbnail_and_grey_copy_stored_before_the_original(tmp_path: Path) -> None:
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    names = ["ukbench00120_resize.png", "ukbench00120_gray.png"]
+    with Mount(store, mnt) as m:
+        for n in names:
+            shutil.copyfile(UKB / n, m.mountpoint / n)
+        wait_ingest(store)
+        before = {n: int(info(m.mountpoint / n, "stored_bytes")) for n in names}
+        shutil.copyfile(UKB / "ukbench00120.png", m.mountpoint / "orig.png")
+        wait_for(lambda: all(info(m.mountpoint / n, "reference") == "/orig.png" for n in names),
+                 "re-planning against the original", 300)
+        for n in names:
+            assert int(info(m.mountpoint / n, "stored_bytes")) < 0.9 * before[n]
+            assert info(m.mountpoint / n, "depth") == "1"
+        assert info(m.mountpoint / "orig.png", "kind") == "intra"  # never a cycle: the original stays a base
+    assert_fsck_clean(store)
+    with Mount(store, mnt) as m:
+        for n in names:
+            assert (m.mountpoint / n).read_bytes() == (UKB / n).read_bytes()
+        assert (m.mountpoint / "orig.png").read_bytes() == (UKB / "ukbench00120.png").read_bytes()
+    assert_fsck_clean(store)
+
+
+@pytest.mark.timeout(600)
+def test_depth_limit_option_is_respected(tmp_path: Path) -> None:
+    """-o maxdepth=0: nothing is coded against anything (every object decodes on its own)."""
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    files = variants()
+    with Mount(store, mnt, ["maxdepth=0"]) as m:
+        for name, data in files.items():
+            (m.mountpoint / name).write_bytes(data)
+            wait_ingest(store)
+        assert {info(m.mountpoint / n, "kind") for n in files} == {"intra"}
+        assert stats(store)["depth_histogram"] == {"0": 3}
+    assert_fsck_clean(store)
+
+
+def test_bad_simfs_option_is_a_usage_error_before_anything_is_created(tmp_path: Path) -> None:
+    (tmp_path / "mnt").mkdir()
+    out = run_simfs("mount", str(tmp_path / "store"), str(tmp_path / "mnt"), "-o", "maxdepth=many")
+    assert out.returncode == 2 and "maxdepth" in out.stderr, out.stderr
+    assert not (tmp_path / "store").exists()
+
+
+@pytest.mark.timeout(900)
+def test_kill_dash_nine_during_reencoding_and_chain_gc(tmp_path: Path) -> None:
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    src = Image.open(UKB / "ukbench00120.png")
+    rng = np.random.default_rng(5)
+    files = variants()
+    for k in range(4):  # more copies keep the encoder busy when the daemon is killed
+        arr = np.asarray(src).copy()
+        arr[rng.integers(0, 400), :, :] = rng.integers(0, 255)
+        files[f"edit{k}.png"] = png(Image.fromarray(arr))
+    m = Mount(store, mnt).start()
+    for name, data in files.items():
+        (m.mountpoint / name).write_bytes(data)  # durable at close
+    time.sleep(3.0)  # somewhere in the middle of the re-encoding
+    m.kill()
+    with Mount(store, mnt) as m:
+        for name, data in files.items():
+            assert sha((m.mountpoint / name).read_bytes()) == sha(data), name
+        wait_ingest(store)
+        assert stats(store)["by_kind"]["inter"]["objects"] + stats(store)["by_kind"]["pixel-duplicate"]["objects"] >= 2
+    assert_fsck_clean(store)
+    m = Mount(store, mnt).start()
+    for name in list(files):
+        os.unlink(m.mountpoint / name)  # base and dependents: GC frees the chain bottom-up
+    time.sleep(1.2)
+    m.kill()
+    assert not [f for f in fsck_json(store)["findings"] if f["severity"] == "error"]
+    with Mount(store, mnt) as m:
+        assert list(m.mountpoint.iterdir()) == []
+    assert_fsck_clean(store)
+    assert object_files(store) == []
+
+
+@pytest.mark.timeout(600)
+def test_golden_intra_only_store_is_upgraded_in_place(tmp_path: Path) -> None:
+    """An intra-only store (v1-encoded golden) mounts; a new copy is coded against its old object."""
+    import tarfile
+
+    with tarfile.open(REPO / "tests" / "golden" / "v1-encoded" / "store.tar.gz") as tar:
+        tar.extractall(tmp_path / "g", filter="data")
+    (store,) = [p for p in (tmp_path / "g").iterdir() if p.is_dir()]
+    mnt = tmp_path / "mnt"
+    fmt = json.loads((store / "FORMAT").read_text())
+    assert "reference-chains" not in fmt["features"]
+    with Mount(store, mnt) as m:
+        old = m.mountpoint / "photos" / "2026" / "gradient.png"
+        data = old.read_bytes()
+        again = png(Image.open(io.BytesIO(data)), compress_level=2)
+        assert again != data
+        (m.mountpoint / "photos" / "again.png").write_bytes(again)
+        wait_ingest(store)
+        assert info(m.mountpoint / "photos" / "again.png", "kind") == "pixel-duplicate"
+        assert info(m.mountpoint / "photos" / "again.png", "reference") == "/photos/2026/gradient.png"
+    assert "reference-chains" in json.loads((store / "FORMAT").read_text())["features"]
+    assert_fsck_clean(store)
+    with Mount(store, mnt) as m:
+        assert (m.mountpoint / "photos" / "again.png").read_bytes() == again
