@@ -2,7 +2,9 @@
 """Write the golden store for the current format version: tests/golden/v<N>/store.tar.gz + manifest.json.
 
 `--encoded` writes tests/golden/v<N>-encoded/ instead: the same tree plus a PNG stored encoded
-(feature `encoded-objects`).
+(feature `encoded-objects`). `--chains` writes tests/golden/v<N>-chains/: the encoded tree plus a
+reference chain of depth 2 (a flipped copy coded against the PNG, a re-saved copy of that coded
+against the flip) and a pinned base (its file deleted, its dependent kept) (feature `reference-chains`).
 
 Run once per released format version, commit the result, never regenerate an old one: the test
 `tests/golden/test_golden_stores.py` proves today's code still mounts, reads and fscks every one.
@@ -36,7 +38,7 @@ FILES = {
 }
 
 
-def sample_png() -> bytes:
+def sample_png(seed: int = 7) -> bytes:
     """A deterministic photo-like PNG (smooth random field + sensor-like noise) the codec stores smaller."""
     import io
 
@@ -44,7 +46,7 @@ def sample_png() -> bytes:
     import numpy as np
     from PIL import Image
 
-    rng = np.random.default_rng(7)
+    rng = np.random.default_rng(seed)
     field = cv2.GaussianBlur(rng.normal(0, 1, (96, 128, 3)).astype(np.float32), (0, 0), 4)
     field = (field - field.min()) / (field.max() - field.min()) * 200 + 20
     img = (field + rng.normal(0, 2, field.shape)).clip(0, 255).astype(np.uint8)
@@ -53,10 +55,68 @@ def sample_png() -> bytes:
     return buf.getvalue()
 
 
-def build(store_dir: Path, *, encoded: bool = False) -> dict:
+def variant(data: bytes, how: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    img = Image.open(io.BytesIO(data))
+    buf = io.BytesIO()
+    if how == "vflip":
+        img.transpose(Image.Transpose.FLIP_TOP_BOTTOM).save(buf, format="PNG")
+    elif how == "hflip":
+        img.transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(buf, format="PNG")
+    else:
+        img.save(buf, format="PNG", compress_level=1)
+    return buf.getvalue()
+
+
+def add_chains(store: OpenStore, vfs: Vfs) -> None:
+    """Code chosen files against chosen bases (the real encoder, with its candidate list fixed)."""
+    from simfs.catalog import keys
+    from simfs.catalog.records import ObjectRecord
+    from simfs.ingest import EncodeProcessor, Ingestor
+    from simfs.ingest.encode import Candidate
+
+    a = sample_png()
+    files = {"/photos/2026/gradient-flip.png": variant(a, "vflip")}
+    files["/photos/2026/gradient-flip-resaved.png"] = variant(files["/photos/2026/gradient-flip.png"], "resave")
+    pinned = sample_png(seed=11)
+    files["/photos/pinned-base.png"] = pinned
+    files["/photos/pinned-dependent.png"] = variant(pinned, "hflip")
+    bases = {"/photos/2026/gradient-flip.png": a,
+             "/photos/2026/gradient-flip-resaved.png": files["/photos/2026/gradient-flip.png"],
+             "/photos/pinned-dependent.png": pinned}
+    proc = EncodeProcessor(store.objects, chains=vfs.chains, record_of=vfs.object_record,
+                           require_feature=store.require_feature)
+    ingest = Ingestor(vfs, [proc])
+    for path, data in files.items():
+        fh = vfs.create(path, 0o644, os.O_WRONLY | os.O_CREAT)
+        vfs.write(fh, data, 0)
+        vfs.release(fh)
+        base = bases.get(path)
+        oid = hashlib.sha256(data).digest()
+        if base is not None:
+            boid = hashlib.sha256(base).digest()
+            brec = vfs.object_record(boid)
+            assert brec is not None
+            proc.candidates = (lambda b, d, dup: lambda *_a: [Candidate(b, d, dup)])(
+                boid, brec.depth + 1, path.endswith("resaved.png"))
+        else:
+            proc.candidates = lambda *_a: []
+        ingest.process(oid)
+        rec = vfs.object_record(oid)
+        assert rec is not None and rec.codec == 1 and (base is None or rec.has_base), (path, rec)
+    vfs.unlink("/photos/pinned-base.png")
+    vfs.collect_all_garbage()
+    recs = [ObjectRecord.unpack(v) for _, v in vfs.catalog.scan(keys.OBJECT)]
+    assert max(r.depth for r in recs) == 2 and any(r.pinned for r in recs)
+
+
+def build(store_dir: Path, *, encoded: bool = False, chains: bool = False) -> dict:
     store = OpenStore(store_dir, create=True)
     processors = []
-    if encoded:
+    if encoded or chains:
         from simfs.ingest import EncodeProcessor
 
         store.require_feature("encoded-objects")
@@ -74,7 +134,7 @@ def build(store_dir: Path, *, encoded: bool = False) -> dict:
     vfs.setxattr("/photos/2026/beach.png", "user.album", b"summer")
     vfs.chmod("/docs/readme.txt", 0o600)
     vfs.utimens("/docs/readme.txt", ((1_700_000_000, 1), (1_700_000_000, 2)))
-    if encoded:
+    if encoded or chains:
         from simfs.catalog import keys
         from simfs.catalog.records import ObjectRecord
         from simfs.ingest import Ingestor
@@ -85,6 +145,8 @@ def build(store_dir: Path, *, encoded: bool = False) -> dict:
         vfs.collect_garbage(force_sync=True)
         codecs = [ObjectRecord.unpack(v).codec for _, v in vfs.catalog.scan(keys.OBJECT)]
         assert 1 in codecs, "the golden store must hold at least one encoded object"
+    if chains:
+        add_chains(store, vfs)
     manifest = {}
     for raw_path, _ino in sorted(vfs.iter_paths()):
         path = raw_path.decode("utf-8", "surrogateescape")
@@ -106,14 +168,16 @@ def build(store_dir: Path, *, encoded: bool = False) -> dict:
 
 def main() -> int:
     encoded = "--encoded" in sys.argv
-    out = REPO / "tests" / "golden" / (f"v{FORMAT_VERSION_WRITTEN}" + ("-encoded" if encoded else ""))
+    chains = "--chains" in sys.argv
+    suffix = "-chains" if chains else "-encoded" if encoded else ""
+    out = REPO / "tests" / "golden" / f"v{FORMAT_VERSION_WRITTEN}{suffix}"
     if out.exists():
         print(f"{out} exists; golden stores are never regenerated", file=sys.stderr)
         return 1
     out.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
         store_dir = Path(tmp) / "store"
-        manifest = build(store_dir, encoded=encoded)
+        manifest = build(store_dir, encoded=encoded, chains=chains)
         for leftover in ("simfs.log", "mount.lock"):
             (store_dir / leftover).unlink(missing_ok=True)
         with tarfile.open(out / "store.tar.gz", "w:gz") as tar:

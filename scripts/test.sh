@@ -5,4 +5,5 @@ cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 .venv/bin/ruff check simfs codec tests scripts
 .venv/bin/mypy simfs
-exec .venv/bin/python -m pytest -m "not slow" -q -p no:cacheprovider "$@"
+.venv/bin/lint-imports --no-cache >/dev/null || .venv/bin/lint-imports --no-cache
+exec .venv/bin/python -m pytest -m "not slow" -q -p no:cacheprovider -n 2 "$@"

@@ -31,9 +31,10 @@ def compact(store_path: Path, *, encode: bool = True, progress: bool | None = No
         disable = (not sys.stderr.isatty()) if progress is None else not progress
         for oid in tqdm(todo, desc="compacting", unit="obj", disable=disable):
             ingest.process(oid)
+        replanned = ingest.run_replans()
         vfs.shutdown()  # frees superseded generations once the switches are durable
         encoded = sum(ObjectRecord.unpack(v).codec != 0 for _, v in opened.catalog.scan(keys.OBJECT))
         return {"processed": len(todo), "stored_before": before, "stored_after": vfs.stored_bytes,
-                "objects_encoded": encoded}
+                "objects_encoded": encoded, "replanned": replanned}
     finally:
         opened.close()

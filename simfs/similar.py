@@ -66,12 +66,13 @@ def similar(path: Path, k: int = 10) -> tuple[list[SimilarFile], bool, str]:
                 raise SimfsError(f"{path}: not an image simfs can describe", ExitCode.USAGE)
             desc = extract(pixels)
             note = "described now (not indexed yet)"
-        result = index.query(desc, k=k, exclude=[own] if own else [])
+        # pinned objects (no file names them; kept as bases of others) are not shown: ask for spares
+        result = index.query(desc, k=2 * k + 4, exclude=[own] if own else [])
         where = _paths_of({c.object_id for c in result}, opened)
     finally:
         opened.close()
-    out = [SimilarFile(sorted(where.get(c.object_id, ["<no longer named>"])), c.score, c.relation or "similar?",
-                       c.global_distance, c.copy_distance, c.inliers) for c in result]
+    out = [SimilarFile(sorted(where[c.object_id]), c.score, c.relation or "similar?",
+                       c.global_distance, c.copy_distance, c.inliers) for c in result if c.object_id in where][:k]
     return out, result.worth_trying_inter, note
 
 

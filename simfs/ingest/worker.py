@@ -242,6 +242,16 @@ class Ingestor:
         self.done += 1
         return True
 
+    def run_replans(self) -> int:
+        """Offline (`simfs compact`): run every queued re-planning job in this thread; returns how many switched."""
+        switched = 0
+        while True:
+            with self._cond:
+                if not self._replans:
+                    return switched
+                (object_id, base), _ = self._replans.popitem(last=False)
+            switched += self.replan(object_id, base)
+
     def replan(self, object_id: bytes, base: bytes) -> bool:
         """Re-encode a stored object against a better base found later; True if it switched."""
         planner = next((p for p in self.processors if hasattr(p, "compute_replan")), None)

@@ -381,3 +381,104 @@ def test_every_code_has_a_test() -> None:
     here = Path(__file__).read_text()
     missing = [code for code in CODES if f"test_{code.lower()}_" not in here]
     assert not missing, f"finding codes without a test: {missing}"
+
+
+# ---------------------------------------------------------------- reference graph (O212-O217)
+def _set(s: OpenStore, oid: bytes, **fields) -> None:
+    raw = s.catalog.get(keys.object_key(oid))
+    rec = ObjectRecord.unpack(raw)
+    for k, v in fields.items():
+        setattr(rec, k, v)
+    s.catalog.put(keys.object_key(oid), rec.pack())
+
+
+def _ids(s: OpenStore) -> tuple[bytes, bytes, bytes]:
+    a, _ = _object_of(s, b"photos", b"a.png")
+    b, _ = _object_of(s, b"copy.png")
+    n, _ = _object_of(s, b"notes.txt")
+    return a, b, n
+
+
+def test_o212_missing_base_lists_dependents(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        a, b, _ = _ids(s)
+        _set(s, b, base=b"\x77" * 32, depth=1)
+    inject(store_path, fault)
+    expect(store_path, "O212", repairable=False, affected="/copy.png")
+
+
+def test_o213_dependents_count_wrong(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        a, b, _ = _ids(s)
+        _set(s, b, base=a, depth=1)  # b coded against a, but a does not count it
+    inject(store_path, fault)
+    expect(store_path, "O213", repairable=True)
+
+
+def test_o214_recorded_depth_wrong(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        a, b, _ = _ids(s)
+        _set(s, a, dependents=1)
+        _set(s, b, base=a, depth=3)
+    inject(store_path, fault)
+    expect(store_path, "O214", repairable=True)
+
+
+def test_o215_chain_longer_than_any_limit(tmp_path: Path) -> None:
+    path = tmp_path / "store"
+    store = OpenStore(path, create=True)
+    vfs = Vfs(store)
+    oids = []
+    for i in range(19):
+        data = f"object {i}".encode()
+        fh = vfs.create(f"/f{i}", 0o644, os.O_WRONLY | os.O_CREAT)
+        vfs.write(fh, data, 0)
+        vfs.release(fh)
+        import hashlib
+
+        oids.append(hashlib.sha256(data).digest())
+    vfs.shutdown()
+    store.close()
+
+    def fault(s: OpenStore) -> None:
+        for i in range(1, 19):
+            _set(s, oids[i], base=oids[i - 1], depth=i)
+        for i in range(18):
+            _set(s, oids[i], dependents=1)
+    inject(path, fault)
+    ALL_TESTED.add("O215")
+    found = run_fsck(path)
+    assert codes(unclean(found)) == {"O215"}, [f.line() for f in found]
+    assert len([f for f in found if f.code == "O215"]) == 2  # depths 17 and 18
+
+
+def test_o216_reference_cycle(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        a, b, _ = _ids(s)
+        _set(s, a, base=b, depth=1, dependents=1)
+        _set(s, b, base=a, depth=1, dependents=1)
+    inject(store_path, fault)
+    expect(store_path, "O216", repairable=False, affected="/photos/a.png")
+
+
+def test_o217_pinned_base_without_dependents(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        import hashlib
+
+        content = b"a base nothing uses any more"
+        oid = hashlib.sha256(content).digest()
+        stored = s.objects.put_bytes(oid, content)
+        s.catalog.put(keys.object_key(oid), ObjectRecord(0, 0, 28, stored, dependents=2).pack())
+    inject(store_path, fault)
+    expect(store_path, "O217", repairable=True)
+    store = OpenStore(store_path)  # the next mount frees it
+    Vfs(store).shutdown()
+    store.close()
+    assert not run_fsck(store_path)
+    store = OpenStore(store_path)
+    try:
+        import hashlib
+
+        assert store.catalog.get(keys.object_key(hashlib.sha256(b"a base nothing uses any more").digest())) is None
+    finally:
+        store.close()

@@ -56,9 +56,18 @@ def test_golden_store_mounts_reads_and_fscks(archive: Path, tmp_path: Path) -> N
     if archive.parent.name.endswith("-encoded"):  # really holds encoded objects for today's code to read
         assert "encoded-objects" in json.loads((store / "FORMAT").read_text())["features"]
         assert any(p.name.endswith(".1") for p in (store / "objects").rglob("*.1"))
+    if archive.parent.name.endswith("-chains"):  # a depth-2 chain and a pinned base, decoded by today's code
+        assert "reference-chains" in json.loads((store / "FORMAT").read_text())["features"]
     assert_fsck_clean(store)
     with Mount(store, tmp_path / "mnt") as m:
         check_tree(m.mountpoint, manifest)
+        if archive.parent.name.endswith("-chains"):
+            p = m.mountpoint / "photos" / "2026"
+            assert os.getxattr(p / "gradient-flip-resaved.png", "user.simfs.depth") == b"2"
+            assert os.getxattr(p / "gradient-flip.png", "user.simfs.reference") == b"/photos/2026/gradient.png"
+            dep = m.mountpoint / "photos" / "pinned-dependent.png"
+            assert os.getxattr(dep, "user.simfs.kind") == b"inter"
+            assert len(os.getxattr(dep, "user.simfs.reference")) == 64  # its base has no file: the object id
         # still writable by today's code
         (m.mountpoint / "new.txt").write_bytes(b"written by today's simfs")
         assert stat.S_ISREG(os.stat(m.mountpoint / "new.txt").st_mode)

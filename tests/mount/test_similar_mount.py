@@ -19,13 +19,15 @@ pytestmark = [needs_fuse, needs_devset]
 
 
 def index_state(store: Path) -> tuple[int, int, int]:
-    """(live objects, objects described, S records), read beside the running daemon."""
+    """(stored objects, objects described, S records), read beside the running daemon.
+
+    Stored = named by a file or pinned as the base of another object (it keeps its descriptors)."""
     opened = OpenStore(store, read_only=True)
     try:
         live = described = 0
         for _, raw in opened.catalog.scan(keys.OBJECT):
             rec = ObjectRecord.unpack(raw)
-            if rec.refcount:
+            if not rec.collectable:
                 live += 1
                 described += bool(rec.flags & FLAG_DESCRIBED)
         records = sum(1 for _ in opened.catalog.scan(keys.SIMILARITY))

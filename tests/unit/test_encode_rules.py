@@ -1,0 +1,99 @@
+"""Reference rules of the encoder: depth limit, no cycles, margin over intra, pixel-identical first."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from simfs.catalog.records import NO_OBJECT, ObjectRecord
+from simfs.ingest.encode import EncodeOptions, EncodeProcessor, chain_contains, inter_accepted
+
+
+def oid(n: int) -> bytes:
+    return bytes([n]) * 32
+
+
+def rec(base: int | None = None, depth: int = 0, refcount: int = 1, dependents: int = 0) -> ObjectRecord:
+    return ObjectRecord(1, refcount, 100, 50, 1, 0, oid(base) if base is not None else NO_OBJECT, depth, dependents)
+
+
+@dataclass
+class FakeCandidate:
+    object_id: bytes
+    relation: str = "copy"
+
+
+@dataclass
+class FakeDescriptors:
+    pixel_hash: bytes
+
+
+class FakeIndex:
+    def __init__(self, results: list[FakeCandidate], pixel_hashes: dict[bytes, bytes]):
+        self.results = results
+        self.pixel_hashes = pixel_hashes
+
+    def get(self, object_id: bytes) -> FakeDescriptors | None:
+        ph = self.pixel_hashes.get(object_id)
+        return FakeDescriptors(ph) if ph is not None else None
+
+    def query(self, d, k=10, exclude=()):
+        return [c for c in self.results if c.object_id not in set(exclude)][:k]
+
+
+def processor(records: dict[bytes, ObjectRecord], results, pixel_hashes=None, **opts) -> EncodeProcessor:
+    hashes = {oid(1): b"me"} | (pixel_hashes or {})
+    return EncodeProcessor(None, chains=object(), index=FakeIndex(results, hashes),  # type: ignore[arg-type]
+                           record_of=records.get, options=EncodeOptions(**opts))
+
+
+def test_chain_contains_detects_self_and_ancestors() -> None:
+    records = {oid(2): rec(base=3, depth=2), oid(3): rec(base=4, depth=1), oid(4): rec()}
+    assert chain_contains(records.get, oid(2), oid(4))
+    assert chain_contains(records.get, oid(2), oid(2))
+    assert not chain_contains(records.get, oid(2), oid(9))
+    cyclic = {oid(5): rec(base=6, depth=1), oid(6): rec(base=5, depth=1)}
+    assert chain_contains(cyclic.get, oid(5), oid(9), limit=10)  # a loop counts as "contains"
+
+
+def test_candidates_respect_depth_limit_cycles_and_deleted_objects() -> None:
+    records = {
+        oid(1): rec(),  # the object being encoded
+        oid(2): rec(depth=0),  # fine: depth 1 for us
+        oid(3): rec(base=2, depth=4),  # at the limit already: would make depth 5
+        oid(4): rec(base=1, depth=1),  # coded against us: a cycle
+        oid(5): rec(refcount=0, dependents=1),  # pinned (deleted): do not extend its life
+        oid(6): rec(base=2, depth=1),  # fine: depth 2
+    }
+    p = processor(records, [FakeCandidate(oid(i)) for i in (3, 4, 5, 2, 6)] + [FakeCandidate(oid(7), "")],
+                  max_depth=4)
+    got = p.candidates(oid(1), records[oid(1)], {"descriptors": FakeDescriptors(b"me")})
+    assert [(c.object_id, c.depth) for c in got] == [(oid(2), 1), (oid(6), 2)]
+
+
+def test_object_with_dependents_is_coded_on_its_own() -> None:
+    records = {oid(1): rec(dependents=1), oid(2): rec()}
+    p = processor(records, [FakeCandidate(oid(2))])
+    assert p.candidates(oid(1), records[oid(1)], {"descriptors": FakeDescriptors(b"me")}) == []
+
+
+def test_pixel_identical_candidate_is_the_only_one_tried() -> None:
+    records = {oid(1): rec(), oid(2): rec(), oid(3): rec()}
+    p = processor(records, [FakeCandidate(oid(2)), FakeCandidate(oid(3))], {oid(3): b"me", oid(2): b"other"})
+    got = p.candidates(oid(1), records[oid(1)], {"descriptors": FakeDescriptors(b"me")})
+    assert [(c.object_id, c.pixel_duplicate) for c in got] == [(oid(3), True)]
+
+
+def test_margin_over_intra_grows_with_depth() -> None:
+    opts = EncodeOptions(margin_per_depth=0.02)
+    assert inter_accepted(97, 100, 1, opts)
+    assert not inter_accepted(97, 100, 2, opts)  # needs <= 96 at depth 2
+    assert inter_accepted(92, 100, 4, opts)
+    assert not inter_accepted(93, 100, 4, opts)
+    assert inter_accepted(10**9, None, 4, opts)  # intra not measured (inter was tiny)
+
+
+def test_retries_exhausted_fall_back_to_intra() -> None:
+    records = {oid(1): rec(), oid(2): rec()}
+    p = processor(records, [FakeCandidate(oid(2))])
+    p.retries = lambda _o: 3
+    assert p.candidates(oid(1), records[oid(1)], {"descriptors": FakeDescriptors(b"me")}) == []
