@@ -15,10 +15,15 @@ time cp -r "$DEVSET/." "$MNT/"
 echo "verifying every byte reads back ..."
 diff -r "$DEVSET" "$MNT" && echo "all $(find "$MNT" -type f | wc -l) files identical"
 df -h "$MNT"
-echo "waiting for background ingest to describe and encode the images ..."
-for _ in $(seq 1 300); do
-  PENDING=$($SIMFS stats "$STORE" --json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["ingest_pending"])')
+echo "waiting for background ingest to describe the images and code each against its most similar one ..."
+START=$(date +%s)
+for i in $(seq 1 3600); do
+  read -r PENDING USED < <($SIMFS stats "$STORE" --json | .venv/bin/python -c \
+    'import json,sys; s=json.load(sys.stdin); print(s["ingest_pending"], s["stored_bytes"])')
   [ "$PENDING" = 0 ] && break
+  if [ $((i % 10)) = 1 ]; then
+    echo "  $((  $(date +%s) - START )) s: $PENDING objects to go, $((USED / 1048576)) MiB on disk so far"
+  fi
   sleep 1
 done
 ORIG=$(ls "$MNT"/edit-ukbench/*.png 2>/dev/null | grep -v _ | head -1 || true)

@@ -13,6 +13,9 @@ from ..errors import BadStore, StoreInUse
 def _options() -> Options:
     opts = Options(raw_mode=True)
     opts.create_if_missing(True)
+    # RocksDB's info LOG is rolled at every open (each `simfs stats` too): keep it from piling up
+    opts.set_keep_log_file_num(2)
+    opts.set_max_log_file_size(1 << 20)
     return opts
 
 

@@ -49,6 +49,7 @@ class EncodeOptions:
     max_depth: int = 4  # longest reference chain (-o maxdepth=N)
     margin_per_depth: float = 0.02  # inter must be this fraction of intra smaller, times its depth
     tiny: float = 0.02  # an inter blob below this fraction of the file: intra is not even tried
+    good_enough: float = 0.6  # an inter blob below this fraction of intra: no further candidate is tried
     max_retries: int = 3  # stage refused (reference changed meanwhile) this often: intra only
 
 
@@ -173,7 +174,27 @@ class EncodeProcessor:
             cands = self.candidates(object_id, rec, earlier or {}) if rec is not None else []
             sizes: dict[str, int] = {}
             best: tuple[bytes, Candidate] | None = None
-            for cand in cands:
+            intra_blob: bytes | None = None
+            intra_done = False
+
+            def code_intra() -> None:
+                nonlocal intra_blob, intra_done
+                intra_done = True
+                r = codec.encode(content, effort=self.effort, analysis=analysis, try_inter=False)
+                intra_blob = r.blob if r.mode == "intra" else None
+                if intra_blob is not None:
+                    sizes["intra"] = len(intra_blob)
+
+            for i, cand in enumerate(cands):
+                if best is not None:
+                    if len(best[0]) <= self.opts.tiny * len(content):
+                        break  # near-free already: candidates come best first, intra is not even tried
+                    if not intra_done:
+                        code_intra()  # after the first candidate: tells whether more are worth trying
+                    if intra_blob is not None and len(best[0]) <= self.opts.good_enough * len(intra_blob):
+                        break
+                elif i > 0 and not intra_done:
+                    code_intra()
                 try:
                     px = self.chains.pixels(cand.object_id) if self.chains is not None else None
                 except CorruptObject as exc:
@@ -188,14 +209,10 @@ class EncodeProcessor:
                 sizes[f"inter:{cand.object_id.hex()[:12]}"] = len(r.blob)
                 if best is None or len(r.blob) < len(best[0]):
                     best = (r.blob, cand)
-                if cand.pixel_duplicate or len(best[0]) <= self.opts.tiny * len(content):
-                    break  # candidates come best first: a near-free coding will not be beaten by much
-            intra_blob: bytes | None = None
-            if best is None or len(best[0]) > self.opts.tiny * len(content):
-                r = codec.encode(content, effort=self.effort, analysis=analysis, try_inter=False)
-                intra_blob = r.blob if r.mode == "intra" else None
-                if intra_blob is not None:
-                    sizes["intra"] = len(intra_blob)
+                if cand.pixel_duplicate:
+                    break
+            if not intra_done and (best is None or len(best[0]) > self.opts.tiny * len(content)):
+                code_intra()
             blob: bytes | None = None
             if best is not None and (inter_accepted(len(best[0]), len(intra_blob) if intra_blob else None,
                                                     best[1].depth, self.opts) or intra_blob is None):

@@ -242,3 +242,33 @@ def test_golden_intra_only_store_is_upgraded_in_place(tmp_path: Path) -> None:
     assert_fsck_clean(store)
     with Mount(store, mnt) as m:
         assert (m.mountpoint / "photos" / "again.png").read_bytes() == again
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("maxdepth", [1, 2])
+def test_chain_at_the_depth_limit(tmp_path: Path, maxdepth: int) -> None:
+    """The only usable base of c is b at depth 1: c is coded against it at maxdepth 2, on its own at 1."""
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    src = Image.open(UKB / "ukbench00120.png")
+    a = png(src)
+    b = png(src.transpose(Image.Transpose.FLIP_TOP_BOTTOM))
+    c = png(src.transpose(Image.Transpose.ROTATE_180))  # b flipped left-right
+    with Mount(store, mnt, [f"maxdepth={maxdepth}"]) as m:
+        (m.mountpoint / "a.png").write_bytes(a)
+        wait_ingest(store)
+        (m.mountpoint / "b.png").write_bytes(b)
+        wait_ingest(store)
+        assert info(m.mountpoint / "b.png", "depth") == "1"
+        (m.mountpoint / "a.png").write_bytes(b"replaced")  # a is pinned now: never a new base
+        (m.mountpoint / "c.png").write_bytes(c)
+        wait_ingest(store)
+        if maxdepth == 1:
+            assert info(m.mountpoint / "c.png", "kind") == "intra"
+        else:
+            assert info(m.mountpoint / "c.png", "kind") == "inter"
+            assert info(m.mountpoint / "c.png", "depth") == "2"
+            assert info(m.mountpoint / "c.png", "reference") == "/b.png"
+        assert max(int(d) for d in stats(store)["depth_histogram"]) <= maxdepth
+    assert_fsck_clean(store)
+    with Mount(store, mnt) as m:
+        assert (m.mountpoint / "c.png").read_bytes() == c and (m.mountpoint / "b.png").read_bytes() == b
