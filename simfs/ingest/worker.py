@@ -79,6 +79,7 @@ class Ingestor:
         self._busy = 0
         self._threads: list[threading.Thread] = []
         self._retries: dict[bytes, int] = {}
+        self._deferred: dict[bytes, float] = {}  # objects whose file was open for writing: retried later
         self.done = 0
         self.failed = 0
         self.started_at = time.monotonic()
@@ -107,12 +108,12 @@ class Ingestor:
 
     def pending(self) -> int:
         with self._cond:
-            return len(self._pending) + len(self._replans) + self._busy
+            return len(self._pending) + len(self._replans) + len(self._deferred) + self._busy
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """For tests and `simfs compact`: block until both queues are empty."""
         with self._cond:
-            return self._cond.wait_for(lambda: not self._pending and not self._replans and not self._busy,
+            return self._cond.wait_for(lambda: not (self._pending or self._replans or self._deferred or self._busy),
                                        timeout=timeout)
 
     def retries(self, object_id: bytes) -> int:
@@ -154,7 +155,13 @@ class Ingestor:
                         self._active.add(job[0])
                         self._busy += 1
                         return job
-                self._cond.wait()
+                now = time.monotonic()
+                due = [oid for oid, since in self._deferred.items() if now - since > 2.0]
+                for oid in due:
+                    del self._deferred[oid]
+                    self._pending[oid] = None
+                if not due:
+                    self._cond.wait(timeout=1.0 if self._deferred else None)
 
     def _run(self) -> None:
         while True:
@@ -187,6 +194,10 @@ class Ingestor:
             rec = ObjectRecord.unpack(raw)
             todo = [p for p in self.processors if not rec.flags & p.flag]
             if rec.refcount == 0 or not todo:
+                return False
+            if vfs.open_for_writing(object_id):
+                with self._cond:  # a file being written: its content will probably change; look later
+                    self._deferred[object_id] = time.monotonic()
                 return False
             gen = rec.gen
         if rec.size > self.max_bytes:

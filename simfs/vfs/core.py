@@ -58,6 +58,15 @@ class Vfs(MaintenanceMixin, NamespaceMixin, FilesMixin, XattrMixin):
         self._count_usage()
 
 
+    def open_for_writing(self, oid: bytes) -> bool:
+        """Is a file whose content is oid open for writing right now? (call with the lock held)"""
+        for h in self.handles.values():
+            if not h.dir and h.flags & os.O_ACCMODE != os.O_RDONLY:
+                node = self.inode_cache.get(h.ino)
+                if node is not None and node.object_id == oid:
+                    return True
+        return False
+
     def object_record(self, oid: bytes) -> ObjectRecord | None:
         """The committed record of an object (thread-safe without the lock: a RocksDB point read)."""
         raw = self.catalog.get(keys.object_key(oid))

@@ -272,3 +272,20 @@ def test_chain_at_the_depth_limit(tmp_path: Path, maxdepth: int) -> None:
     assert_fsck_clean(store)
     with Mount(store, mnt) as m:
         assert (m.mountpoint / "c.png").read_bytes() == c and (m.mountpoint / "b.png").read_bytes() == b
+
+
+@pytest.mark.timeout(300)
+def test_file_open_for_writing_is_not_encoded_until_closed(tmp_path: Path) -> None:
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    data = variants()["a.png"]
+    with Mount(store, mnt) as m:
+        with open(m.mountpoint / "a.png", "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())  # committed: an object exists, but the file is still being written
+            time.sleep(6)
+            assert info(m.mountpoint / "a.png", "kind") == "verbatim"
+        wait_ingest(store)
+        assert info(m.mountpoint / "a.png", "kind") == "intra"
+        assert (m.mountpoint / "a.png").read_bytes() == data
+    assert_fsck_clean(store)
