@@ -7,7 +7,17 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import ExitCode, SimfsError, StoreInUse
+from .errors import BadStore, ExitCode, SimfsError, StoreInUse
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _human(n: float) -> str:
@@ -37,7 +47,11 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     from .storage import OpenStore, StoreLock
 
     store = Path(args.store)
-    holder = StoreLock.holder(store) if store.exists() else None
+    if not store.exists():
+        raise BadStore(f"{store}: no such directory")
+    if not store.is_dir():
+        raise BadStore(f"{store} is a file, not a simfs store (a store is a directory)")
+    holder = StoreLock.holder(store)
     if args.repair and holder is not None:
         raise StoreInUse(f"{store}: store is mounted (pid {holder}); unmount it before fsck --repair")
     opened = OpenStore(store, read_only=not args.repair, check_catalog_format=False)
@@ -141,6 +155,9 @@ def cmd_compact(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="simfs", description="FUSE file system for photo collections.")
+    from . import __version__
+
+    p.add_argument("--version", action="version", version=f"simfs {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
 
     m = sub.add_parser("mount", help="mount a store (created on first use); daemonizes unless --foreground")
@@ -168,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("similar", help="list the stored files most similar to PATH (on a mounted store)")
     q.add_argument("path")
-    q.add_argument("-k", type=int, default=10, help="how many (default 10)")
+    q.add_argument("-k", type=positive_int, default=10, help="how many (default 10, at least 1)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=cmd_similar)
 

@@ -196,13 +196,29 @@ def _setup_logging(store: Path, foreground: bool, debug: bool) -> None:
     logging.getLogger("mfusepy").setLevel(logging.WARNING if not debug else logging.DEBUG)
 
 
+def check_distinct(store: Path, mountpoint: Path) -> None:
+    """The store must live outside the file system mounted over it (and the other way round)."""
+    s, m = Path(os.path.realpath(store)), Path(os.path.realpath(mountpoint))
+    if s == m or m in s.parents:
+        raise BadMountpoint(f"the store {store} would be hidden under its own mount point {mountpoint}; "
+                            "put the store somewhere else")
+    if s in m.parents:
+        raise BadMountpoint(f"mount point {mountpoint} is inside the store {store}; choose a directory outside it")
+
+
 def mount(store: Path, mountpoint: Path, *, foreground: bool, options: dict[str, Any], debug: bool = False) -> int:
     store = store.absolute()
     mountpoint = mountpoint.absolute()
+    check_distinct(store, mountpoint)
+    if not store.exists() and not store.parent.is_dir():
+        raise BadStore(f"cannot create a store at {store}: {store.parent} does not exist (mistyped path?)")
+    new_store = not is_store(store)
     simfs_options(options)  # a bad -o value is a usage error before anything is created
     check_mountpoint(mountpoint)
     prepare_store(store)
     check_fuse_available()
+    if new_store:
+        print(f"simfs: creating a new store at {store}", file=sys.stderr)
     if foreground:
         return serve(store, mountpoint, options, foreground=True, debug=debug)
 

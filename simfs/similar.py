@@ -47,6 +47,8 @@ def similar(path: Path, k: int = 10) -> tuple[list[SimilarFile], bool, str]:
     from .ingest.describe import decode_image
     from .similarity import SimilarityIndex
 
+    if not path.exists():
+        raise SimfsError(f"{path}: no such file", ExitCode.USAGE)
     if not path.is_file():
         raise SimfsError(f"{path}: not a regular file", ExitCode.USAGE)
     mountpoint, store = find_mount(path)
@@ -68,12 +70,22 @@ def similar(path: Path, k: int = 10) -> tuple[list[SimilarFile], bool, str]:
             note = "described now (not indexed yet)"
         # pinned objects (no file names them; kept as bases of others) are not shown: ask for spares
         result = index.query(desc, k=2 * k + 4, exclude=[own] if own else [])
-        where = _paths_of({c.object_id for c in result}, opened)
+        where = _paths_of({c.object_id for c in result} | ({own} if own else set()), opened)
     finally:
         opened.close()
-    out = [SimilarFile(sorted(where[c.object_id]), c.score, c.relation or "similar?",
-                       c.global_distance, c.copy_distance, c.inliers) for c in result if c.object_id in where][:k]
-    return out, result.worth_trying_inter, note
+
+    def shown(paths: list[str]) -> list[str]:  # absolute paths, as the user can open them
+        return sorted(os.path.join(mountpoint, p.lstrip("/")) for p in paths)
+
+    me = os.path.join(mountpoint, rel) if rel != "." else str(mountpoint)
+    out = []
+    twins = [p for p in shown(where.get(own, [])) if os.path.normpath(p) != os.path.normpath(me)] if own else []
+    if twins:  # byte-identical copies: the closest relatives there are
+        out.append(SimilarFile(twins, 1.0, "identical", 0, 0, 0))
+    out += [SimilarFile(shown(where[c.object_id]), c.score, c.relation or "similar?",
+                        c.global_distance, c.copy_distance, c.inliers) for c in result if c.object_id in where]
+    out = out[:k]
+    return out, result.worth_trying_inter or bool(twins), note
 
 
 def _resolve(opened: OpenStore, rel: str) -> int:
