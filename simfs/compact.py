@@ -21,7 +21,7 @@ def compact(store_path: Path, *, encode: bool = True, progress: bool | None = No
     try:
         descriptors, _index = describer(opened.catalog)
         vfs = Vfs(opened, processors=[descriptors])
-        ingest = make_ingestor(opened, vfs, descriptors, encode=encode)
+        ingest = make_ingestor(opened, vfs, descriptors, encode=encode, processes=0)  # inline: one at a time
         todo = []
         for key, raw in opened.catalog.scan(keys.OBJECT):
             rec = ObjectRecord.unpack(raw)
@@ -32,6 +32,7 @@ def compact(store_path: Path, *, encode: bool = True, progress: bool | None = No
         for oid in tqdm(todo, desc="compacting", unit="obj", disable=disable):
             ingest.process(oid)
         replanned = ingest.run_replans()
+        ingest.stop()
         vfs.shutdown()  # frees superseded generations once the switches are durable
         encoded = sum(ObjectRecord.unpack(v).codec != 0 for _, v in opened.catalog.scan(keys.OBJECT))
         return {"processed": len(todo), "stored_before": before, "stored_after": vfs.stored_bytes,

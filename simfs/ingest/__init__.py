@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from .describe import DescriptorProcessor, decode_image
 from .encode import EncodeOptions, EncodeProcessor
+from .pool import CodecPool
 from .worker import Ingestor, NotNow, Processor
 
 if TYPE_CHECKING:
@@ -31,15 +32,19 @@ def describer(catalog) -> tuple[DescriptorProcessor, SimilarityIndex]:
 
 
 def make_ingestor(opened: OpenStore, vfs: Vfs, descriptors: DescriptorProcessor, *, encode: bool,
-                  options: EncodeOptions | None = None, workers: int = 1) -> Ingestor:
-    """The processors a mount (or `simfs compact`) runs: descriptors, then the PNG encoder when enabled."""
+                  options: EncodeOptions | None = None, workers: int = 1, processes: int | None = None) -> Ingestor:
+    """The processors a mount (or `simfs compact`) runs: descriptors, then the PNG encoder when enabled.
+
+    workers threads feed `processes` codec worker processes (default: as many as threads)."""
     processors: list = [descriptors]
     ingestor = Ingestor(vfs, processors, workers=workers)
     if encode:
         opened.require_feature("encoded-objects")
+        pool = CodecPool(workers if processes is None else processes)
+        ingestor.on_stop.append(pool.close)
         processors.append(EncodeProcessor(opened.objects, chains=vfs.chains, index=descriptors.index,
                                           record_of=vfs.object_record, require_feature=opened.require_feature,
-                                          options=options, retries=ingestor.retries))
+                                          options=options, retries=ingestor.retries, pool=pool))
         ingestor.processors = processors
         ingestor.all_flags |= EncodeProcessor.flag
     return ingestor

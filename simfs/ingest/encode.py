@@ -30,6 +30,8 @@ from ..format import fsync_dir
 from ..store.chains import ChainDecoder
 from ..store.envelope import CODEC_PNG, CODEC_VERBATIM, HEADER_SIZE, Header
 from ..store.local import LocalObjectStore, StagingFile
+from .jobs import Knobs, Ref, encode_against, encode_png
+from .pool import CodecPool, JobFailed
 from .worker import NotNow
 
 if TYPE_CHECKING:
@@ -50,14 +52,11 @@ class EncodeOptions:
     margin_per_depth: float = 0.02  # inter must be this fraction of intra smaller, times its depth
     tiny: float = 0.02  # an inter blob below this fraction of the file: intra is not even tried
     good_enough: float = 0.6  # an inter blob below this fraction of intra: no further candidate is tried
+    hopeless: float = 0.97  # the best candidate's inter above this fraction of intra: no others tried
     max_retries: int = 3  # stage refused (reference changed meanwhile) this often: intra only
 
-
-def inter_accepted(inter_bytes: int, intra_bytes: int | None, depth: int, opts: EncodeOptions) -> bool:
-    """Inter wins only with a margin over intra that grows with depth (longer chains cost decode time)."""
-    if intra_bytes is None:
-        return True
-    return inter_bytes <= intra_bytes * (1.0 - opts.margin_per_depth * depth)
+    def knobs(self) -> Knobs:
+        return Knobs(self.effort, self.tiny, self.good_enough, self.hopeless, self.margin_per_depth)
 
 
 @dataclass
@@ -102,7 +101,8 @@ class EncodeProcessor:
                  index: SimilarityIndex | None = None,
                  record_of: Callable[[bytes], ObjectRecord | None] | None = None,
                  require_feature: Callable[[str], None] | None = None,
-                 options: EncodeOptions | None = None, retries: Callable[[bytes], int] | None = None):
+                 options: EncodeOptions | None = None, retries: Callable[[bytes], int] | None = None,
+                 pool: CodecPool | None = None):
         self.objects = objects
         self.chains = chains
         self.index = index
@@ -110,6 +110,7 @@ class EncodeProcessor:
         self.require_feature = require_feature
         self.opts = options or EncodeOptions()
         self.retries = retries or (lambda _oid: 0)
+        self.pool = pool or CodecPool(0)  # 0: jobs run inline (offline tools, tests)
         self.log_stats: dict[str, int] = {"intra": 0, "inter": 0, "pixel-duplicate": 0, "verbatim": 0,
                                           "replanned": 0}
         self._related: dict[bytes, list[bytes]] = {}  # object -> verified similar objects (re-planning)
@@ -159,77 +160,42 @@ class EncodeProcessor:
             return None
         if rec is not None and rec.codec != CODEC_VERBATIM:
             return None
-        t0 = time.perf_counter()
         try:
-            import codec
-
             if hashlib.sha256(content).digest() != object_id:
                 log.error("object %s: content does not match its id; left as it is", object_id.hex())
                 return None
-            analysis = codec.analyze(content)
-            if not analysis.ok:
-                log.info("object %s kept verbatim: %s", object_id.hex()[:16], analysis.reason)
-                self.log_stats["verbatim"] += 1
-                return None
             cands = self.candidates(object_id, rec, earlier or {}) if rec is not None else []
-            sizes: dict[str, int] = {}
-            best: tuple[bytes, Candidate] | None = None
-            intra_blob: bytes | None = None
-            intra_done = False
-
-            def code_intra() -> None:
-                nonlocal intra_blob, intra_done
-                intra_done = True
-                r = codec.encode(content, effort=self.effort, analysis=analysis, try_inter=False)
-                intra_blob = r.blob if r.mode == "intra" else None
-                if intra_blob is not None:
-                    sizes["intra"] = len(intra_blob)
-
-            for i, cand in enumerate(cands):
-                if best is not None:
-                    if len(best[0]) <= self.opts.tiny * len(content):
-                        break  # near-free already: candidates come best first, intra is not even tried
-                    if not intra_done:
-                        code_intra()  # after the first candidate: tells whether more are worth trying
-                    if intra_blob is not None and len(best[0]) <= self.opts.good_enough * len(intra_blob):
-                        break
-                elif i > 0 and not intra_done:
-                    code_intra()
+            refs = []
+            for cand in cands:  # reference pixels come from the daemon's LRU (decoded once per base)
                 try:
                     px = self.chains.pixels(cand.object_id) if self.chains is not None else None
                 except CorruptObject as exc:
                     log.info("candidate %s not usable as a reference: %s", cand.object_id.hex()[:16], exc.why)
                     continue
-                if px is None:
-                    continue
-                r = codec.encode(content, codec.Reference(px, cand.object_id), effort=self.effort,
-                                 analysis=analysis, include_intra=False)
-                if r.mode != "inter" or r.blob is None:
-                    continue
-                sizes[f"inter:{cand.object_id.hex()[:12]}"] = len(r.blob)
-                if best is None or len(r.blob) < len(best[0]):
-                    best = (r.blob, cand)
-                if cand.pixel_duplicate:
-                    break
-            if not intra_done and (best is None or len(best[0]) > self.opts.tiny * len(content)):
-                code_intra()
-            blob: bytes | None = None
-            if best is not None and (inter_accepted(len(best[0]), len(intra_blob) if intra_blob else None,
-                                                    best[1].depth, self.opts) or intra_blob is None):
-                blob = best[0]
-                chosen_mode, base, depth, dup = "inter", best[1].object_id, best[1].depth, best[1].pixel_duplicate
-            elif intra_blob is not None:
-                blob = intra_blob
-                chosen_mode, base, depth, dup = "intra", NO_OBJECT, 0, False
-            if blob is None or HEADER_SIZE + len(blob) >= len(content):
-                self.log_stats["verbatim"] += 1
-                return None
+                if px is not None:
+                    refs.append(Ref(cand.object_id, px, cand.depth, cand.pixel_duplicate))
+            job = self.pool.run(encode_png, content, refs, self.opts.knobs())
+        except JobFailed as exc:
+            log.info("encoding object %s not finished (%s); it stays verbatim for now", object_id.hex()[:16], exc)
+            return None
         except Exception:
             log.exception("encoding object %s failed; kept verbatim", object_id.hex())
             return None
+        blob = job.blob
+        if blob is None or HEADER_SIZE + len(blob) >= len(content):
+            log.info("object %s kept verbatim: %s", object_id.hex()[:16], job.reason or "coding not smaller")
+            self.log_stats["verbatim"] += 1
+            return None
+        if job.mode == "inter":
+            chosen_mode, base, depth, dup = "inter", refs[job.ref].ref_id, refs[job.ref].depth, \
+                refs[job.ref].pixel_duplicate
+        else:
+            chosen_mode, base, depth, dup = "intra", NO_OBJECT, 0, False
+        sizes = job.sizes
+        intra_blob_len = job.intra_len
         staging = self._write_staging(object_id, blob, len(content))
         return Encoded(staging, HEADER_SIZE + len(blob), chosen_mode, base, depth, dup, sizes,
-                       time.perf_counter() - t0, HEADER_SIZE + len(intra_blob) if intra_blob else 0)
+                       job.seconds, HEADER_SIZE + intra_blob_len if intra_blob_len else 0)
 
     # ------------------------------------------------------------------ stage (under the lock)
     def stage(self, txn: Txn, object_id: bytes, result: Encoded | None, rec: ObjectRecord) -> int:
@@ -296,23 +262,22 @@ class EncodeProcessor:
             return None
         t0 = time.perf_counter()
         try:
-            import codec
-
             if hashlib.sha256(content).digest() != object_id:
                 return None
             brec = self.record_of(base) if self.record_of is not None else None
             if brec is None:
                 return None
             px = self.chains.pixels(base)
-            r = codec.encode(content, codec.Reference(px, base), effort=self.effort, include_intra=False)
-            if r.mode != "inter" or r.blob is None:
-                return None
-            blob = r.blob
             depth = brec.depth + 1
+            blob = self.pool.run(encode_against, content, Ref(base, px, depth), self.opts.knobs())
+            if blob is None:
+                return None
             if HEADER_SIZE + len(blob) > rec.stored * (1.0 - self.opts.margin_per_depth * depth - 0.05):
                 return None  # not worth a rewrite (and a longer decode)
         except CorruptObject as exc:
             log.info("re-planning %s against %s skipped: %s", object_id.hex()[:16], base.hex()[:16], exc.why)
+            return None
+        except JobFailed:
             return None
         except Exception:
             log.exception("re-planning %s failed; it stays as it is", object_id.hex())

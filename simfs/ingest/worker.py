@@ -79,7 +79,8 @@ class Ingestor:
         self._busy = 0
         self._threads: list[threading.Thread] = []
         self._retries: dict[bytes, int] = {}
-        self._deferred: dict[bytes, float] = {}  # objects whose file was open for writing: retried later
+        self._deferred: dict[bytes, float] = {}
+        self.on_stop: list = []  # objects whose file was open for writing: retried later
         self.done = 0
         self.failed = 0
         self.started_at = time.monotonic()
@@ -133,6 +134,9 @@ class Ingestor:
         with self._cond:
             self._stop = True
             self._cond.notify_all()
+        for hook in self.on_stop:  # e.g. kill the codec worker processes: no waiting for an encoding
+            with contextlib.suppress(Exception):
+                hook()
         for t in self._threads:
             t.join(timeout=timeout)
         self._threads = []

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from simfs.catalog.records import NO_OBJECT, ObjectRecord
-from simfs.ingest.encode import EncodeOptions, EncodeProcessor, chain_contains, inter_accepted
+from simfs.ingest.encode import EncodeOptions, EncodeProcessor, chain_contains
+from simfs.ingest.jobs import Knobs, inter_accepted
 
 
 def oid(n: int) -> bytes:
@@ -84,7 +85,7 @@ def test_pixel_identical_candidate_is_the_only_one_tried() -> None:
 
 
 def test_margin_over_intra_grows_with_depth() -> None:
-    opts = EncodeOptions(margin_per_depth=0.02)
+    opts = Knobs(margin_per_depth=0.02)
     assert inter_accepted(97, 100, 1, opts)
     assert not inter_accepted(97, 100, 2, opts)  # needs <= 96 at depth 2
     assert inter_accepted(92, 100, 4, opts)
@@ -97,3 +98,22 @@ def test_retries_exhausted_fall_back_to_intra() -> None:
     p = processor(records, [FakeCandidate(oid(2))])
     p.retries = lambda _o: 3
     assert p.candidates(oid(1), records[oid(1)], {"descriptors": FakeDescriptors(b"me")}) == []
+
+
+def test_codec_pool_runs_jobs_in_another_process_and_survives_a_dead_worker() -> None:
+    import os
+
+    import pytest
+
+    from simfs.ingest.pool import CodecPool, JobFailed
+
+    pool = CodecPool(1)
+    try:
+        assert pool.run(os.getpid) != os.getpid()
+        with pytest.raises(JobFailed):
+            pool.run(os._exit, 3)  # the worker dies mid-job: that job fails, the pool is rebuilt
+        assert pool.run(abs, -5) == 5
+    finally:
+        pool.close()
+    with pytest.raises(JobFailed):
+        pool.run(abs, -1)
