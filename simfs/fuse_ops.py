@@ -76,7 +76,20 @@ class SimfsFuse(mfusepy.FUSE):
     def _wrapper(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         # Count callbacks per worker thread: the hide detection needs "the very next call".
         _thread.seq = getattr(_thread, "seq", 0) + 1
-        return super()._wrapper(func, *args, **kwargs)
+        if func.__name__ == "init":
+            return super()._wrapper(func, *args, **kwargs)
+
+        def guarded(*a: Any, **kw: Any) -> Any:
+            try:
+                return func(*a, **kw)
+            except OSError:
+                raise
+            except Exception:  # a damaged catalog, a bug: the caller gets EIO, the log the details
+                log.exception("FUSE operation %s failed; answering EIO", func.__name__)
+                raise OSError(errno.EIO, "internal error (see the simfs log)") from None
+
+        guarded.__name__ = func.__name__
+        return super()._wrapper(guarded, *args, **kwargs)
 
 
 class FuseOperations(mfusepy.Operations):

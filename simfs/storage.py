@@ -21,7 +21,7 @@ LOG_FILE = "simfs.log"
 CATALOG_DIR = "catalog"
 # Every name simfs keeps at the top of a store; fsck reports anything else.
 KNOWN_TOP_LEVEL = {"FORMAT", CATALOG_DIR, "objects", "staging", "cache", LOCK_FILE, DIRTY_FILE, LOG_FILE,
-                   "FORMAT.tmp"}
+                   "FORMAT.tmp", "quarantine"}
 
 
 def is_store(path: Path) -> bool:

@@ -7,7 +7,13 @@ from pathlib import Path
 
 from rocksdict import AccessType, Options, Rdict, WriteBatch, WriteOptions
 
-from ..errors import BadStore, StoreInUse
+from ..errors import BadStore, ExitCode, StoreInUse
+
+
+class CatalogDamaged(BadStore):
+    """RocksDB reported corruption while reading: the catalog cannot be trusted (never read as 'empty')."""
+
+    exit_code = ExitCode.BAD_STORE
 
 
 def _options() -> Options:
@@ -36,8 +42,12 @@ class Catalog:
             raise
         except Exception as exc:  # rocksdict raises bare Exception
             text = str(exc)
-            if "lock" in text.lower() or "Resource temporarily unavailable" in text:
+            # RocksDB's lock error says "While lock file: .../LOCK: Resource temporarily unavailable";
+            # "block checksum mismatch" also contains "lock" and is damage, not a second mount.
+            if "While lock file" in text or "Resource temporarily unavailable" in text:
                 raise StoreInUse(f"{path.parent}: store is already mounted or in use ({text})") from None
+            if "Corruption" in text or "checksum" in text.lower():
+                raise CatalogDamaged(f"{path}: catalog database is damaged ({text})") from None
             raise BadStore(f"{path}: cannot open catalog: {text}") from None
         self._sync = WriteOptions()
         self._sync.sync = True
@@ -54,9 +64,15 @@ class Catalog:
             while it.valid():
                 key = it.key()
                 if not key.startswith(prefix):
-                    break
+                    return
                 yield key, it.value()
                 it.next()
+            # The iterator also stops at a damaged block: an error then, never a short listing.
+            try:
+                it.status()
+            except Exception as exc:
+                raise CatalogDamaged(f"{self.path}: catalog damaged while reading keys {prefix[:9].hex() or 'all'}: "
+                                     f"{exc}; run simfs fsck (it will not repair a damaged catalog)") from None
         finally:
             del it
 

@@ -317,7 +317,8 @@ class Fsck:
                 if (rec is None or rec.gen != gen) and (oid, gen) not in s.stale:
                     f = self.add("O205", f"object {oid.hex()}.{gen}", f"{files[gen]} bytes")
                     if self.repair:
-                        objs.delete(oid, gen)
+                        # never deleted: a leaked file may be all that is left of a photo
+                        self._quarantine(objs.path_of(oid, gen))
                         f.repaired = True
         for entry in os.scandir(objs.staging):
             f = self.add("O208", f"staging/{entry.name}")
@@ -476,7 +477,16 @@ class Fsck:
 
     # ---------------------------------------------------------------- run
     def run(self) -> list[Finding]:
-        self.load()
+        from ..catalog.db import CatalogDamaged
+
+        try:
+            self.load()
+        except CatalogDamaged as exc:
+            # Everything below would be judged from a partial catalog (a missing root, every object
+            # "leaked"): report the damage and touch nothing. Restoring the catalog is the way out.
+            self.findings = [f for f in self.findings if f.code == "S100"]
+            self.add("S114", str(self.store.path / "catalog"), str(exc))
+            return self.findings
         self.check_structure()
         self.check_objects()
         self.check_references()
@@ -493,6 +503,13 @@ class Fsck:
         for ino in inos:
             out.extend(self.paths_of(ino))
         return sorted(out)
+
+    def _quarantine(self, path: Path) -> None:
+        """Move a file no record explains to STORE/quarantine/ (kept for the user to look at)."""
+        qdir = self.store.path / "quarantine"
+        qdir.mkdir(exist_ok=True)
+        with contextlib.suppress(OSError):
+            os.rename(path, qdir / path.name)
 
     def _entry_name(self, parent: int, name: bytes) -> str:
         base = self.paths_of(parent)[0] if parent != keys.ROOT_INO else ""

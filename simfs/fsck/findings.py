@@ -28,6 +28,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "S111": (Severity.WARNING, "extended attribute of an inode that does not exist"),
     "S112": (Severity.ERROR, "file size differs from its object's size"),
     "S113": (Severity.ERROR, "catalog format record differs from STORE/FORMAT"),
+    "S114": (Severity.ERROR, "catalog database is damaged (RocksDB corruption); nothing else is checked or repaired"),
     "O201": (Severity.ERROR, "file names an object that has no catalog record"),
     "O202": (Severity.WARNING, "object reference count is wrong"),
     "O203": (Severity.ERROR, "object file is missing"),

@@ -482,3 +482,40 @@ def test_o217_pinned_base_without_dependents(store_path: Path) -> None:
         assert store.catalog.get(keys.object_key(hashlib.sha256(b"a base nothing uses any more").digest())) is None
     finally:
         store.close()
+
+
+def test_s114_damaged_catalog_is_reported_and_nothing_is_deleted(tmp_path: Path) -> None:
+    """A flipped byte in an SST block: fsck says the catalog is damaged, --repair deletes no object file."""
+    from rocksdict import Rdict
+
+    from simfs.catalog.db import CatalogDamaged
+
+    path = tmp_path / "store"
+    store = OpenStore(path, create=True)
+    vfs = Vfs(store)
+    vfs.mkdir("/d", 0o755)
+    for i in range(400):
+        fh = vfs.create(f"/d/file-{i:04d}-with-a-longish-name.txt", 0o644, os.O_WRONLY | os.O_CREAT)
+        vfs.write(fh, f"content {i}".encode() * 20, 0)
+        vfs.release(fh)
+    vfs.shutdown()
+    store.close()
+    db = Rdict(str(path / "catalog"))
+    db.flush()
+    db.close()
+    ssts = sorted((path / "catalog").glob("*.sst"), key=lambda p: p.stat().st_size)
+    raw = bytearray(ssts[-1].read_bytes())
+    raw[len(raw) // 3] ^= 0xFF  # inside a data block, not the footer or index
+    ssts[-1].write_bytes(bytes(raw))
+    objects_before = sorted(p.name for p in (path / "objects").rglob("*.0"))
+    assert len(objects_before) == 400
+    ALL_TESTED.add("S114")
+    try:
+        found = run_fsck(path, verify=False)
+    except CatalogDamaged:
+        pytest.fail("fsck must report a damaged catalog as a finding, not crash")
+    assert "S114" in codes(found) and unclean(found), [f.line() for f in found]
+    assert not {"O205", "S107"} & codes(found)  # no "root missing", no "every object leaked"
+    run_fsck(path, repair=True, verify=False)
+    assert sorted(p.name for p in (path / "objects").rglob("*.0")) == objects_before
+    assert simfs_main(["fsck", str(path), "--repair", "--no-progress"]) == 7
