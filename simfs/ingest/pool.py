@@ -12,12 +12,27 @@ import concurrent.futures as cf
 import contextlib
 import logging
 import multiprocessing
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 log = logging.getLogger("simfs.ingest")
 T = TypeVar("T")
+
+
+def _watch_parent(parent: int) -> None:
+    """In each worker: exit as soon as the daemon is gone (kill -9 leaves no orphan computing)."""
+    import os
+    import time
+
+    def loop() -> None:
+        while True:
+            time.sleep(0.5)
+            if os.getppid() != parent:
+                os._exit(0)
+
+    threading.Thread(target=loop, name="simfs-parent-watch", daemon=True).start()
 
 
 class JobFailed(Exception):
@@ -37,7 +52,8 @@ class CodecPool:
                 raise JobFailed("pool closed")
             if self._executor is None:
                 self._executor = cf.ProcessPoolExecutor(self.processes,
-                                                        mp_context=multiprocessing.get_context("spawn"))
+                                                        mp_context=multiprocessing.get_context("spawn"),
+                                                        initializer=_watch_parent, initargs=(os.getpid(),))
             return self._executor
 
     def run(self, fn: Callable[..., T], *args: Any) -> T:

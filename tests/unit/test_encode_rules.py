@@ -117,3 +117,31 @@ def test_codec_pool_runs_jobs_in_another_process_and_survives_a_dead_worker() ->
         pool.close()
     with pytest.raises(JobFailed):
         pool.run(abs, -1)
+
+
+def test_codec_workers_exit_when_the_daemon_is_killed(tmp_path) -> None:
+    """kill -9 of the process owning the pool leaves no orphan worker computing."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = ("import os, sys, time\n"
+              "from simfs.ingest.pool import CodecPool\n"
+              "p = CodecPool(1)\n"
+              "print(p.run(os.getpid), flush=True)\n"
+              "time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    worker = int(proc.stdout.readline())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            os.kill(worker, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.kill(worker, signal.SIGKILL)
+    raise AssertionError("the codec worker outlived its daemon")
