@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -88,14 +87,58 @@ def dir_bytes(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
+def _cpu_tree(pid: int) -> float:
+    """CPU seconds of pid and of its living descendants (the codec worker processes)."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += _cpu_tree(int(child))
+    except (OSError, ValueError):
+        pass
+    return total
+
+
 def daemon_cpu(store: Path) -> float:
     from simfs.storage import StoreLock
 
     pid = StoreLock.holder(store)
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0 if pid is None else _cpu_tree(pid)
+
+
+def probe_latency(names: list[str], out: str, stop_file: str) -> None:
+    """In a separate process (its own GIL): stat one file, or ls -l a directory every 20th call."""
+    lat = []
+    i = 0
+    while not os.path.exists(stop_file):
+        t = time.perf_counter()
+        if i % 20 == 0:
+            for e in os.scandir(os.path.dirname(names[i % len(names)])):
+                e.stat(follow_symlinks=False)
+        else:
+            os.stat(names[i % len(names)])
+        lat.append(time.perf_counter() - t)
+        i += 1
+        time.sleep(0.02)
+    Path(out).write_text(json.dumps(lat))
+
+
+def descriptor_bytes(store: Path) -> dict[str, int]:
+    """Bytes of each object's similarity records (S + T values), by object id hex."""
+    from simfs.catalog import keys
+    from simfs.storage import OpenStore
+
+    out: dict[str, int] = defaultdict(int)
+    opened = OpenStore(store, read_only=True)
+    try:
+        for prefix in (keys.SIMILARITY, keys.SIMILARITY_LOCAL):
+            for k, v in opened.catalog.scan(prefix):
+                out[bytes(k[1:]).hex()] += len(k) + len(v)
+    finally:
+        opened.close()
+    return out
 
 
 def pct(values: list[float], q: float) -> float:
@@ -178,33 +221,19 @@ def main() -> int:
     copy_s = time.monotonic() - t_copy
     cpu0 = daemon_cpu(store)
     t_ingest = time.monotonic()
-    lat: list[float] = []
-    stop = threading.Event()
-    names = [mnt / str(p.relative_to(src)) for p in files]
+    import multiprocessing
 
-    def prober() -> None:
-        i = 0
-        while not stop.is_set():
-            t = time.perf_counter()
-            if i % 20 == 0:
-                d = names[i % len(names)].parent
-                for e in os.scandir(d):
-                    e.stat(follow_symlinks=False)  # ls -l
-            else:
-                os.stat(names[i % len(names)])
-            lat.append(time.perf_counter() - t)
-            i += 1
-            time.sleep(0.02)
-
-    th = threading.Thread(target=prober, daemon=True)
-    th.start()
-    while pending(store) > 0:
+    names = [str(mnt / str(p.relative_to(src))) for p in files]
+    stop_file, lat_file = str(work / "probe.stop"), str(work / "probe.json")
+    prober = multiprocessing.get_context("spawn").Process(target=probe_latency, args=(names, lat_file, stop_file))
+    prober.start()
+    while pending(store) > 0:  # objects not yet described/encoded, and re-planning jobs
         time.sleep(2)
     ingest_s = time.monotonic() - t_ingest
     cpu_ingest = daemon_cpu(store) - cpu0
-    stop.set()
-    th.join()
-    time.sleep(3)  # re-planning follow-ups (not counted as pending) get a moment
+    Path(stop_file).write_text("")
+    prober.join()
+    lat: list[float] = json.loads(Path(lat_file).read_text())
     kinds: dict[str, str] = {}
     stored: dict[str, int] = {}
     for p in files:
@@ -228,11 +257,12 @@ def main() -> int:
     umount(mnt, proc)
     fsck = run("fsck", str(store), "--verify-data", "--json", "--no-progress", check=False)
     stats = json.loads(run("stats", str(store), "--json").stdout)
+    desc_bytes = descriptor_bytes(store)
     catalog = dir_bytes(store / "catalog")
     objects_total = dir_bytes(store / "objects")
 
     # ---- tables
-    seen: set[tuple[int, int]] = set()  # dedup: an object's bytes counted once, for its first file
+    seen: set[str] = set()  # dedup: an object's bytes counted once, for its first file
     g_rows: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for p in files:
         rel = str(p.relative_to(src))
@@ -245,13 +275,16 @@ def main() -> int:
         r["webp"] += webp
         r["mp"] += mp
         r["images"] += mp > 0
-        key = (hash(p.read_bytes()), size)
-        if key not in seen:
-            seen.add(key)
+        oid = hashlib.sha256(p.read_bytes()).hexdigest()
+        if oid not in seen:
+            seen.add(oid)
             r["objects"] += stored[rel]
-    images_total = sum(r["images"] for r in g_rows.values()) or 1
+            r["descriptors"] += desc_bytes.get(oid, 0)
+    # each group pays its objects, its own descriptor records, and a share of the rest of the catalog
+    # (RocksDB files, inodes, names) by number of files
+    rest = max(0, catalog - sum(desc_bytes.values()))
     for g, r in g_rows.items():
-        r["simfs"] = r["objects"] + catalog * r["images"] / images_total
+        r["simfs"] = r["objects"] + r["descriptors"] + rest * r["files"] / len(files)
         r["zstd"] = zst[g]
     tot: dict[str, float] = defaultdict(float)
     for r in g_rows.values():
@@ -274,7 +307,14 @@ def main() -> int:
           f"{tot['webp'] / 1e6:>8.2f} {tot['zstd'] / 1e6:>8.2f} {tot['simfs'] / 1e6:>8.2f} "
           f"{tot['simfs'] / tot['jxl']:>9.3f} {tot['simfs'] / tot['png']:>9.3f}")
     print(f"\nsimfs on disk: objects {objects_total / 1e6:.2f} MB + catalog {catalog / 1e6:.2f} MB "
-          f"({100 * catalog / max(objects_total, 1):.1f}% of the objects)")
+          f"({100 * catalog / max(objects_total, 1):.1f}% of the objects; similarity records "
+          f"{sum(desc_bytes.values()) / 1e6:.2f} MB)")
+    big = [(desc_bytes.get(hashlib.sha256(p.read_bytes()).hexdigest(), 0), stored[str(p.relative_to(src))])
+           for p in files if base[str(p.relative_to(src))][3] >= 1.0]
+    if big:
+        d, s_ = sum(b[0] for b in big), sum(b[1] for b in big)
+        print(f"similarity records of the {len(big)} photos >= 1 MP: {d / 1e3:.0f} KB = "
+              f"{100 * d / max(s_, 1):.2f}% of their stored bytes")
     print("objects by kind: " + ", ".join(f"{k} {v['objects']} ({v['stored_bytes'] / 1e6:.2f} MB)"
                                           for k, v in stats["by_kind"].items() if v["objects"]))
     print(f"chain depths: {stats['depth_histogram']}")

@@ -75,6 +75,7 @@ def store_stats(store: Path) -> dict[str, Any]:
             unique += rec.size
             pending += (rec.flags & wanted) != wanted
             encoded += rec.codec != 0
+        pending += sum(1 for _ in opened.catalog.scan(keys.REPLAN))  # re-planning jobs not done yet
         indexed = sum(1 for _ in opened.catalog.scan(keys.SIMILARITY))
         catalog_bytes = _dir_bytes(opened.path / CATALOG_DIR)
     finally:

@@ -15,6 +15,9 @@ All keys (catalog format version 1):
                                     at next mount if the daemon died before the last close
   b"V" object_id(32) gen(u32)    -> (empty) a superseded file generation of that object (replaced by its
                                     encoded form); deleted once the WAL holding the switch is synced
+  b"R" object_id(32) base(32)    -> (empty) re-planning job: re-encode object against base (a better base
+                                    stored after it); written with the base's ingest batch, deleted when
+                                    the job is done or dropped
   b"S" object_id(32)             -> similarity record (simfs/similarity/index.py): copy hash, pixel hash,
                                     global code, flags; loaded into RAM at mount
   b"T" object_id(32)             -> local features of that image (read only to verify candidates)
@@ -43,6 +46,7 @@ OBJECT = b"O"
 GARBAGE = b"G"
 ORPHAN = b"U"
 STALE = b"V"
+REPLAN = b"R"
 SIMILARITY = b"S"  # layout owned by simfs/similarity/index.py
 SIMILARITY_LOCAL = b"T"
 
@@ -89,6 +93,10 @@ def garbage_key(object_id: bytes) -> bytes:
 
 def stale_key(object_id: bytes, gen: int) -> bytes:
     return STALE + object_id + gen.to_bytes(4, "big")
+
+
+def replan_key(object_id: bytes, base: bytes) -> bytes:
+    return REPLAN + object_id + base
 
 
 def orphan_key(ino: int) -> bytes:

@@ -48,6 +48,7 @@ class Scan:
     similarity: dict[bytes, bytes] = field(default_factory=dict)  # S records
     similarity_local: set[bytes] = field(default_factory=set)  # T keys
     stale: set[tuple[bytes, int]] = field(default_factory=set)  # V keys: superseded generations
+    replans: set[tuple[bytes, bytes]] = field(default_factory=set)  # R keys: (object, new base)
 
 
 class Fsck:
@@ -132,6 +133,8 @@ class Fsck:
                     s.similarity[bytes(key[1:])] = bytes(raw)
                 elif prefix == keys.STALE:
                     s.stale.add((bytes(key[1:33]), int.from_bytes(key[33:37], "big")))
+                elif prefix == keys.REPLAN:
+                    s.replans.add((bytes(key[1:33]), bytes(key[33:65])))
                 elif prefix == keys.SIMILARITY_LOCAL:
                     s.similarity_local.add(bytes(key[1:]))
             except (RecordError, ValueError, IndexError) as exc:
@@ -438,6 +441,17 @@ class Fsck:
                 self._save_object(oid, rec)  # an orphaned pinned base becomes garbage: the next mount frees it
                 f.repaired = True
 
+    def check_replans(self) -> None:
+        for oid, base in sorted(self.scan.replans):
+            if oid in self.scan.objects and base in self.scan.objects:
+                continue
+            f = self.add("O218", f"object {oid.hex()}", f"against {base.hex()}")
+            if self.repair:
+                batch = self.cat.new_batch()
+                batch.delete(keys.replan_key(oid, base))
+                self.cat.write(batch, sync=False)
+                f.repaired = True
+
     def _chain_depth(self, oid: bytes) -> tuple[int, bool]:
         """(links below oid, True if the chain loops back on itself)."""
         seen = {oid}
@@ -490,6 +504,7 @@ class Fsck:
         self.check_structure()
         self.check_objects()
         self.check_references()
+        self.check_replans()
         self.check_similarity()
         if self.verify_data:
             self.check_data()

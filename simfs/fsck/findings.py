@@ -46,6 +46,7 @@ CODES: dict[str, tuple[Severity, str]] = {
     "O215": (Severity.WARNING, "reference chain longer than any depth limit allows (16)"),
     "O216": (Severity.ERROR, "reference chain forms a cycle"),
     "O217": (Severity.WARNING, "pinned base (no file names it) that nothing is coded against any more"),
+    "O218": (Severity.INFO, "re-planning job for an object that no longer exists (the next mount drops it)"),
     "D301": (Severity.ERROR, "object is damaged (checksum or content hash mismatch)"),
 }
 

@@ -234,25 +234,23 @@ class EncodeProcessor:
         pass
 
     # ------------------------------------------------------------------ re-planning
-    def follow_ups(self, object_id: bytes) -> list[tuple[bytes, bytes]]:
-        """(stored object, new base) pairs worth re-encoding now that object_id is stored: the similar
-        objects it was not coded against, which might be coded against it (a thumbnail, crop or grey
-        copy stored before its original)."""
+    def stage_follow_ups(self, txn: Txn, object_id: bytes, me: ObjectRecord) -> list[tuple[bytes, bytes]]:
+        """Re-planning jobs, recorded (R keys) in the batch that records object_id: the similar objects it
+        was not coded against, which might be coded against it (a thumbnail, crop or grey copy stored
+        before its original). Persisted, so an unmount or a crash never loses them."""
         related = self._related.pop(object_id, [])
-        if self.record_of is None:
-            return []
-        me = self.record_of(object_id)
-        if me is None or me.refcount == 0 or me.depth + 1 > self.opts.max_depth:
+        if me.refcount == 0 or me.depth + 1 > self.opts.max_depth:
             return []
         out = []
         for other in related:
-            if other == me.base:
+            if other == me.base or other == object_id:
                 continue
-            rec = self.record_of(other)
+            rec = txn.object_record(other)
             if rec is None or rec.refcount == 0 or rec.dependents > 0 or rec.codec == CODEC_VERBATIM:
                 continue  # gone, depended on (its depth must stay), or not encodable at all
-            if chain_contains(self.record_of, object_id, other):
+            if chain_contains(txn.object_record, object_id, other):
                 continue  # object_id is coded against it (directly or not): would form a cycle
+            txn.put(keys.replan_key(other, object_id), b"")
             out.append((other, object_id))
         return out
 
@@ -301,6 +299,7 @@ class EncodeProcessor:
             txn.drop_dependent(old_base)
         rec.base, rec.depth, rec.intra_bytes = result.base, brec.depth + 1, result.intra_bytes
         rec.flags &= ~FLAG_PIXEL_DUPLICATE
+        txn.delete(keys.replan_key(object_id, result.base))
         self._switch_file(txn, object_id, result, rec)
         log.info("re-planned %s against %s (depth %d): %d bytes", object_id.hex()[:16], result.base.hex()[:16],
                  rec.depth, result.stored)

@@ -100,6 +100,9 @@ class Ingestor:
             if rec.refcount > 0 and (rec.flags & self.all_flags) != self.all_flags:
                 self.enqueue(bytes(key[1:]))
                 n += 1
+        for key, _ in self.vfs.catalog.scan(keys.REPLAN):
+            self.enqueue_replan(bytes(key[1:33]), bytes(key[33:65]))
+            n += 1
         return n
 
     def enqueue_replan(self, object_id: bytes, base: bytes) -> None:
@@ -147,18 +150,18 @@ class Ingestor:
             while True:
                 if self._stop:
                     return None
+                for job in self._replans:  # first: one re-encoding turns a stored copy into a few KB
+                    if job[0] not in self._active and job[1] not in self._active:
+                        del self._replans[job]
+                        self._active.add(job[0])
+                        self._busy += 1
+                        return job
                 for oid in self._pending:
                     if oid not in self._active:
                         del self._pending[oid]
                         self._active.add(oid)
                         self._busy += 1
                         return oid, None
-                for job in self._replans:  # new objects first: re-planning only improves stored ones
-                    if job[0] not in self._active:
-                        del self._replans[job]
-                        self._active.add(job[0])
-                        self._busy += 1
-                        return job
                 now = time.monotonic()
                 due = [oid for oid, since in self._deferred.items() if now - since > 2.0]
                 for oid in due:
@@ -242,6 +245,11 @@ class Ingestor:
                 rec.flags |= p.flag | extra
                 staged.append((p, result))
             txn.put(keys.object_key(object_id), rec.pack())
+            jobs: list[tuple[bytes, bytes]] = []
+            for p, _result in staged:
+                follow = getattr(p, "stage_follow_ups", None)
+                if follow is not None:
+                    jobs += follow(txn, object_id, rec)
             txn.commit(sync=False)  # derived data: a crash just means processing it again
             for p, result in staged:
                 with contextlib.suppress(Exception):
@@ -251,9 +259,8 @@ class Ingestor:
             self.enqueue(object_id)
         else:
             self._retries.pop(object_id, None)
-        for p, _result in staged:
-            for other, base in getattr(p, "follow_ups", lambda _oid: [])(object_id):
-                self.enqueue_replan(other, base)
+        for other, base in jobs:
+            self.enqueue_replan(other, base)
         self.done += 1
         return True
 
@@ -268,7 +275,18 @@ class Ingestor:
             switched += self.replan(object_id, base)
 
     def replan(self, object_id: bytes, base: bytes) -> bool:
-        """Re-encode a stored object against a better base found later; True if it switched."""
+        """Re-encode a stored object against a better base found later; True if it switched. The job's
+        R key goes in the switching batch, or on its own when the job is dropped."""
+        switched = self._replan(object_id, base)
+        if not switched and not self._stop:
+            with self.vfs.lock:
+                if self.vfs.catalog.get(keys.replan_key(object_id, base)) is not None:
+                    batch = self.vfs.catalog.new_batch()
+                    batch.delete(keys.replan_key(object_id, base))
+                    self.vfs.catalog.write(batch, sync=False)
+        return switched
+
+    def _replan(self, object_id: bytes, base: bytes) -> bool:
         planner = next((p for p in self.processors if hasattr(p, "compute_replan")), None)
         if planner is None:
             return False

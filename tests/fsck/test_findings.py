@@ -519,3 +519,23 @@ def test_s114_damaged_catalog_is_reported_and_nothing_is_deleted(tmp_path: Path)
     run_fsck(path, repair=True, verify=False)
     assert sorted(p.name for p in (path / "objects").rglob("*.0")) == objects_before
     assert simfs_main(["fsck", str(path), "--repair", "--no-progress"]) == 7
+
+
+def test_o218_replanning_job_for_a_missing_object_is_info(store_path: Path) -> None:
+    def fault(s: OpenStore) -> None:
+        a, _, _ = _ids(s)
+        s.catalog.put(keys.replan_key(b"\x55" * 32, a), b"")
+    inject(store_path, fault)
+    ALL_TESTED.add("O218")
+    found = run_fsck(store_path)
+    assert "O218" in codes(found) and not unclean(found), [f.line() for f in found]
+    store = OpenStore(store_path)  # the next mount drops it
+    vfs = Vfs(store)
+    from simfs.ingest import Ingestor
+
+    ingest = Ingestor(vfs, [])
+    ingest.enqueue_unfinished()
+    ingest.run_replans()
+    vfs.shutdown()
+    store.close()
+    assert "O218" not in codes(run_fsck(store_path))
