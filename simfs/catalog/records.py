@@ -22,6 +22,7 @@ FLAG_DESCRIBED = 1 << 0  # descriptors extracted (or the object is not an image)
 FLAG_NOT_IMAGE = 1 << 1  # ...and it turned out not to be a decodable image: no S/T records expected
 FLAG_ENCODE_TRIED = 1 << 2  # the encoder has looked at this object
 FLAG_PIXEL_DUPLICATE = 1 << 3  # coded against an object with the same pixels (other PNG bytes)
+FLAG_LOCAL_DROPPED = 1 << 4  # near-free copy of its base: its local features (T) were dropped to save space
 _DENTRY = struct.Struct(">QB")
 
 

@@ -16,6 +16,7 @@ from tqdm import tqdm
 from ..catalog import keys
 from ..catalog.records import (
     FLAG_DESCRIBED,
+    FLAG_LOCAL_DROPPED,
     FLAG_NOT_IMAGE,
     NO_OBJECT,
     Inode,
@@ -345,6 +346,8 @@ class Fsck:
             raw = s.similarity.get(oid)
             if rec is None:
                 why = "object not in the catalog"
+            elif raw is not None and oid not in s.similarity_local and rec.flags & FLAG_LOCAL_DROPPED:
+                continue  # a near-free copy whose local features were dropped on purpose
             elif raw is None or oid not in s.similarity_local:
                 why = "S without T" if raw is not None else "T without S"
             elif not rec.flags & FLAG_DESCRIBED or rec.flags & FLAG_NOT_IMAGE:

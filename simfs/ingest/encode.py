@@ -24,7 +24,13 @@ from typing import TYPE_CHECKING, Any
 import xxhash
 
 from ..catalog import keys
-from ..catalog.records import FLAG_ENCODE_TRIED, FLAG_PIXEL_DUPLICATE, NO_OBJECT, ObjectRecord
+from ..catalog.records import (
+    FLAG_ENCODE_TRIED,
+    FLAG_LOCAL_DROPPED,
+    FLAG_PIXEL_DUPLICATE,
+    NO_OBJECT,
+    ObjectRecord,
+)
 from ..errors import CorruptObject
 from ..format import fsync_dir
 from ..store.chains import ChainDecoder
@@ -54,6 +60,7 @@ class EncodeOptions:
     good_enough: float = 0.6  # an inter blob below this fraction of intra: no further candidate is tried
     hopeless: float = 0.97  # the best candidate's inter above this fraction of intra: no others tried
     max_retries: int = 3  # stage refused (reference changed meanwhile) this often: intra only
+    drop_local_below: float = 0.05  # inter blob below this fraction of the file: drop its local features
 
     def knobs(self) -> Knobs:
         return Knobs(self.effort, self.tiny, self.good_enough, self.hopeless, self.margin_per_depth)
@@ -141,8 +148,8 @@ class EncodeProcessor:
             if not c.relation:
                 continue  # not verified: not worth an inter attempt
             crec = self.record_of(c.object_id)
-            if crec is None or crec.refcount == 0:
-                continue  # deleted (or only pinned): do not extend its life
+            if crec is None or crec.collectable:
+                continue  # deleted (a pinned base is fine: it is stored anyway while others need it)
             if crec.depth + 1 > self.opts.max_depth or chain_contains(self.record_of, c.object_id, object_id):
                 continue
             other = self.index.get(c.object_id)
@@ -151,6 +158,10 @@ class EncodeProcessor:
         dups = [c for c in out if c.pixel_duplicate]
         if dups:
             return sorted(dups, key=lambda c: c.depth)[:1]
+        # Shallowest first (stable: the index's order within a depth), as git prefers short delta
+        # chains: an original beats its own edits as a base (exact replays of the original are the
+        # cheapest codings), and chains stay short to decode.
+        out.sort(key=lambda c: c.depth)
         return out[: self.opts.candidates]
 
     # ------------------------------------------------------------------ compute (no lock held)
@@ -205,7 +216,7 @@ class EncodeProcessor:
         extra = 0
         if result.mode == "inter":
             brec = txn.object_record(result.base)
-            if brec is None or brec.refcount == 0:
+            if brec is None or brec.collectable:
                 raise NotNow  # the base was deleted meanwhile
             depth = brec.depth + 1
             if (depth > self.opts.max_depth or chain_contains(txn.object_record, result.base, object_id)
@@ -217,6 +228,11 @@ class EncodeProcessor:
             rec.base, rec.depth, rec.intra_bytes = result.base, depth, result.intra_bytes
             if result.pixel_duplicate:
                 extra |= FLAG_PIXEL_DUPLICATE
+            if self.index is not None and result.stored <= self.opts.drop_local_below * rec.size:
+                # A near-free copy (exact replay, re-save): its base carries the same local features,
+                # which would cost more than the copy itself (~18 KB). The S record stays.
+                self.index.stage_drop_local(txn.batch, object_id)
+                extra |= FLAG_LOCAL_DROPPED
         old_stored = rec.stored
         self._switch_file(txn, object_id, result, rec)  # the verbatim file goes once this batch is durable
         kind = "pixel-duplicate" if result.pixel_duplicate else result.mode

@@ -253,6 +253,11 @@ class SimilarityIndex:
         batch.delete(local_key(object_id))
         return Pending("delete", object_id)
 
+    def stage_drop_local(self, batch, object_id: bytes) -> None:
+        """Drop an object's local features (T) but keep its ranking record (S): for near-free copies whose
+        base holds the same features. It can still be ranked and found by copy hash, not verified."""
+        batch.delete(local_key(object_id))
+
     def applied(self, *pending: Pending) -> None:
         """The batch holding these staged changes was written: update the in-memory arrays.
 

@@ -62,13 +62,20 @@ def test_candidates_respect_depth_limit_cycles_and_deleted_objects() -> None:
         oid(2): rec(depth=0),  # fine: depth 1 for us
         oid(3): rec(base=2, depth=4),  # at the limit already: would make depth 5
         oid(4): rec(base=1, depth=1),  # coded against us: a cycle
-        oid(5): rec(refcount=0, dependents=1),  # pinned (deleted): do not extend its life
+        oid(5): rec(refcount=0, dependents=0),  # deleted, garbage: never a base
         oid(6): rec(base=2, depth=1),  # fine: depth 2
     }
     p = processor(records, [FakeCandidate(oid(i)) for i in (3, 4, 5, 2, 6)] + [FakeCandidate(oid(7), "")],
                   max_depth=4)
     got = p.candidates(oid(1), records[oid(1)], {"descriptors": FakeDescriptors(b"me")})
     assert [(c.object_id, c.depth) for c in got] == [(oid(2), 1), (oid(6), 2)]
+
+
+def test_shallower_candidates_are_tried_first() -> None:
+    records = {oid(1): rec(), oid(2): rec(base=3, depth=1), oid(3): rec(), oid(4): rec(base=3, depth=1)}
+    p = processor(records, [FakeCandidate(oid(2)), FakeCandidate(oid(3)), FakeCandidate(oid(4))])
+    got = p.candidates(oid(1), records[oid(1)], {"descriptors": FakeDescriptors(b"me")})
+    assert [c.object_id for c in got] == [oid(3), oid(2), oid(4)]
 
 
 def test_object_with_dependents_is_coded_on_its_own() -> None:
