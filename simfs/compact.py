@@ -29,7 +29,9 @@ def compact(store_path: Path, *, encode: bool = True, progress: bool | None = No
                 todo.append(bytes(key[1:]))
         before = vfs.stored_bytes
         disable = (not sys.stderr.isatty()) if progress is None else not progress
-        for oid in tqdm(todo, desc="compacting", unit="obj", disable=disable):
+        for oid in tqdm(todo, desc="describing", unit="obj", disable=disable):
+            ingest.process(oid)  # descriptors first: the encoder then knows every image
+        for oid in tqdm(ingest.take_pending(), desc="encoding", unit="obj", disable=disable):
             ingest.process(oid)
         replanned = ingest.run_replans()
         ingest.stop()

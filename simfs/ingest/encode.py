@@ -86,6 +86,22 @@ class Candidate:
     pixel_duplicate: bool
 
 
+def fresh_descriptors(content: bytes) -> Any:
+    """Descriptors extracted again from the content, mirror image included (the index stores no mirror
+    features, and a flipped copy is only verified through them); tens of ms beside an encoding."""
+    from .describe import decode_image
+
+    pixels = decode_image(content)
+    if pixels is None:
+        return None
+    try:
+        from codec.similarity import extract
+
+        return extract(pixels)
+    except Exception:
+        return None
+
+
 def chain_contains(record_of: Callable[[bytes], ObjectRecord | None], start: bytes, needle: bytes,
                    limit: int = 64) -> bool:
     """Does the reference chain from start (start included) pass through needle? (cycle check)"""
@@ -103,6 +119,7 @@ def chain_contains(record_of: Callable[[bytes], ObjectRecord | None], start: byt
 class EncodeProcessor:
     name = "encode"
     flag = FLAG_ENCODE_TRIED
+    slow = True  # run after every queued object has been described (simfs/ingest/worker.py)
 
     def __init__(self, objects: LocalObjectStore, *, chains: ChainDecoder | None = None,
                  index: SimilarityIndex | None = None,
@@ -175,7 +192,10 @@ class EncodeProcessor:
             if hashlib.sha256(content).digest() != object_id:
                 log.error("object %s: content does not match its id; left as it is", object_id.hex())
                 return None
-            cands = self.candidates(object_id, rec, earlier or {}) if rec is not None else []
+            earlier = dict(earlier or {})
+            if earlier.get("descriptors") is None and rec is not None and rec.dependents == 0:
+                earlier["descriptors"] = fresh_descriptors(content)
+            cands = self.candidates(object_id, rec, earlier) if rec is not None else []
             refs = []
             for cand in cands:  # reference pixels come from the daemon's LRU (decoded once per base)
                 try:

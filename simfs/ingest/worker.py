@@ -202,6 +202,12 @@ class Ingestor:
             todo = [p for p in self.processors if not rec.flags & p.flag]
             if rec.refcount == 0 or not todo:
                 return False
+            # Fast processors (descriptors) first, for every queued object; the slow ones (encoding)
+            # when the object comes round again: `simfs similar` works at once, and the encoder
+            # knows every image already stored when it picks references.
+            fast = [p for p in todo if not getattr(p, "slow", False)]
+            again = bool(fast) and len(fast) < len(todo)
+            todo = fast or todo
             if vfs.open_for_writing(object_id):
                 with self._cond:  # a file being written: its content will probably change; look later
                     self._deferred[object_id] = time.monotonic()
@@ -261,8 +267,17 @@ class Ingestor:
             self._retries.pop(object_id, None)
         for other, base in jobs:
             self.enqueue_replan(other, base)
+        if again:
+            self.enqueue(object_id)  # to the end of the queue: the slow processors' turn
         self.done += 1
         return True
+
+    def take_pending(self) -> list[bytes]:
+        """Offline: the queued objects (e.g. re-queued for their slow processors), removed from the queue."""
+        with self._cond:
+            out = list(self._pending)
+            self._pending.clear()
+            return out
 
     def run_replans(self) -> int:
         """Offline (`simfs compact`): run every queued re-planning job in this thread; returns how many switched."""
