@@ -84,6 +84,7 @@ class Candidate:
     object_id: bytes
     depth: int  # depth the new object would get
     pixel_duplicate: bool
+    smaller: bool = False  # the base's file is much smaller than this one (a thumbnail, a crop)
 
 
 def fresh_descriptors(content: bytes) -> Any:
@@ -171,14 +172,14 @@ class EncodeProcessor:
                 continue
             other = self.index.get(c.object_id)
             dup = other is not None and other.pixel_hash == d.pixel_hash
-            out.append(Candidate(c.object_id, crec.depth + 1, dup))
+            out.append(Candidate(c.object_id, crec.depth + 1, dup, smaller=crec.size < 0.7 * rec.size))
         dups = [c for c in out if c.pixel_duplicate]
         if dups:
             return sorted(dups, key=lambda c: c.depth)[:1]
-        # Shallowest first (stable: the index's order within a depth), as git prefers short delta
-        # chains: an original beats its own edits as a base (exact replays of the original are the
-        # cheapest codings), and chains stay short to decode.
-        out.sort(key=lambda c: c.depth)
+        # Bases at least about as large as the image first (an upscaled thumbnail predicts a photo
+        # badly), then the shallowest (as git prefers short delta chains: an original beats its own
+        # edits, and chains stay short to decode); the index's order otherwise (stable sort).
+        out.sort(key=lambda c: (c.smaller, c.depth))
         return out[: self.opts.candidates]
 
     # ------------------------------------------------------------------ compute (no lock held)

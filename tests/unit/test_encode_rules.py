@@ -13,8 +13,8 @@ def oid(n: int) -> bytes:
     return bytes([n]) * 32
 
 
-def rec(base: int | None = None, depth: int = 0, refcount: int = 1, dependents: int = 0) -> ObjectRecord:
-    return ObjectRecord(1, refcount, 100, 50, 1, 0, oid(base) if base is not None else NO_OBJECT, depth, dependents)
+def rec(base: int | None = None, depth: int = 0, refcount: int = 1, dependents: int = 0, size: int = 100) -> ObjectRecord:
+    return ObjectRecord(1, refcount, size, 50, 1, 0, oid(base) if base is not None else NO_OBJECT, depth, dependents)
 
 
 @dataclass
@@ -152,3 +152,10 @@ def test_codec_workers_exit_when_the_daemon_is_killed(tmp_path) -> None:
         time.sleep(0.2)
     os.kill(worker, signal.SIGKILL)
     raise AssertionError("the codec worker outlived its daemon")
+
+
+def test_a_much_smaller_base_is_tried_after_the_full_size_ones() -> None:
+    records = {oid(1): rec(size=100), oid(2): rec(size=30), oid(3): rec(base=4, depth=1, size=100), oid(4): rec()}
+    p = processor(records, [FakeCandidate(oid(2)), FakeCandidate(oid(3))])
+    got = p.candidates(oid(1), records[oid(1)], {"descriptors": FakeDescriptors(b"me")})
+    assert [c.object_id for c in got] == [oid(3), oid(2)]  # the thumbnail last, though shallower
