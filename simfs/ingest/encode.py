@@ -85,6 +85,7 @@ class Candidate:
     depth: int  # depth the new object would get
     pixel_duplicate: bool
     smaller: bool = False  # the base's file is much smaller than this one (a thumbnail, a crop)
+    pending: bool = False  # the base is still stored verbatim (not encoded yet)
 
 
 def fresh_descriptors(content: bytes) -> Any:
@@ -172,14 +173,17 @@ class EncodeProcessor:
                 continue
             other = self.index.get(c.object_id)
             dup = other is not None and other.pixel_hash == d.pixel_hash
-            out.append(Candidate(c.object_id, crec.depth + 1, dup, smaller=crec.size < 0.7 * rec.size))
+            out.append(Candidate(c.object_id, crec.depth + 1, dup, smaller=crec.size < 0.7 * rec.size,
+                                 pending=crec.codec == CODEC_VERBATIM))
         dups = [c for c in out if c.pixel_duplicate]
         if dups:
             return sorted(dups, key=lambda c: c.depth)[:1]
         # Bases at least about as large as the image first (an upscaled thumbnail predicts a photo
         # badly), then the shallowest (as git prefers short delta chains: an original beats its own
         # edits, and chains stay short to decode); the index's order otherwise (stable sort).
-        out.sort(key=lambda c: (c.smaller, c.depth))
+        # A base not encoded yet goes after encoded ones of the same depth: it is usually itself a copy
+        # waiting to be coded against the same original.
+        out.sort(key=lambda c: (c.smaller, c.depth, c.pending))
         return out[: self.opts.candidates]
 
     # ------------------------------------------------------------------ compute (no lock held)

@@ -75,8 +75,8 @@ def encode_png(content: bytes, refs: list[Ref], knobs: Knobs) -> JobResult:
             if not intra_done:
                 code_intra()  # after the first candidate: tells whether more are worth trying
             if intra_blob is not None and (len(best[0]) <= knobs.good_enough * len(intra_blob)
-                                           or len(best[0]) >= knobs.hopeless * len(intra_blob)):
-                break
+                                           or (i >= 2 and len(best[0]) >= knobs.hopeless * len(intra_blob))):
+                break  # good enough; or two references tried and neither pays
         elif i > 0 and not intra_done:
             code_intra()
         r = codec.encode(content, codec.Reference(ref.pixels, ref.ref_id), effort=knobs.effort,

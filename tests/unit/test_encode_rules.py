@@ -159,3 +159,10 @@ def test_a_much_smaller_base_is_tried_after_the_full_size_ones() -> None:
     p = processor(records, [FakeCandidate(oid(2)), FakeCandidate(oid(3))])
     got = p.candidates(oid(1), records[oid(1)], {"descriptors": FakeDescriptors(b"me")})
     assert [c.object_id for c in got] == [oid(3), oid(2)]  # the thumbnail last, though shallower
+
+
+def test_encoded_bases_before_verbatim_ones_of_the_same_depth() -> None:
+    records = {oid(1): rec(), oid(2): ObjectRecord(0, 1, 100, 100), oid(3): rec()}
+    p = processor(records, [FakeCandidate(oid(2)), FakeCandidate(oid(3))])
+    got = p.candidates(oid(1), records[oid(1)], {"descriptors": FakeDescriptors(b"me")})
+    assert [c.object_id for c in got] == [oid(3), oid(2)]
