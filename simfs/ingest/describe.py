@@ -47,6 +47,20 @@ def decode_image(content: bytes) -> np.ndarray | None:
     return arr
 
 
+def describe_content(content: bytes, object_id: bytes = b"") -> Descriptors | None:
+    """Descriptors of an image file (mirror image included), or None if it is not a decodable image."""
+    pixels = decode_image(content)
+    if pixels is None:
+        return None
+    try:
+        from codec.similarity import extract
+
+        return extract(pixels)
+    except Exception:
+        log.exception("descriptor extraction failed for object %s", object_id.hex())
+        return None
+
+
 class DescriptorProcessor:
     """Extracts codec.similarity descriptors and stages them in the object's ingest batch."""
 
@@ -60,16 +74,7 @@ class DescriptorProcessor:
 
     def compute(self, object_id: bytes, content: bytes, rec: object = None,
                 earlier: dict | None = None) -> Descriptors | None:
-        pixels = decode_image(content)
-        if pixels is None:
-            return None
-        try:
-            from codec.similarity import extract
-
-            return extract(pixels)
-        except Exception:
-            log.exception("descriptor extraction failed for object %s", object_id.hex())
-            return None
+        return describe_content(content, object_id)
 
     def stage(self, txn: Txn, object_id: bytes, result: Descriptors | None, rec: object = None) -> int:
         if result is None:

@@ -91,17 +91,9 @@ class Candidate:
 def fresh_descriptors(content: bytes) -> Any:
     """Descriptors extracted again from the content, mirror image included (the index stores no mirror
     features, and a flipped copy is only verified through them); tens of ms beside an encoding."""
-    from .describe import decode_image
+    from .describe import describe_content
 
-    pixels = decode_image(content)
-    if pixels is None:
-        return None
-    try:
-        from codec.similarity import extract
-
-        return extract(pixels)
-    except Exception:
-        return None
+    return describe_content(content)
 
 
 def chain_contains(record_of: Callable[[bytes], ObjectRecord | None], start: bytes, needle: bytes,
