@@ -63,6 +63,15 @@ def sha(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def store_base_then_copies(root: Path, store: Path, files: dict[str, bytes]) -> None:
+    """a.png first (so it is stored and encoded), then its copies, which are coded against it."""
+    (root / "a.png").write_bytes(files["a.png"])
+    wait_ingest(store)
+    for name in ("a_vflip.png", "a_resaved.png"):
+        (root / name).write_bytes(files[name])
+    wait_ingest(store)
+
+
 def object_files(store: Path) -> list[Path]:
     return [p for p in (store / "objects").rglob("*.*") if p.is_file()]
 
@@ -72,11 +81,7 @@ def test_dependents_survive_their_base_being_overwritten_and_deleted(tmp_path: P
     store, mnt = tmp_path / "store", tmp_path / "mnt"
     files = variants()
     with Mount(store, mnt) as m:
-        (m.mountpoint / "a.png").write_bytes(files["a.png"])
-        wait_ingest(store)
-        for name in ("a_vflip.png", "a_resaved.png"):
-            (m.mountpoint / name).write_bytes(files[name])
-        wait_ingest(store)
+        store_base_then_copies(m.mountpoint, store, files)
         root = m.mountpoint
         assert info(root / "a.png", "kind") == "intra"
         assert info(root / "a_vflip.png", "kind") == "inter"
@@ -120,11 +125,7 @@ def test_damaged_base_gives_eio_on_every_dependent_and_fsck_names_them(tmp_path:
     store, mnt = tmp_path / "store", tmp_path / "mnt"
     files = variants()
     with Mount(store, mnt) as m:
-        (m.mountpoint / "a.png").write_bytes(files["a.png"])
-        wait_ingest(store)
-        (m.mountpoint / "a_vflip.png").write_bytes(files["a_vflip.png"])
-        (m.mountpoint / "a_resaved.png").write_bytes(files["a_resaved.png"])
-        wait_ingest(store)
+        store_base_then_copies(m.mountpoint, store, files)
         assert info(m.mountpoint / "a_vflip.png", "kind") == "inter"
     base_id = hashlib.sha256(files["a.png"]).hexdigest()
     (victim,) = [p for p in object_files(store) if p.name.startswith(base_id)]
