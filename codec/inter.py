@@ -12,9 +12,11 @@ import time
 
 import numpy as np
 
-from . import align, features, intra
+from . import align, colourmap, features, intra
 
 GREY_METHODS = ("pil_l", "cv_gray", "mean", "green")
+# Every key an inter description may hold; a blob naming another was made by a newer codec.
+KNOWN_STAGES = frozenset({"colour", "geom", "lut", "jpeg", "webp", "blocks", "cmap"})
 
 
 class InterNotApplicable(Exception):
@@ -140,6 +142,9 @@ def fit_lut(t: np.ndarray, p: np.ndarray) -> np.ndarray:
 
 def predict(desc: dict, sections: dict[str, bytes], ref: np.ndarray, tshape: tuple[int, ...]) -> np.ndarray:
     """Replay the prediction recorded in ``desc`` (decoder side). Returns H x W x C uint8."""
+    unknown = set(desc) - KNOWN_STAGES
+    if unknown:
+        raise ValueError(f"inter prediction uses stages this codec does not know: {sorted(unknown)}")
     h, w = tshape[:2]
     tc = tshape[2] if len(tshape) == 3 else 1
     r = colour_adapt(as3(ref), tc, desc["colour"])
@@ -153,6 +158,8 @@ def predict(desc: dict, sections: dict[str, bytes], ref: np.ndarray, tshape: tup
     if desc.get("lut"):
         lut = np.frombuffer(sections["lut"], dtype=np.uint8).reshape(tc, 256)
         p = apply_lut(p, lut)
+    if desc.get("cmap"):
+        p = _apply_cmap(desc["cmap"], sections, p)
     if desc.get("blocks"):
         b = desc["blocks"]
         alts = ([p] + [np.roll(p, tuple(s), axis=(0, 1)) for s in b.get("shifts", [])]
@@ -160,6 +167,48 @@ def predict(desc: dict, sections: dict[str, bytes], ref: np.ndarray, tshape: tup
         bmap = np.frombuffer(sections["blockmap"], dtype=np.uint8).reshape(-(-h // b["size"]), -(-w // b["size"]))
         p = compose_blocks(alts, bmap, b["size"])
     return p
+
+
+def _apply_cmap(c: dict, sections: dict[str, bytes], p: np.ndarray) -> np.ndarray:
+    if p.shape[2] != 3:
+        raise ValueError("a fitted colour map needs an RGB prediction")
+    lattice = np.frombuffer(sections["cmap_lattice"], dtype=">i2").astype(np.int32).reshape(-1, 3)
+    table = None
+    if c.get("table"):
+        img = intra.decode_pixels(sections["cmap_table"], tuple(c["table_shape"]), "uint8")
+        table = colourmap.table_from_image(img, int(c["table"]))
+    return colourmap.apply(p, lattice, table, int(c.get("min_count", 1)))
+
+
+def _cmap_fit(t3: np.ndarray, p: np.ndarray, desc: dict) -> tuple[float, dict, dict[str, bytes], np.ndarray] | None:
+    """Fitted colour transform of the prediction: a least-squares 3D lattice, plus (when its
+    estimated cost pays) exact per-colour corrections. Colour edits by any program (saturation,
+    hue, white balance, curves, colour matrices) leave a near-zero residual. Returns (estimated
+    bits, desc, sections, prediction); the table is JPEG XL-coded later, by _cmap_code."""
+    if t3.shape[2] != 3 or p.shape[2] != 3:
+        return None
+    lattice, corr, counts = colourmap.fit(t3, p)
+    secs = {"cmap_lattice": lattice.astype(">i2").tobytes()}
+    p_lat = colourmap.apply(p, lattice, None, 1)
+    p_tab = colourmap.apply(p, lattice, corr, 1)
+    bits_lat = colourmap.entropy_bits(residual(t3, p_lat))
+    bits_tab = colourmap.entropy_bits(residual(t3, p_tab)) + colourmap.entropy_bits(corr)
+    if bits_tab < bits_lat:
+        secs["cmap_table_raw"] = corr.tobytes()
+        return bits_tab, {**desc, "cmap": {"table": len(corr), "min_count": 1}}, secs, p_tab
+    return bits_lat, {**desc, "cmap": {"table": 0}}, secs, p_lat
+
+
+def _cmap_code(cand: tuple[float, dict, dict[str, bytes], np.ndarray], effort: int
+               ) -> tuple[float, dict, dict[str, bytes], np.ndarray]:
+    bits, desc, secs, p = cand
+    secs = dict(secs)
+    raw = secs.pop("cmap_table_raw", None)
+    if raw is not None:
+        img = colourmap.table_image(np.frombuffer(raw, np.uint8).reshape(-1, 3))
+        secs["cmap_table"] = intra.encode_pixels(img, effort)
+        desc = {**desc, "cmap": {**desc["cmap"], "table_shape": list(img.shape)}}
+    return bits, desc, secs, p
 
 
 def compose_blocks(alts: list[np.ndarray], bmap: np.ndarray, size: int) -> np.ndarray:
@@ -369,6 +418,7 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
     # Refine the best geometries: colour conversion, JPEG replay, LUT; then code the best few.
     t2 = time.perf_counter()
     finals: list[tuple[float, dict, dict[str, bytes], np.ndarray]] = []
+    cmap_best: tuple[float, dict, dict[str, bytes], np.ndarray] | None = None
     seen_geoms = 0
     for gc, g in scored:
         if seen_geoms == 2 or (seen_geoms and gc > 2 * scored[0][0] + 0.5):
@@ -392,6 +442,10 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
             pl = apply_lut(p, lut)
             cl = _cost(t3, pl)
             finals.append((cl, {**desc, "lut": True}, {"lut": lut.tobytes()}, pl))
+        if min(c0, cl) > 0.01:  # a colour edit no per-channel curve explains: fit one in 3D
+            cm = _cmap_fit(t3, p, desc)
+            if cm is not None and (cmap_best is None or cm[0] < cmap_best[0]):
+                cmap_best = cm
         # Lossy replays only after deterministic geometries: a free homography is estimated, so
         # its prediction cannot match an encoder's blocks exactly (and the search is slow).
         replayable = g["type"] != "homography" and min(c0, cl) > 0.01
@@ -408,6 +462,13 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
             if jp[0] > 0 and not np.array_equal(lut, ident):
                 pl = apply_lut(pj, lut)
                 finals.append((_cost(t3, pl), {**dj, "lut": True}, {"lut": lut.tobytes()}, pl))
+    exact = next((g for _c, g in scored if g["type"] in ("dihedral", "shift")), None)
+    if exact is not None and cmap_best is not None and exact is not cmap_best[1]["geom"]:
+        # an exact alignment keeps pixel colours unmixed, so the per-colour table fits it best,
+        # even when an interpolating warp (which blurs noise away) scored a little better
+        cm = _cmap_fit(t3, apply_geom(rb, exact, (h, w)), {"colour": base_col, "geom": exact, "lut": False})
+        if cm is not None and cm[0] < cmap_best[0]:
+            cmap_best = cm
     finals.sort(key=lambda f: f[0])
     chosen: list[tuple[float, dict, dict[str, bytes], np.ndarray]] = finals[:max_final]
     if finals and finals[0][0] > 0.5:
@@ -416,6 +477,9 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
         bc = _blocks_candidate(t3, p0, d0, s0, r_main, second_geoms)
         if bc is not None:
             chosen = [(c0, bc[0], bc[1], bc[2]), *chosen]
+    if cmap_best is not None and (not finals or finals[0][0] > 0.01):
+        # coded last: its proxy cost ignores the table, so it must not stop the others
+        chosen = [*chosen, _cmap_code(cmap_best, effort)]
     out = []
     for _c, cdesc, sections, p in chosen:
         desc = cdesc
@@ -427,6 +491,7 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
         label += (f"+jpeg{desc['jpeg'][0]}" if desc.get("jpeg") else "") + (f"+webp{desc['webp'][0]}" if desc.get("webp") else "")
         label += "+lut" if desc["lut"] else ""
         label += "+blocks" if desc.get("blocks") else ""
+        label += ("+cmap" + ("+table" if desc["cmap"].get("table") else "")) if desc.get("cmap") else ""
         label += "" if desc["colour"] == "same" else f"+{desc['colour']}"
         out.append((desc, sections, payload, label))
         if _c == 0:
