@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from . import align, colourmap, features, intra
+from . import align, colourmap, features, intra, resample
 
 GREY_METHODS = ("pil_l", "cv_gray", "mean", "green")
 # Every key an inter description may hold; a blob naming another was made by a newer codec.
@@ -83,6 +83,8 @@ def apply_geom(r: np.ndarray, g: dict, shape: tuple[int, int]) -> np.ndarray:
         return align.pil_rotate(r, g["angle"], g["resample"], g["fill"])
     if t == "scale_paste":
         return align.scale_paste(r, shape, tuple(g["size"]), g["lib"], g["filter"], g["dx"], g["dy"], g["fill"])
+    if t == "fitres":
+        return resample.apply(align.dihedral(r, g.get("k", 0)), g, shape)
     if t == "homography":
         return align.warp(r, np.array(g["H"], dtype=np.float64).reshape(3, 3), shape, g["interp"])
     raise ValueError(f"unknown geometry {t}")
@@ -320,6 +322,27 @@ def _best_lossy(t3: np.ndarray, p: np.ndarray, kind: str = "jpeg") -> tuple[floa
     return c, [q, ss]
 
 
+def _fitted_resampling(t3: np.ndarray, rb: np.ndarray, scored: list[tuple[float, dict]]) -> dict | None:
+    """When the best rescale geometry found is not an exact replay, fit its filter (per-phase
+    separable taps, least squares) so a resize by any program predicts within rounding noise."""
+    best = min(((c, g) for c, g in scored if g["type"] in ("resize", "scale_paste")),
+               key=lambda cg: cg[0], default=None)
+    if best is None or best[0] <= 0.01:
+        return None
+    c, g = best
+    h, w = t3.shape[:2]
+    k = g.get("k", 0)
+    r = align.dihedral(rb, k)
+    if g["type"] == "resize":
+        size, off = (w, h), (0, 0)
+    else:
+        size, off = (int(g["size"][0]), int(g["size"][1])), (int(g["dx"]), int(g["dy"]))
+    try:
+        return {**resample.fit(r, t3, size, off), "k": k}
+    except (np.linalg.LinAlgError, ValueError, MemoryError):
+        return None
+
+
 def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: int = 2,
            timings: dict | None = None) -> list[tuple[dict, dict[str, bytes], bytes, str]]:
     """Inter candidates for ``target`` given ``ref``: list of (desc, sections, payload, label).
@@ -412,6 +435,12 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
             for M in align.snapped_affines(H, (rh, rw)):
                 for interp in ("linear", "cubic", "nearest", "area", "lanczos"):
                     best = min(best, score({"type": "affine", "M": M, "interp": interp, "fill": 0}))
+    if scored:
+        t3b = time.perf_counter()
+        fitted = _fitted_resampling(t3, rb, scored)
+        if fitted is not None:
+            score(fitted)
+        timings["inter_fitres"] = time.perf_counter() - t3b
     if not scored:
         return []
     scored.sort(key=lambda s: s[0])

@@ -4,6 +4,7 @@
 Examples (from the repo root):
   PYTHONPATH=. python scripts/bench_codec.py --images ../shared/data/devset --exclude fmt-
   PYTHONPATH=. python scripts/bench_codec.py --pairs scripts/devset_pairs.tsv
+  python scripts/make_edit_set.py /tmp/editset && python scripts/bench_codec.py --pairs /tmp/editset/pairs.tsv
   PYTHONPATH=. python scripts/bench_codec.py --writers          # Pillow/OpenCV rebuild exactness
   PYTHONPATH=. python scripts/bench_codec.py --big 12           # 12 MP encode/decode timing
 """
@@ -91,6 +92,9 @@ def bench_images(root: Path, exclude: list[str], effort: int, anchors: bool) -> 
 
 
 def bench_pairs(tsv: Path, effort: int) -> dict:
+    """Each target coded against its reference. Ratios are stored bytes / JPEG XL (effort 7, the
+    target's pixels alone); decode times are pixel decodes (inter: the whole chain step; intra:
+    the JPEG XL alone), measured side by side."""
     base = tsv.parent
     rows = []
     refs: dict[str, codec.Reference] = {}
@@ -106,34 +110,51 @@ def bench_pairs(tsv: Path, effort: int) -> dict:
                 refs[str(rp)] = codec.Reference(a.pixels, rec["reference"].encode()[-255:])
             ref = refs[str(rp)]
             data = tp.read_bytes()
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             r = codec.encode(data, ref, effort=effort, allow_larger=True)
-            te = time.perf_counter() - t0
-            row = {"group": group, "target": rec["target"], "reference": rec["reference"], "orig": len(data),
-                   "mode": r.mode, "chosen": r.chosen, "encode_s": te, "timings": r.timings, "reason": r.reason}
+            te, ce = time.perf_counter() - t0, time.process_time() - c0
+            row = {"group": group, "edit": rec.get("edit", ""), "target": rec["target"], "reference": rec["reference"],
+                   "orig": len(data), "mode": r.mode, "chosen": r.chosen, "encode_s": te, "encode_cpu_s": ce,
+                   "timings": r.timings, "reason": r.reason}
             if r.blob is not None:
+                a = codec.analyze(data)
+                jxl = intra.encode_pixels(a.pixels, 7)
                 t1 = time.perf_counter()
-                ok = codec.decode(r.blob, ref if r.mode == "inter" else None) == data
+                px = codec.decode_pixels(r.blob, ref if r.mode == "inter" else None)
                 row["decode_s"] = time.perf_counter() - t1
+                t2 = time.perf_counter()
+                intra.decode_pixels(jxl, a.pixels.shape, str(a.pixels.dtype))
+                row["decode_intra_s"] = time.perf_counter() - t2
+                ok = np.array_equal(px, a.pixels) and codec.decode(r.blob, ref if r.mode == "inter" else None) == data
                 inter_sizes = [v for k, v in r.sizes.items() if k.startswith("inter")]
-                row.update(intra=r.sizes["intra"], inter=min(inter_sizes) if inter_sizes else None,
-                           stored=len(r.blob), exact=ok, ratio=len(r.blob) / r.sizes["intra"])
+                row.update(intra=r.sizes["intra"], jxl_e7=len(jxl), inter=min(inter_sizes) if inter_sizes else None,
+                           stored=len(r.blob), exact=ok, ratio=len(r.blob) / r.sizes["intra"],
+                           ratio_jxl=len(r.blob) / len(jxl))
             rows.append(row)
-            print(f"  {group} {rec['target']}: {r.mode} {r.chosen} {row.get('stored')} / intra {row.get('intra')}",
+            print(f"  {group} {rec['target']}: {r.mode} {r.chosen} {row.get('stored')} / jxl {row.get('jxl_e7')}",
                   file=sys.stderr, flush=True)
-    groups: dict[str, dict] = {}
-    for r in rows:
-        if "intra" not in r:
-            continue
-        g = groups.setdefault(r["group"], {"pairs": 0, "intra": 0, "stored": 0, "inter_chosen": 0, "exact": 0})
-        g["pairs"] += 1
-        g["intra"] += r["intra"]
-        g["stored"] += r["stored"]
-        g["inter_chosen"] += r["mode"] == "inter"
-        g["exact"] += r["exact"]
-    for g in groups.values():
-        g["ratio"] = g["stored"] / g["intra"]
-    return {"rows": rows, "groups": groups}
+
+    def summarise(key) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for r in rows:
+            if "intra" not in r:
+                continue
+            g = out.setdefault(key(r), {"pairs": 0, "jxl_e7": 0, "stored": 0, "inter_chosen": 0, "exact": 0,
+                                        "max_ratio": 0.0, "decode_s": 0.0, "decode_intra_s": 0.0,
+                                        "encode_cpu_s": 0.0})
+            g["pairs"] += 1
+            for k in ("jxl_e7", "stored", "decode_s", "decode_intra_s", "encode_cpu_s"):
+                g[k] += r[k]
+            g["inter_chosen"] += r["mode"] == "inter"
+            g["exact"] += r["exact"]
+            g["max_ratio"] = max(g["max_ratio"], r["ratio_jxl"])
+        for g in out.values():
+            g["ratio"] = g["stored"] / g["jxl_e7"]
+            g["decode_vs_intra"] = g["decode_s"] / max(g["decode_intra_s"], 1e-9)
+        return out
+
+    return {"rows": rows, "groups": summarise(lambda r: r["group"]),
+            "edits": summarise(lambda r: f"{r['group']}/{r['edit']}") if any(r["edit"] for r in rows) else {}}
 
 
 def bench_writers() -> dict:
@@ -248,10 +269,13 @@ def main() -> int:
                                                 "exact", "enc_mps", "dec_mps", "reason"]))
         print(json.dumps(result["images"]["summary"], indent=2))
     if "pairs" in result:
-        print(_table(result["pairs"]["rows"], ["group", "target", "intra", "inter", "mode", "chosen", "ratio",
-                                               "exact", "encode_s", "decode_s"]))
-        print(_table([{"group": k, **v} for k, v in result["pairs"]["groups"].items()],
-                     ["group", "pairs", "intra", "stored", "ratio", "inter_chosen", "exact"]))
+        print(_table(result["pairs"]["rows"], ["group", "target", "jxl_e7", "inter", "mode", "chosen", "ratio_jxl",
+                                               "exact", "encode_cpu_s", "decode_s", "decode_intra_s"]))
+        cols = ["group", "pairs", "jxl_e7", "stored", "ratio", "max_ratio", "inter_chosen", "exact",
+                "encode_cpu_s", "decode_vs_intra"]
+        if result["pairs"]["edits"]:
+            print(_table([{"group": k, **v} for k, v in sorted(result["pairs"]["edits"].items())], cols))
+        print(_table([{"group": k, **v} for k, v in result["pairs"]["groups"].items()], cols))
     if "writers" in result:
         bad = [r for r in result["writers"]["rows"] if not r["exact"]]
         print(_table(bad, ["writer", "reason"]) if bad else "all writer outputs rebuilt exactly")

@@ -1,0 +1,151 @@
+"""Fitted resampling: a separable kernel, per sub-pixel phase, fitted by least squares to a rescale.
+
+A copy rescaled by a program whose filter the codec cannot replay (ImageMagick, libvips, an
+editor) is still, away from clipping, a separable linear filter of the reference. Given the
+geometry (scaled size and offset, found by the exact-replay search), this module fits the taps
+of that filter for each of PHASES sub-pixel phases (taps interpolated linearly between phases) by
+alternating least squares on the two axes. The decoder applies the quantized taps in integer
+arithmetic only, so the prediction replays bit-exactly on any machine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PHASES = 16
+TAP_BITS = 12     # taps stored as integers in 1/4096
+ALPHA_BITS = 6    # phase interpolation weight in 1/64
+MAX_TAPS = 24
+FIT_SAMPLES = 120_000
+MAX_TAP = 1 << 15  # |tap| <= 8.0: keeps the integer decoder far from int64 overflow
+
+
+def taps_for(n_in: int, n_scaled: int) -> int:
+    """Enough taps for a Lanczos-3-wide kernel at this scale, plus one on each side."""
+    s = min(1.0, n_scaled / n_in)
+    return int(min(MAX_TAPS, 2 * int(np.ceil(3 / s)) + 2))
+
+
+def positions(n_out: int, n_in: int, n_scaled: int, offset: int, taps: int
+              ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each output index: first source tap index, phase bin and interpolation weight (0..63).
+
+    Output pixel x samples the reference at u = (x - offset + 0.5) * n_in / n_scaled - 0.5 (the
+    pixel-centre convention every common resizer uses); computed in integers."""
+    x = np.arange(n_out, dtype=np.int64)
+    num = (2 * (x - offset) + 1) * n_in - n_scaled
+    den = 2 * n_scaled
+    fl = num // den
+    frac = num - fl * den
+    q = frac * PHASES * (1 << ALPHA_BITS) // den
+    return fl - taps // 2 + 1, q >> ALPHA_BITS, q & ((1 << ALPHA_BITS) - 1)
+
+
+def _coefs(kernel: np.ndarray, p0: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """Per output index taps, kernel (PHASES+1) x T interpolated between phase bins."""
+    return kernel[p0] * ((1 << ALPHA_BITS) - a)[:, None] + kernel[p0 + 1] * a[:, None]
+
+
+def _gather(z: np.ndarray, start: np.ndarray, taps: int, n_in: int) -> np.ndarray:
+    return np.clip(start[:, None] + np.arange(taps)[None, :], 0, n_in - 1)
+
+
+def _resample_axis1_float(z: np.ndarray, idx: np.ndarray, coef: np.ndarray) -> np.ndarray:
+    out = np.zeros((z.shape[0], idx.shape[0], z.shape[2]), dtype=np.float64)
+    for j in range(idx.shape[1]):
+        out += z[:, idx[:, j], :] * coef[None, :, j, None]
+    return out
+
+
+def init_kernel(taps: int, n_in: int, n_scaled: int) -> np.ndarray:
+    """Lanczos-3 at the scale, per phase: the starting point of the fit and its ridge target."""
+    s = min(1.0, n_scaled / n_in)
+    ph = np.arange(PHASES + 1) / PHASES
+    d = (np.arange(taps)[None, :] - (taps // 2 - 1)) - ph[:, None]
+    k = np.sinc(d * s) * np.sinc(d * s / 3) * (np.abs(d * s) < 3)
+    return k / k.sum(axis=1, keepdims=True)
+
+
+def _fit_axis1(z: np.ndarray, t: np.ndarray, idx: np.ndarray, p0: np.ndarray, a: np.ndarray,
+               prior: np.ndarray, ridge: float) -> np.ndarray:
+    """Least-squares kernel (PHASES+1) x T such that resampling z along axis 1 gives t."""
+    taps = idx.shape[1]
+    n = (PHASES + 1) * taps
+    ata = np.zeros((n, n))
+    atb = np.zeros(n)
+    seg = z[:, idx, :]                                     # rows x n_out x T x C
+    g = np.einsum("ixtc,ixuc->xtu", seg, seg)
+    b = np.einsum("ixtc,ixc->xt", seg, t)
+    al = a / (1 << ALPHA_BITS)
+    for x in range(idx.shape[0]):
+        i0, i1 = p0[x] * taps, (p0[x] + 1) * taps
+        w0, w1 = 1 - al[x], al[x]
+        ata[i0:i0 + taps, i0:i0 + taps] += w0 * w0 * g[x]
+        ata[i0:i0 + taps, i1:i1 + taps] += w0 * w1 * g[x]
+        ata[i1:i1 + taps, i0:i0 + taps] += w0 * w1 * g[x]
+        ata[i1:i1 + taps, i1:i1 + taps] += w1 * w1 * g[x]
+        atb[i0:i0 + taps] += w0 * b[x]
+        atb[i1:i1 + taps] += w1 * b[x]
+    lam = ridge * np.trace(ata) / n + 1e-9
+    sol = np.linalg.solve(ata + lam * np.eye(n), atb + lam * prior.ravel())
+    return sol.reshape(PHASES + 1, taps)
+
+
+def fit(ref: np.ndarray, target: np.ndarray, size: tuple[int, int], offset: tuple[int, int],
+        rounds: int = 3, ridge: float = 1e-4) -> dict:
+    """Fit vertical and horizontal kernels mapping ref (H x W x C) to target (h x w x C), where the
+    reference scaled to size (sw, sh) sits at offset (dx, dy) in the target. Returns the geometry
+    description (quantized taps included) for ``apply``."""
+    hh, ww = ref.shape[:2]
+    h, w = target.shape[:2]
+    (sw, sh), (dx, dy) = size, offset
+    tv, th = taps_for(hh, sh), taps_for(ww, sw)
+    sv, pv, av = positions(h, hh, sh, dy, tv)
+    s_h, ph, ah = positions(w, ww, sw, dx, th)
+    iv, ih = _gather(ref, sv, tv, hh), _gather(ref, s_h, th, ww)
+    r = ref.astype(np.float64)
+    t = target.astype(np.float64)
+    kv, kh = init_kernel(tv, hh, sh), init_kernel(th, ww, sw)
+    prior_v, prior_h = kv.copy(), kh.copy()
+    scale = float(1 << ALPHA_BITS)
+    # subsample the rows (columns) used for each axis' fit: a few hundred taps need far fewer pixels
+    row_step = max(1, int(np.ceil(h * w / FIT_SAMPLES)))
+    for _ in range(rounds):
+        cv = _coefs(kv, pv, av) / scale
+        vert = _resample_axis1_float(r.transpose(1, 0, 2), iv, cv).transpose(1, 0, 2)  # h x W x C
+        rows = slice(0, h, row_step)
+        kh = _fit_axis1(vert[rows], t[rows], ih, ph, ah, prior_h, ridge)
+        ch = _coefs(kh, ph, ah) / scale
+        horiz = _resample_axis1_float(r, ih, ch)                                         # H x w x C
+        cols = slice(0, w, row_step)
+        kv = _fit_axis1(horiz.transpose(1, 0, 2)[cols], t.transpose(1, 0, 2)[cols], iv, pv, av, prior_v, ridge)
+    q = float(1 << TAP_BITS)
+    kv, kh = (np.clip(k, -MAX_TAP, MAX_TAP) for k in (kv * q, kh * q))
+    return {"type": "fitres", "size": [int(sw), int(sh)], "dx": int(dx), "dy": int(dy),
+            "kv": np.round(kv).astype(np.int64).ravel().tolist(),
+            "kh": np.round(kh).astype(np.int64).ravel().tolist(), "tv": tv, "th": th}
+
+
+def apply(ref: np.ndarray, g: dict, shape: tuple[int, int]) -> np.ndarray:
+    """Decoder: the fitted rescale of ref (H x W x C uint8) to shape, integer arithmetic only."""
+    hh, ww = ref.shape[:2]
+    h, w = shape
+    (sw, sh), dx, dy, tv, th = g["size"], g["dx"], g["dy"], int(g["tv"]), int(g["th"])
+    if not (0 < tv <= MAX_TAPS and 0 < th <= MAX_TAPS and sw > 0 and sh > 0
+            and max(map(abs, g["kv"]), default=0) <= MAX_TAP and max(map(abs, g["kh"]), default=0) <= MAX_TAP):
+        raise ValueError("bad fitted-resampling parameters")
+    kv = np.asarray(g["kv"], dtype=np.int64).reshape(PHASES + 1, tv)
+    kh = np.asarray(g["kh"], dtype=np.int64).reshape(PHASES + 1, th)
+    sv, pv, av = positions(h, hh, sh, dy, tv)
+    s_h, ph, ah = positions(w, ww, sw, dx, th)
+    iv, ih = _gather(ref, sv, tv, hh), _gather(ref, s_h, th, ww)
+    cv, ch = _coefs(kv, pv, av), _coefs(kh, ph, ah)            # scale 2^(TAP_BITS + ALPHA_BITS)
+    r = ref.astype(np.int64)
+    vert = np.zeros((h, ww, ref.shape[2]), dtype=np.int64)
+    for j in range(tv):
+        vert += r[iv[:, j]] * cv[:, j, None, None]
+    out = np.zeros((h, w, ref.shape[2]), dtype=np.int64)
+    for j in range(th):
+        out += vert[:, ih[:, j]] * ch[None, :, j, None]
+    shift = 2 * (TAP_BITS + ALPHA_BITS)
+    return np.clip((out + (1 << (shift - 1))) >> shift, 0, 255).astype(np.uint8)
