@@ -306,7 +306,7 @@ def _best_lossy(t3: np.ndarray, p: np.ndarray, kind: str = "jpeg") -> tuple[floa
 
     qualities: tuple[int, ...]
     if kind == "jpeg":
-        subs: tuple[int, ...] = (2, 0) if p.shape[2] == 3 else (0,)
+        subs: tuple[int, ...] = (2, 0, 1) if p.shape[2] == 3 else (0,)  # 4:2:0, 4:4:4, 4:2:2
         qualities = JPEG_QUALITIES
     else:
         subs, qualities = (4,), WEBP_QUALITIES
