@@ -88,8 +88,15 @@ def fit_lattice(src: np.ndarray, tgt: np.ndarray, weight: np.ndarray, ridge: flo
 def colour_index(p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Distinct colours of a prediction (sorted keys), their counts, and each pixel's index into them."""
     keys = pack(p)
-    uniq, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
-    return uniq, counts, inv
+    if keys.size < (1 << 18):
+        uniq, inv, counts = np.unique(keys, return_inverse=True, return_counts=True)
+        return uniq, counts, inv.ravel()
+    # big images: a histogram over all 2^24 colours is linear time, where sorting is not
+    hist = np.bincount(keys, minlength=1 << 24)
+    uniq = np.flatnonzero(hist).astype(np.int32)
+    slot = np.zeros(1 << 24, dtype=np.int32)
+    slot[uniq] = np.arange(len(uniq), dtype=np.int32)
+    return uniq, hist[uniq], slot[keys]
 
 
 def modal_targets(keys_inv: np.ndarray, n_uniq: int, t: np.ndarray) -> np.ndarray:
