@@ -5,6 +5,7 @@ from .api import (
     Reference,
     ReferenceMismatch,
     analyze,
+    blob_features,
     blob_info,
     blob_reference,
     decode,
@@ -19,6 +20,6 @@ from .recipe import DEFAULT_MAX_PIXELS, Analysis, Recipe, png_pixels
 
 __all__ = [
     "Analysis", "CorruptBlob", "DEFAULT_MAX_PIXELS", "DeflaterUnavailable", "EncodeResult", "FORMAT_VERSION", "Recipe", "Reference",
-    "ReferenceMismatch", "analyze", "blob_info", "blob_reference", "decode", "decode_pixels", "deflater_identity", "encode",
+    "ReferenceMismatch", "analyze", "blob_features", "blob_info", "blob_reference", "decode", "decode_pixels", "deflater_identity", "encode",
     "png_pixels", "self_test",
 ]

@@ -161,6 +161,17 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
         return EncodeResult(None, "verbatim", f"encoder error: {type(e).__name__}: {e}", sizes, timings)
 
 
+def blob_features(blob: bytes) -> frozenset[str]:
+    """Decoder abilities a blob needs beyond the first inter format, as store FORMAT feature names
+    (so a store holding such blobs is refused by an older simfs instead of giving EIO)."""
+    b = bitstream.unpack(blob)
+    d = b.meta.get("inter") or {}
+    geoms = [d.get("geom") or {}, *((d.get("blocks") or {}).get("alts") or [])]
+    if d.get("cmap") or any(g.get("type") == "fitres" for g in geoms):
+        return frozenset({"fitted-predictions"})
+    return frozenset()
+
+
 def _check_reference(b: bitstream.Blob, reference: Reference | None, verify_hash: bool) -> np.ndarray:
     if reference is None:
         raise ReferenceMismatch("inter blob needs its reference image")

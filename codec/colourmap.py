@@ -78,10 +78,9 @@ def fit_lattice(src: np.ndarray, tgt: np.ndarray, weight: np.ndarray, ridge: flo
             atb[:, c] += np.bincount(idx[a], weights=wa * t[:, c], minlength=n)
         for b in range(8):
             ata += np.bincount(idx[a] * n + idx[b], weights=wa * wf[b], minlength=n * n)
-    ata = ata.reshape(n, n)
     lam = ridge * max(float(weight.sum()), 1.0) / n
     ident = identity_lattice().astype(np.float64) / VALUE_SCALE
-    sol = np.linalg.solve(ata + lam * np.eye(n), atb + lam * ident)
+    sol = np.linalg.solve(ata.reshape(n, n) + lam * np.eye(n), atb + lam * ident)
     return np.clip(np.round(sol * VALUE_SCALE), -64 * VALUE_SCALE, 320 * VALUE_SCALE).astype(np.int32)
 
 

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import xxhash
 
+import codec
+
 from ..catalog import keys
 from ..catalog.records import (
     FLAG_ENCODE_TRIED,
@@ -77,6 +79,7 @@ class Encoded:
     sizes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
     intra_bytes: int = 0  # envelope + intra blob, when measured
+    features: frozenset[str] = frozenset()  # store FORMAT features the blob needs (fitted predictions)
 
 
 @dataclass
@@ -223,7 +226,8 @@ class EncodeProcessor:
         intra_blob_len = job.intra_len
         staging = self._write_staging(object_id, blob, len(content))
         return Encoded(staging, HEADER_SIZE + len(blob), chosen_mode, base, depth, dup, sizes,
-                       job.seconds, HEADER_SIZE + intra_blob_len if intra_blob_len else 0)
+                       job.seconds, HEADER_SIZE + intra_blob_len if intra_blob_len else 0,
+                       codec.blob_features(blob))
 
     # ------------------------------------------------------------------ stage (under the lock)
     def stage(self, txn: Txn, object_id: bytes, result: Encoded | None, rec: ObjectRecord) -> int:
@@ -240,7 +244,8 @@ class EncodeProcessor:
                     or (rec.dependents > 0 and depth != rec.depth)):
                 raise NotNow  # another worker's switch changed the graph: compute again
             if self.require_feature is not None:
-                self.require_feature(FEATURE_CHAINS)  # before the first record that needs it
+                for feature in (FEATURE_CHAINS, *sorted(result.features)):
+                    self.require_feature(feature)  # before the first record that needs it
             txn.add_dependent(result.base)
             rec.base, rec.depth, rec.intra_bytes = result.base, depth, result.intra_bytes
             if result.pixel_duplicate:
@@ -316,7 +321,7 @@ class EncodeProcessor:
         staging = self._write_staging(object_id, blob, len(content))
         intra = rec.intra_bytes if rec.has_base else rec.stored
         return Encoded(staging, HEADER_SIZE + len(blob), "inter", base, depth, False, {"inter": len(blob)},
-                       time.perf_counter() - t0, intra)
+                       time.perf_counter() - t0, intra, codec.blob_features(blob))
 
     def stage_replan(self, txn: Txn, object_id: bytes, result: Encoded, rec: ObjectRecord) -> None:
         """Switch a stored object to its new coding; the old base loses a dependent (maybe freed later)."""
@@ -326,7 +331,8 @@ class EncodeProcessor:
             raise NotNow
         old_base = rec.base if rec.has_base else None
         if self.require_feature is not None:
-            self.require_feature(FEATURE_CHAINS)
+            for feature in (FEATURE_CHAINS, *sorted(result.features)):
+                self.require_feature(feature)
         txn.add_dependent(result.base)
         if old_base is not None:
             txn.drop_dependent(old_base)
