@@ -294,3 +294,28 @@ def test_file_open_for_writing_is_not_encoded_until_closed(tmp_path: Path) -> No
         assert info(m.mountpoint / "a.png", "kind") == "intra"
         assert (m.mountpoint / "a.png").read_bytes() == data
     assert_fsck_clean(store)
+
+
+@pytest.mark.timeout(600)
+def test_colour_graded_copy_uses_a_fitted_colour_map_and_marks_the_store(tmp_path: Path) -> None:
+    """A saturation + warmth grade no per-channel curve explains (computed in floats, as an editor
+    would): coded against the original through a fitted colour map, far below intra; the store's
+    FORMAT then names fitted-predictions; the copy reads back byte for byte after a remount."""
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    src = np.asarray(Image.open(UKB / "ukbench00120.png").convert("RGB")).astype(np.float64)
+    grey = src.mean(axis=2, keepdims=True)
+    graded = np.clip(np.round(grey + (src - grey) * 1.3 + [6, 0, -8]), 0, 255).astype(np.uint8)
+    files = {"a.png": png(Image.fromarray(src.astype(np.uint8))), "graded.png": png(Image.fromarray(graded))}
+    with Mount(store, mnt) as m:
+        (m.mountpoint / "a.png").write_bytes(files["a.png"])
+        wait_ingest(store)
+        assert "fitted-predictions" not in (store / "FORMAT").read_text()
+        (m.mountpoint / "graded.png").write_bytes(files["graded.png"])
+        wait_ingest(store)
+        assert info(m.mountpoint / "graded.png", "kind") == "inter"
+        assert int(info(m.mountpoint / "graded.png", "stored_bytes")) < 0.4 * int(
+            info(m.mountpoint / "a.png", "stored_bytes"))
+        assert "fitted-predictions" in (store / "FORMAT").read_text()
+    with Mount(store, mnt) as m:
+        assert sha((m.mountpoint / "graded.png").read_bytes()) == sha(files["graded.png"])
+    assert_fsck_clean(store)
