@@ -13,6 +13,7 @@ from .api import (
     deflater_identity,
     encode,
     self_test,
+    verifies,
 )
 from .bitstream import FORMAT_VERSION, CorruptBlob
 from .deflate import DeflaterUnavailable
@@ -21,5 +22,5 @@ from .recipe import DEFAULT_MAX_PIXELS, Analysis, Recipe, png_pixels
 __all__ = [
     "Analysis", "CorruptBlob", "DEFAULT_MAX_PIXELS", "DeflaterUnavailable", "EncodeResult", "FORMAT_VERSION", "Recipe", "Reference",
     "ReferenceMismatch", "analyze", "blob_features", "blob_info", "blob_reference", "decode", "decode_pixels", "deflater_identity", "encode",
-    "png_pixels", "self_test",
+    "png_pixels", "self_test", "verifies",
 ]

@@ -35,6 +35,8 @@ class EncodeResult:
     sizes: dict[str, int] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
     chosen: str = ""  # label of the winning candidate, e.g. "inter:dihedral+lut"
+    # verify=False: every candidate blob, smallest first, none of them checked yet: (blob, mode, label)
+    unverified: list[tuple[bytes, str, str]] = field(default_factory=list)
 
 
 def pixel_hash(pixels: np.ndarray) -> str:
@@ -95,13 +97,16 @@ def _make_blob(a: Analysis, data: bytes, mode: str, payload: bytes, effort: int,
 def encode(data: bytes, reference: Reference | None = None, *, effort: int = intra.DEFAULT_EFFORT,
            max_pixels: int = DEFAULT_MAX_PIXELS, try_inter: bool = True,
            analysis: Analysis | None = None, allow_larger: bool = False,
-           include_intra: bool = True) -> EncodeResult:
+           include_intra: bool = True, verify: bool = True) -> EncodeResult:
     """Encode ``data``; never raises on bad input. The returned blob has been decoded and compared.
 
     ``analysis`` may pass a previous ``analyze(data)`` result to skip parsing again (the blob is
     still verified against ``data`` itself). ``include_intra=False`` returns only an inter
     result (or "verbatim" when none verifies), for callers that try several references and code
-    intra once themselves. Unless ``allow_larger``, a blob that is not smaller
+    intra once themselves. ``verify=False`` skips the decode-and-compare and returns every candidate
+    in ``unverified`` (smallest first) for a caller that picks among several encodes and then checks
+    only its choice with ``verifies``: one verification per file instead of one per encode.
+    Unless ``allow_larger``, a blob that is not smaller
     than ``data`` (tiny PNGs: the recipe and header overhead is a few hundred bytes) is dropped and
     the result says "verbatim".
     """
@@ -141,6 +146,13 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
                 inter_note = f"inter failed: {type(e).__name__}: {e}"
             timings["inter"] = time.perf_counter() - t2
         cands.sort(key=lambda c: len(c[0]))
+        if not verify:
+            timings["total"] = time.perf_counter() - t0
+            if not allow_larger:
+                cands = [c for c in cands if len(c[0]) < len(data)]
+            if not cands:
+                return EncodeResult(None, "verbatim", inter_note or "no coding smaller than the file", sizes, timings)
+            return EncodeResult(cands[0][0], cands[0][1], inter_note, sizes, timings, cands[0][2], cands)
         t3 = time.perf_counter()
         for blob, mode, label in cands:
             try:
@@ -159,6 +171,14 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
         return EncodeResult(None, "verbatim", "out of memory while encoding", sizes, timings)
     except Exception as e:
         return EncodeResult(None, "verbatim", f"encoder error: {type(e).__name__}: {e}", sizes, timings)
+
+
+def verifies(blob: bytes, data: bytes, reference: Reference | None = None) -> bool:
+    """True when the blob decodes (with its reference, for inter) to exactly ``data``."""
+    try:
+        return decode(blob, reference) == data
+    except Exception:
+        return False
 
 
 def blob_features(blob: bytes) -> frozenset[str]:

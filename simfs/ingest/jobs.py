@@ -48,7 +48,10 @@ def inter_accepted(inter_bytes: int, intra_bytes: int | None, depth: int, knobs:
 
 
 def encode_png(content: bytes, refs: list[Ref], knobs: Knobs) -> JobResult:
-    """The smallest verified coding of a PNG: against one of refs (best first) or on its own."""
+    """The smallest verified coding of a PNG: against one of refs (best first) or on its own.
+
+    Every encode runs unverified; only the coding finally chosen is decoded and compared (and, if
+    that ever failed, the next one): one verification per file instead of one per encode."""
     import codec
 
     t0 = time.perf_counter()
@@ -56,47 +59,60 @@ def encode_png(content: bytes, refs: list[Ref], knobs: Knobs) -> JobResult:
     if not analysis.ok:
         return JobResult(None, reason=analysis.reason, seconds=time.perf_counter() - t0)
     sizes: dict[str, int] = {}
-    best: tuple[bytes, int] | None = None
-    intra_blob: bytes | None = None
+    inter_cands: list[tuple[bytes, int]] = []  # (blob, index into refs), every candidate of every ref
+    intra_cands: list[bytes] = []
     intra_done = False
 
+    def best_inter() -> bytes | None:
+        return min((b for b, _ in inter_cands), key=len, default=None)
+
+    def intra_len() -> int | None:
+        return len(intra_cands[0]) if intra_cands else None
+
     def code_intra() -> None:
-        nonlocal intra_blob, intra_done
+        nonlocal intra_done
         intra_done = True
-        r = codec.encode(content, effort=knobs.effort, analysis=analysis, try_inter=False)
-        intra_blob = r.blob if r.mode == "intra" else None
-        if intra_blob is not None:
-            sizes["intra"] = len(intra_blob)
+        r = codec.encode(content, effort=knobs.effort, analysis=analysis, try_inter=False, verify=False)
+        intra_cands.extend(b for b, mode, _ in r.unverified if mode == "intra")
+        if intra_cands:
+            sizes["intra"] = len(intra_cands[0])
 
     for i, ref in enumerate(refs):
+        best = best_inter()
         if best is not None:
-            if len(best[0]) <= knobs.tiny * len(content):
+            if len(best) <= knobs.tiny * len(content):
                 break  # near-free already: candidates come best first
             if not intra_done:
                 code_intra()  # after the first candidate: tells whether more are worth trying
-            if intra_blob is not None and (len(best[0]) <= knobs.good_enough * len(intra_blob)
-                                           or (i >= 2 and len(best[0]) >= knobs.hopeless * len(intra_blob))):
+            il = intra_len()
+            if il is not None and (len(best) <= knobs.good_enough * il or (i >= 2 and len(best) >= knobs.hopeless * il)):
                 break  # good enough; or two references tried and neither pays
         elif i > 0 and not intra_done:
             code_intra()
         r = codec.encode(content, codec.Reference(ref.pixels, ref.ref_id), effort=knobs.effort,
-                         analysis=analysis, include_intra=False)
-        if r.mode != "inter" or r.blob is None:
+                         analysis=analysis, include_intra=False, verify=False)
+        got = [b for b, mode, _ in r.unverified if mode == "inter"]
+        if not got:
             continue
-        sizes[f"inter:{ref.ref_id.hex()[:12]}"] = len(r.blob)
-        if best is None or len(r.blob) < len(best[0]):
-            best = (r.blob, i)
+        sizes[f"inter:{ref.ref_id.hex()[:12]}"] = min(map(len, got))
+        inter_cands.extend((b, i) for b in got)
         if ref.pixel_duplicate:
             break
-    if not intra_done and (best is None or len(best[0]) > knobs.tiny * len(content)):
+    best = best_inter()
+    if not intra_done and (best is None or len(best) > knobs.tiny * len(content)):
         code_intra()
-    seconds = time.perf_counter() - t0
-    intra_len = len(intra_blob) if intra_blob is not None else 0
-    if best is not None and (intra_blob is None or inter_accepted(len(best[0]), intra_len, refs[best[1]].depth, knobs)):
-        return JobResult(best[0], "inter", best[1], intra_len, sizes, seconds=seconds)
-    if intra_blob is not None:
-        return JobResult(intra_blob, "intra", -1, intra_len, sizes, seconds=seconds)
-    return JobResult(None, reason="no coding smaller than the file", sizes=sizes, seconds=seconds)
+    il = intra_len()
+    # Verify in order of size: accepted inter candidates, then intra. A failure (never seen, but the
+    # contract) only moves on to the next candidate.
+    for blob, i in sorted(inter_cands, key=lambda c: len(c[0])):
+        if il is not None and not inter_accepted(len(blob), il, refs[i].depth, knobs):
+            break
+        if codec.verifies(blob, content, codec.Reference(refs[i].pixels, refs[i].ref_id)):
+            return JobResult(blob, "inter", i, il or 0, sizes, seconds=time.perf_counter() - t0)
+    for blob in intra_cands:
+        if codec.verifies(blob, content):
+            return JobResult(blob, "intra", -1, len(blob), sizes, seconds=time.perf_counter() - t0)
+    return JobResult(None, reason="no coding smaller than the file", sizes=sizes, seconds=time.perf_counter() - t0)
 
 
 def encode_against(content: bytes, ref: Ref, knobs: Knobs) -> bytes | None:
