@@ -5,9 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 from .errors import BadStore, ExitCode, SimfsError, StoreInUse
+from .options import UsageError
 
 
 def positive_int(text: str) -> int:
@@ -46,6 +48,10 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     from .fsck.checker import Fsck, summarize, unclean
     from .storage import OpenStore, StoreLock
 
+    if args.restore_catalog is not None:
+        return cmd_restore_catalog(args)
+    if args.store is None:
+        raise UsageError("fsck: give the store directory")
     store = Path(args.store)
     if not store.exists():
         raise BadStore(f"{store}: no such directory")
@@ -90,6 +96,56 @@ def cmd_fsck(args: argparse.Namespace) -> int:
     if any(f.repaired and f.severity > 0 for f in findings):
         return int(ExitCode.FSCK_REPAIRED)
     return int(ExitCode.OK)
+
+
+def cmd_restore_catalog(args: argparse.Namespace) -> int:
+    """fsck --restore-catalog [BACKUP] STORE: restore, re-link unknown objects, then an ordinary check."""
+    from .fsck.checker import Fsck, unclean
+    from .fsck.restore import restore_catalog
+    from .storage import OpenStore
+
+    # `--restore-catalog STORE` (newest backup): argparse hands the store over as the option's value
+    name, store_arg = (None, args.restore_catalog) if args.store is None else (args.restore_catalog, args.store)
+    if name == "":
+        name = None
+    if store_arg in (None, ""):
+        raise UsageError("fsck --restore-catalog: give the store directory")
+    if args.repair or args.json:
+        raise UsageError("fsck --restore-catalog cannot be combined with --repair or --json "
+                         "(it repairs what the restore needs itself)")
+    store = Path(store_arg)
+    if not store.is_dir():
+        raise BadStore(f"{store}: no such store directory")
+    done = restore_catalog(store, name, say=lambda text: print(f"simfs: {text}"))
+    moved = done.relinked
+    if moved.named:
+        print(f"simfs: {len(moved.named)} object file(s) no restored file names are now in /lost+found/ "
+              "(named by content hash):")
+        for path in moved.named[:50]:
+            print(f"    {path}")
+        if len(moved.named) > 50:
+            print(f"    ... and {len(moved.named) - 50} more")
+    if moved.regenerated:
+        print(f"simfs: {len(moved.regenerated)} object(s) recorded with the file generation now on disk")
+    for name_ in moved.unreadable:
+        print(f"simfs: object file {name_} has a damaged header; left in place (fsck reports it)")
+    if done.repaired:
+        counts = Counter(f.code for f in done.repaired)
+        codes = ", ".join(f"{code} x{n}" if n > 1 else code for code, n in sorted(counts.items()))
+        print(f"simfs: recomputed {len(done.repaired)} count(s) the re-linked objects changed ({codes})")
+    opened = OpenStore(store, read_only=True)
+    try:
+        findings = Fsck(opened, verify_data=args.verify_data, progress=None if not args.no_progress else False).run()
+    finally:
+        opened.close()
+    for f in findings:
+        print(f.line())
+        for path in f.affected[:50]:
+            print(f"    affects {path}")
+    left = unclean(findings)
+    state = "clean" if not left else f"{len(left)} problem(s) left"
+    print(f"simfs fsck {store}: catalog restored from {done.backup.name}; {len(findings)} finding(s), {state}")
+    return int(ExitCode.FSCK_FINDINGS if left else ExitCode.FSCK_REPAIRED)
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
@@ -175,8 +231,13 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the daemon (default 120)")
     u.set_defaults(func=cmd_umount)
 
-    f = sub.add_parser("fsck", help="check a store (read-only unless --repair)")
-    f.add_argument("store")
+    f = sub.add_parser("fsck", help="check a store (read-only unless --repair)",
+                       usage="simfs fsck [--repair] [--verify-data] [--json] [--no-progress] STORE\n"
+                             "       simfs fsck --restore-catalog [BACKUP] STORE")
+    f.add_argument("store", nargs="?")
+    f.add_argument("--restore-catalog", nargs="?", const="", metavar="BACKUP",
+                   help="replace the catalog by a metadata backup (the newest unless BACKUP names one) and put "
+                        "every object file it does not know into /lost+found/ (store must not be mounted)")
     f.add_argument("--repair", action="store_true", help="fix what can be fixed (store must not be mounted)")
     f.add_argument("--verify-data", action="store_true", help="re-hash every object's content")
     f.add_argument("--json", action="store_true", help="machine-readable report")

@@ -17,6 +17,7 @@ class ExitCode(enum.IntEnum):
     FUSE_FAILED = 6  # /dev/fuse missing, fusermount3 failed, kernel refused the mount
     FSCK_FINDINGS = 7  # fsck found problems it did not (or could not) repair
     NOT_MOUNTED = 8  # umount/similar of something that is not a simfs mount
+    NO_BACKUP = 9  # fsck --restore-catalog: no usable metadata backup (none, not found, damaged); nothing changed
     INTERNAL = 70  # unexpected failure; see the log (EX_SOFTWARE)
 
 

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from .backup_schedule import BackupSchedule
 from .errors import BadMountpoint, BadStore, ExitCode, FuseFailed, SimfsError, StoreInUse
 from .format import read_format
 from .options import OURS, simfs_options
@@ -142,6 +143,7 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
             raise
         return int(exc.exit_code)
     _setup_logging(store, foreground, debug)
+    backups: BackupSchedule | None = None
     try:
         from .ingest import EncodeOptions, describer, make_ingestor
 
@@ -153,8 +155,11 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
             vfs.start_background(make_ingestor(opened, vfs, descriptors, encode=ours.encode, options=enc,
                                                workers=ours.workers))
         ops = FuseOperations(vfs, on_ready=lambda: report("OK\n"))
+        backups = BackupSchedule(opened, vfs.lock, keep=0 if read_only else ours.metadata_backups,
+                                 interval=ours.backup_interval)
         log.info("mounting %s on %s (pid %d)", store, mountpoint, os.getpid())
         try:
+            backups.start()
             run_fuse(ops, str(mountpoint), foreground=True, options=fuse_options(opts, store))
         except RuntimeError as exc:
             if ready["done"]:
@@ -181,6 +186,8 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
         log.info("unmounted %s", mountpoint)
         return 0
     finally:
+        if backups is not None:
+            backups.finish(clean=ready["done"])
         opened.close()
 
 

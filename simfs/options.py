@@ -9,9 +9,12 @@ from typing import Any
 
 from .errors import ExitCode, SimfsError
 
-OURS = ("noencode", "workers", "maxdepth", "refcache", "candidates", "effort")
+OURS = ("noencode", "workers", "maxdepth", "refcache", "candidates", "effort", "metadata_backups", "backup_interval")
 _SIZE = re.compile(r"^(\d+)([KMGT]i?B?|B)?$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+_DURATION = re.compile(r"^(\d+)([smhd]?)$", re.IGNORECASE)
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_INTERVAL = 30 * 86400
 
 
 class UsageError(SimfsError):
@@ -26,6 +29,8 @@ class SimfsOptions:
     refcache_bytes: int = 512 << 20
     candidates: int = 3
     effort: int = 7
+    metadata_backups: int = 5  # catalog backups kept (STORE/backups/); 0: none made
+    backup_interval: float = 6 * 3600.0  # seconds between backups while mounted (one is made at unmount too)
 
 
 def parse_size(text: str) -> int:
@@ -35,6 +40,14 @@ def parse_size(text: str) -> int:
         raise ValueError(text)
     unit = (m.group(2) or "").upper()[:1]
     return int(m.group(1)) * _UNITS[unit]
+
+
+def parse_duration(text: str) -> int:
+    """'6h', '30m', '90s', '90', '1d' -> seconds."""
+    m = _DURATION.match(text.strip())
+    if not m:
+        raise ValueError(text)
+    return int(m.group(1)) * _SECONDS[m.group(2).lower()]
 
 
 def _int(opts: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
@@ -64,4 +77,15 @@ def simfs_options(opts: dict[str, Any]) -> SimfsOptions:
             out.refcache_bytes = parse_size(str(opts["refcache"]))
         except ValueError:
             raise UsageError(f"-o refcache={opts['refcache']}: expected a size such as 512M or 2G") from None
+    out.metadata_backups = _int(opts, "metadata_backups", 5, 0, 1000)
+    if "backup_interval" in opts:
+        raw = opts["backup_interval"]
+        try:
+            seconds = parse_duration(str(raw))
+        except ValueError:
+            seconds = -1
+        if not 1 <= seconds <= MAX_INTERVAL:
+            raise UsageError(f"-o backup_interval={raw}: expected a duration from 1s to 30d, such as 6h, 30m "
+                             "or 90 (seconds)")
+        out.backup_interval = float(seconds)
     return out

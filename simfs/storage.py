@@ -21,7 +21,13 @@ LOG_FILE = "simfs.log"
 CATALOG_DIR = "catalog"
 # Every name simfs keeps at the top of a store; fsck reports anything else.
 KNOWN_TOP_LEVEL = {"FORMAT", CATALOG_DIR, "objects", "staging", "cache", LOCK_FILE, DIRTY_FILE, LOG_FILE,
-                   "FORMAT.tmp", "quarantine"}
+                   "FORMAT.tmp", "quarantine", "backups", "catalog.restoring"}
+# fsck --restore-catalog keeps the catalog it replaced as catalog.damaged-<UTC timestamp>
+DAMAGED_CATALOG_PREFIX = "catalog.damaged-"
+
+
+def known_top_level(name: str) -> bool:
+    return name in KNOWN_TOP_LEVEL or name.startswith(DAMAGED_CATALOG_PREFIX)
 
 
 def is_store(path: Path) -> bool:
@@ -104,17 +110,27 @@ class OpenStore:
     """A store opened read-write (by the daemon, or offline tools) or read-only (fsck)."""
 
     def __init__(self, path: Path, *, read_only: bool = False, create: bool = False,
-                 check_catalog_format: bool = True):
+                 check_catalog_format: bool = True, lock: StoreLock | None = None):
         self.path = path.resolve()
         self.read_only = read_only
         if create and not is_store(self.path):
             create_store(self.path)
         self.format: StoreFormat = read_format(self.path)
-        self.lock = StoreLock(self.path)
-        if not read_only:
+        # a caller may hand over a lock it already holds (fsck --restore-catalog keeps it throughout)
+        self.lock = lock if lock is not None else StoreLock(self.path)
+        if not read_only and lock is None:
             self.lock.acquire()
         try:
-            self.catalog = Catalog(self.path / CATALOG_DIR, read_only=read_only)
+            # the store exists (FORMAT is written last): its catalog must too, never created afresh
+            self.catalog = Catalog(self.path / CATALOG_DIR, read_only=read_only, create=False)
+        except StoreInUse:
+            self.lock.release()
+            raise
+        except BadStore as exc:
+            self.lock.release()
+            from .backups import hint
+
+            raise type(exc)(f"{exc}; {hint(self.path)}") from None
         except BaseException:
             self.lock.release()
             raise

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from rocksdict import AccessType, Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import AccessType, Checkpoint, Options, Rdict, WriteBatch, WriteOptions
 
 from ..errors import BadStore, ExitCode, StoreInUse
 
@@ -28,13 +28,15 @@ def _options() -> Options:
 class Catalog:
     """The store's metadata database. One instance per process; callers serialise writes."""
 
-    def __init__(self, path: Path, *, read_only: bool = False):
+    def __init__(self, path: Path, *, read_only: bool = False, create: bool = True):
         self.path = path
         self.read_only = read_only
         try:
+            # An existing store without its catalog is damage, never a reason to start an empty one
+            # (an empty catalog would make every object file look leaked).
+            if (read_only or not create) and not (path / "CURRENT").exists():
+                raise BadStore(f"{path}: catalog database is missing")
             if read_only:
-                if not path.exists():
-                    raise BadStore(f"{path}: catalog database is missing")
                 self.db = Rdict(str(path), _options(), access_type=AccessType.read_only())
             else:
                 self.db = Rdict(str(path), _options())
@@ -90,6 +92,14 @@ class Catalog:
         batch = self.new_batch()
         batch.put(key, value)
         self.write(batch, sync=sync)
+
+    def checkpoint(self, path: Path) -> None:
+        """A consistent copy of the database at path (RocksDB checkpoint: memtable flushed, SSTs hard-linked)."""
+        Checkpoint(self.db).create_checkpoint(str(path))
+
+    def sequence(self) -> int:
+        """RocksDB's latest sequence number: grows with every write (a backup is skipped when unchanged)."""
+        return int(self.db.latest_sequence_number())
 
     def close(self) -> None:
         if getattr(self, "db", None) is not None:

@@ -27,7 +27,7 @@ from ..catalog.records import (
 )
 from ..errors import CorruptObject
 from ..format import StoreFormat
-from ..storage import KNOWN_TOP_LEVEL, OpenStore
+from ..storage import OpenStore, known_top_level
 from ..store.envelope import CODEC_PNG
 from .findings import Finding, Severity
 
@@ -331,7 +331,7 @@ class Fsck:
                     os.unlink(entry.path)
                 f.repaired = True
         for entry in os.scandir(self.store.path):
-            if entry.name not in KNOWN_TOP_LEVEL:
+            if not known_top_level(entry.name):
                 self.add("O207", entry.name, "not created by simfs; left alone")
         self._users = users
 
@@ -502,7 +502,9 @@ class Fsck:
             # Everything below would be judged from a partial catalog (a missing root, every object
             # "leaked"): report the damage and touch nothing. Restoring the catalog is the way out.
             self.findings = [f for f in self.findings if f.code == "S100"]
-            self.add("S114", str(self.store.path / "catalog"), str(exc))
+            from ..backups import hint
+
+            self.add("S114", str(self.store.path / "catalog"), f"{exc}; {hint(self.store.path)}")
             return self.findings
         self.check_structure()
         self.check_objects()

@@ -1,0 +1,53 @@
+"""When the daemon backs up the catalog: every so often while mounted, and once at a clean unmount."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import Any
+
+from .backups import make_backup
+from .storage import OpenStore
+
+log = logging.getLogger("simfs.backups")
+
+
+class BackupSchedule:
+    """Periodic backups on a daemon thread plus the final one; keep=0 makes none (existing ones stay)."""
+
+    def __init__(self, opened: OpenStore, lock: contextlib.AbstractContextManager[Any], *, keep: int,
+                 interval: float):
+        self.opened = opened
+        self.lock = lock  # the VFS lock: a checkpoint then falls between two operations, never inside one
+        self.keep = keep
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def make(self, reason: str) -> None:
+        make_backup(self.opened.catalog, self.opened.path, reason=reason, keep=self.keep, lock=self.lock,
+                    store_format=self.opened.format.to_json())
+
+    def start(self) -> None:
+        if self.keep > 0:
+            self._thread = threading.Thread(target=self._loop, name="simfs-backup", daemon=True)
+            self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.make("periodic")
+            except Exception:  # e.g. ENOSPC: the mount goes on, the next round tries again
+                log.exception("periodic catalog backup failed")
+
+    def finish(self, *, clean: bool) -> None:
+        """Stop the timer (waiting for a backup in progress), then make the unmount backup."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self.keep > 0 and clean:
+            try:
+                self.make("unmount")
+            except Exception:  # the unmount itself succeeded; the earlier backups stay
+                log.exception("catalog backup at unmount failed")
