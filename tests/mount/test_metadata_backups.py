@@ -1,0 +1,302 @@
+"""Metadata backups on real mounts: made at unmount and periodically, last N kept; `fsck --restore-catalog`
+brings every file of the backup back by name and every later one into /lost+found by content."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import pytest
+from conftest import DEVSET, Mount, assert_fsck_clean, needs_devset, needs_fuse, run_simfs
+from PIL import Image
+
+from simfs.errors import ExitCode
+
+pytestmark = needs_fuse
+
+
+def random_png(seed: int) -> bytes:
+    """A small noisy PNG (incompressible enough that no two seeds share anything)."""
+    rng = __import__("numpy").random.default_rng(seed)
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (24, 32, 3), dtype="uint8")).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def write(mnt: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        path = mnt / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "wb") as fh:
+            fh.write(data)
+
+
+def batch(tag: str, n: int = 4) -> dict[str, bytes]:
+    """n files per batch: PNGs and plain bytes, some in a subdirectory; all distinct content."""
+    out = {}
+    for i in range(n):
+        seed = sum(map(ord, tag)) * 100 + i
+        if i % 2:
+            out[f"{tag}/doc-{i}.dat"] = os.urandom(3000 + i) + tag.encode()
+        else:
+            out[f"{tag}-photo-{i}.png"] = random_png(seed)
+    return out
+
+
+def wait_ingest(store: Path, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while json.loads(run_simfs("stats", str(store), "--json").stdout)["ingest_pending"]:
+        assert time.monotonic() < deadline, "background ingest did not finish"
+        time.sleep(0.2)
+
+
+def backups(store: Path) -> list[str]:
+    root = store / "backups"
+    return sorted(p.name for p in root.iterdir() if not p.name.startswith(".")) if root.is_dir() else []
+
+
+def manifest(store: Path, name: str) -> dict:
+    return json.loads((store / "backups" / name / "BACKUP.json").read_text())
+
+
+def restore(store: Path, *name: str) -> str:
+    result = run_simfs("fsck", "--restore-catalog", *name, str(store), "--no-progress")
+    assert result.returncode == ExitCode.FSCK_REPAIRED, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout
+
+
+def check_tree(mnt: Path, by_name: dict[str, bytes], by_content: dict[str, bytes]) -> None:
+    """Files of the backup are back under their names, later ones in /lost+found named by content hash."""
+    for name, data in by_name.items():
+        assert (mnt / name).read_bytes() == data, name
+    lost = {p.name: p.read_bytes() for p in (mnt / "lost+found").iterdir()} if by_content else {}
+    expected = {}
+    for name, data in by_content.items():
+        ext = ".png" if name.endswith(".png") else ".bin"
+        expected[hashlib.sha256(data).hexdigest() + ext] = data
+        assert not (mnt / name).exists(), f"{name} was written after the backup: it has no name"
+    assert lost == expected
+
+
+def test_catalog_destroyed_then_restored_every_file_is_back(tmp_path: Path) -> None:
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    first, second, later = batch("first"), batch("second"), batch("later")
+    with Mount(store, mnt, ["noencode"]) as m:
+        write(m.mountpoint, first)
+    assert len(backups(store)) == 1, "a clean unmount makes a backup"
+    with Mount(store, mnt, ["noencode"]) as m:
+        write(m.mountpoint, second)
+    assert len(backups(store)) == 2
+    m = Mount(store, mnt, ["noencode"]).start()
+    write(m.mountpoint, later)  # closed, so durable; but the daemon dies before any backup has them
+    m.kill()
+    assert len(backups(store)) == 2
+    objects_before = sorted(p.name for p in (store / "objects").rglob("*.*"))
+    shutil.rmtree(store / "catalog")
+
+    result = run_simfs("fsck", str(store))
+    assert result.returncode == ExitCode.BAD_STORE
+    assert "catalog database is missing" in result.stderr and "--restore-catalog" in result.stderr
+    assert "2 metadata backup(s) available" in result.stderr
+    out = restore(store)
+    assert f"backup {backups(store)[1]}" in out and "4 object file(s)" in out, out
+    assert not list(store.glob("catalog.damaged-*")), "there was no catalog to keep aside"
+    assert sorted(p.name for p in (store / "objects").rglob("*.*")) == objects_before  # nothing deleted
+    assert_fsck_clean(store)
+    with Mount(store, mnt) as m:
+        check_tree(m.mountpoint, {**first, **second}, later)
+    assert_fsck_clean(store)
+
+
+def test_restore_a_named_backup_keeps_the_damaged_catalog_aside(tmp_path: Path) -> None:
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    first, second = batch("first", 2), batch("second", 3)
+    with Mount(store, mnt, ["noencode"]) as m:
+        write(m.mountpoint, first)
+    with Mount(store, mnt, ["noencode"]) as m:
+        write(m.mountpoint, second)
+    oldest, newest = backups(store)
+    before = sorted(p.name for p in (store / "catalog").iterdir() if p.name != "LOCK")
+
+    result = run_simfs("fsck", "--restore-catalog", "20000101T000000.000000Z", str(store))
+    assert result.returncode == ExitCode.NO_BACKUP and "no such backup" in result.stderr
+    assert oldest in result.stderr and newest in result.stderr  # it lists what there is
+    assert not list(store.glob("catalog.*")), "a failed restore changes nothing"
+
+    out = restore(store, oldest)
+    assert f"backup {oldest}" in out
+    aside = list(store.glob("catalog.damaged-*"))
+    assert len(aside) == 1 and sorted(p.name for p in aside[0].iterdir() if p.name != "LOCK") == before
+    assert_fsck_clean(store)  # the catalog kept aside is not "an unexpected file"
+    with Mount(store, mnt) as m:
+        check_tree(m.mountpoint, first, second)
+    assert oldest in backups(store) and newest in backups(store), "a restore deletes no backup"
+
+
+def test_restore_is_refused_while_mounted_and_without_backups(tmp_path: Path) -> None:
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    with Mount(store, mnt, ["noencode", "metadata_backups=0"]) as m:
+        write(m.mountpoint, {"a.txt": b"a"})
+    assert not backups(store), "metadata_backups=0 makes none"
+    result = run_simfs("fsck", "--restore-catalog", str(store))
+    assert result.returncode == ExitCode.NO_BACKUP and "no metadata backup" in result.stderr
+    with Mount(store, mnt, ["noencode"]) as m:
+        write(m.mountpoint, {"b.txt": b"b"})
+        files = sorted(p.name for p in (store / "catalog").iterdir())
+        result = run_simfs("fsck", "--restore-catalog", str(store))
+        assert result.returncode == ExitCode.ALREADY_MOUNTED and "already mounted" in result.stderr
+        assert sorted(p.name for p in (store / "catalog").iterdir()) == files
+        assert not list(store.glob("catalog.*"))
+        assert (m.mountpoint / "b.txt").read_bytes() == b"b"
+    assert len(backups(store)) == 1
+
+
+def test_last_n_kept_and_unchanged_catalog_not_backed_up_again(tmp_path: Path) -> None:
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    made = []
+    for i in range(3):
+        with Mount(store, mnt, ["noencode", "metadata_backups=2"]) as m:
+            write(m.mountpoint, {f"f{i}.txt": b"x" * (i + 1)})
+            wait_ingest(store)  # else the next mount describes the file: a real change, backed up
+        made.append(backups(store)[-1])
+    assert len(set(made)) == 3
+    assert backups(store) == made[1:], "the oldest is pruned"
+    with Mount(store, mnt, ["noencode", "metadata_backups=2"]) as m:
+        assert (m.mountpoint / "f2.txt").read_bytes() == b"xxx"
+    assert backups(store) == made[1:], "nothing changed: no new backup pushes an older one out"
+    # every backup owns its files: none is shared with the live catalog
+    live = {(p.stat().st_ino) for p in (store / "catalog").iterdir()}
+    for name in backups(store):
+        for p in (store / "backups" / name / "catalog").iterdir():
+            assert p.stat().st_ino not in live, p
+    assert manifest(store, made[-1])["reason"] == "unmount"
+
+
+def test_periodic_backup_while_mounted_is_restorable(tmp_path: Path) -> None:
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    m = Mount(store, mnt, ["noencode", "backup_interval=1"]).start()
+    try:
+        write(m.mountpoint, {"during.txt": b"written while mounted"})
+        deadline = time.monotonic() + 30
+        while not backups(store):
+            assert time.monotonic() < deadline, "no periodic backup within 30 s"
+            time.sleep(0.2)
+        assert manifest(store, backups(store)[0])["reason"] == "periodic"
+        assert (m.mountpoint / "during.txt").read_bytes() == b"written while mounted"  # the mount goes on
+    finally:
+        m.kill()
+    shutil.rmtree(store / "catalog")
+    restore(store)
+    with Mount(store, mnt) as m:
+        assert (m.mountpoint / "during.txt").read_bytes() == b"written while mounted"
+    assert_fsck_clean(store)
+
+
+def test_flipped_byte_in_the_live_catalog_leaves_backups_intact(tmp_path: Path) -> None:
+    """S114 names the backups; the backup does not share the damaged SST (a hard link would)."""
+    from rocksdict import Rdict
+
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    files = {f"d/file-{i:04d}-with-a-longish-name.txt": f"content {i}".encode() * 20 for i in range(300)}
+    with Mount(store, mnt, ["noencode"]) as m:
+        write(m.mountpoint, files)
+    db = Rdict(str(store / "catalog"))
+    db.flush()
+    db.close()
+    ssts = sorted((store / "catalog").glob("*.sst"), key=lambda p: p.stat().st_size)
+    with open(ssts[-1], "r+b") as fh:  # in place, as a disk error would
+        fh.seek(ssts[-1].stat().st_size // 3)
+        byte = fh.read(1)
+        fh.seek(-1, os.SEEK_CUR)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    result = run_simfs("fsck", str(store), "--no-progress")
+    assert result.returncode == ExitCode.FSCK_FINDINGS and "S114" in result.stdout
+    assert "1 metadata backup(s) available" in result.stdout and "--restore-catalog" in result.stdout
+    restore(store)
+    assert_fsck_clean(store)
+    with Mount(store, mnt) as m:
+        for name, data in files.items():
+            assert (m.mountpoint / name).read_bytes() == data
+        assert not (m.mountpoint / "lost+found").exists()
+
+
+def test_damaged_backup_is_refused_and_changes_nothing(tmp_path: Path) -> None:
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    with Mount(store, mnt, ["noencode"]) as m:
+        write(m.mountpoint, {"a.txt": b"a" * 5000})
+    (name,) = backups(store)
+    sst = max((store / "backups" / name / "catalog").glob("*.sst"), key=lambda p: p.stat().st_size)
+    raw = bytearray(sst.read_bytes())
+    raw[len(raw) // 2] ^= 0x01
+    sst.write_bytes(bytes(raw))
+    result = run_simfs("fsck", "--restore-catalog", name, str(store))
+    assert result.returncode == ExitCode.NO_BACKUP and "damaged" in result.stderr and sst.name in result.stderr
+    assert not list(store.glob("catalog.*"))
+    assert_fsck_clean(store)
+
+
+def test_mount_refuses_a_store_whose_catalog_is_gone(tmp_path: Path) -> None:
+    """It used to create an empty catalog, after which every object file looked leaked."""
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    with Mount(store, mnt, ["noencode"]) as m:
+        write(m.mountpoint, {"a.txt": b"keep me"})
+    shutil.rmtree(store / "catalog")
+    objects = sorted(p.name for p in (store / "objects").rglob("*.*"))
+    result = run_simfs("mount", str(store), str(mnt), timeout=60)
+    assert result.returncode == ExitCode.BAD_STORE, result.stderr
+    assert "catalog database is missing" in result.stderr and "--restore-catalog" in result.stderr
+    assert not (store / "catalog").exists() and sorted(p.name for p in (store / "objects").rglob("*.*")) == objects
+
+
+@pytest.mark.parametrize("option", ["metadata_backups=-1", "metadata_backups=many", "metadata_backups=1001",
+                                    "backup_interval=0", "backup_interval=6y", "backup_interval=31d"])
+def test_bad_backup_options_are_usage_errors(tmp_path: Path, option: str) -> None:
+    (tmp_path / "mnt").mkdir()
+    result = run_simfs("mount", str(tmp_path / "store"), str(tmp_path / "mnt"), "-o", option)
+    assert result.returncode == ExitCode.USAGE and option.split("=")[0] in result.stderr
+    assert not (tmp_path / "store").exists(), "checked before anything is created"
+
+
+@needs_devset
+@pytest.mark.timeout(600)
+def test_restore_keeps_reference_chains_working(tmp_path: Path) -> None:
+    """The backup knows a photo as verbatim; since then it was encoded (new file generation, the old one
+    freed) and two copies were coded against it. After restore the photo is back by name (its record
+    names the generation on disk) and the copies are in /lost+found, still decoding through it."""
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    ukb = DEVSET / "edit-ukbench"
+    base = {"photo.png": (ukb / "ukbench00120.png").read_bytes()}
+    copies = {name: (ukb / name).read_bytes() for name in ("ukbench00120_hflip.png", "ukbench00120_rotation.png")}
+    with Mount(store, mnt, ["noencode"]) as m:
+        write(m.mountpoint, base)
+    base_id = hashlib.sha256(base["photo.png"]).hexdigest()
+    m = Mount(store, mnt).start()
+    try:
+        write(m.mountpoint, copies)
+        wait_ingest(store, timeout=400)
+        deadline = time.monotonic() + 60
+        while list((store / "objects").rglob(f"{base_id}.0")):  # the verbatim generation is freed
+            assert time.monotonic() < deadline, "old generation not freed"
+            time.sleep(0.2)
+        kinds = {n: os.getxattr(m.mountpoint / n, "user.simfs.kind").decode() for n in copies}
+        assert set(kinds.values()) == {"inter"}, kinds
+    finally:
+        m.kill()
+    shutil.rmtree(store / "catalog")
+    out = restore(store)
+    assert "1 object(s) recorded with the file generation now on disk" in out, out
+    assert_fsck_clean(store)  # with --verify-data: every chain decodes to its content hash
+    with Mount(store, mnt) as m:
+        check_tree(m.mountpoint, base, copies)
+        for data in copies.values():
+            path = m.mountpoint / "lost+found" / (hashlib.sha256(data).hexdigest() + ".png")
+            assert os.getxattr(path, "user.simfs.kind") == b"inter"
+            assert os.getxattr(path, "user.simfs.reference").decode() == "/photo.png"
+        assert os.getxattr(m.mountpoint / "photo.png", "user.simfs.kind") == b"intra"
+    assert_fsck_clean(store)
