@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import threading
 from typing import Any
 
@@ -17,8 +18,9 @@ class BackupSchedule:
     """Periodic backups on a daemon thread plus the final one; keep=0 makes none (existing ones stay)."""
 
     def __init__(self, opened: OpenStore, lock: contextlib.AbstractContextManager[Any], *, keep: int,
-                 interval: float):
+                 interval: float, reserve: int = 0):
         self.opened = opened
+        self.reserve = reserve  # the space kept for catalog writes (Vfs.space_reserve): a backup never uses it
         self.lock = lock  # the VFS lock: a checkpoint then falls between two operations, never inside one
         self.keep = keep
         self.interval = interval
@@ -26,6 +28,12 @@ class BackupSchedule:
         self._thread: threading.Thread | None = None
 
     def make(self, reason: str) -> None:
+        catalog_dir = self.opened.catalog.path
+        needed = sum(e.stat().st_size for e in os.scandir(catalog_dir) if e.is_file())  # at most all copied
+        st = os.statvfs(self.opened.path)
+        if st.f_bavail * st.f_frsize - needed < self.reserve:
+            log.warning("catalog backup (%s) skipped: the disk is nearly full (%d bytes needed)", reason, needed)
+            return
         make_backup(self.opened.catalog, self.opened.path, reason=reason, keep=self.keep, lock=self.lock,
                     store_format=self.opened.format.to_json())
 

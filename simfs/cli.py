@@ -128,7 +128,8 @@ def cmd_restore_catalog(args: argparse.Namespace) -> int:
     if moved.regenerated:
         print(f"simfs: {len(moved.regenerated)} object(s) recorded with the file generation now on disk")
     for name_ in moved.unreadable:
-        print(f"simfs: object file {name_} has a damaged header; left in place (fsck reports it)")
+        print(f"simfs: object file {name_} has a damaged header, so its content cannot be named; "
+              "moved to quarantine/")
     if done.repaired:
         counts = Counter(f.code for f in done.repaired)
         codes = ", ".join(f"{code} x{n}" if n > 1 else code for code, n in sorted(counts.items()))

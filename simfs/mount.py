@@ -156,7 +156,7 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
                                                workers=ours.workers))
         ops = FuseOperations(vfs, on_ready=lambda: report("OK\n"))
         backups = BackupSchedule(opened, vfs.lock, keep=0 if read_only else ours.metadata_backups,
-                                 interval=ours.backup_interval)
+                                 interval=ours.backup_interval, reserve=vfs.space_reserve)
         log.info("mounting %s on %s (pid %d)", store, mountpoint, os.getpid())
         try:
             backups.start()

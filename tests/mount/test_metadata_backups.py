@@ -300,3 +300,22 @@ def test_restore_keeps_reference_chains_working(tmp_path: Path) -> None:
             assert os.getxattr(path, "user.simfs.reference").decode() == "/photo.png"
         assert os.getxattr(m.mountpoint / "photo.png", "user.simfs.kind") == b"intra"
     assert_fsck_clean(store)
+
+
+def test_file_deleted_after_the_backup_is_reported_missing(tmp_path: Path) -> None:
+    """Restoring an older backup brings back a name whose content was freed since: O203 lists it, exit 7."""
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    with Mount(store, mnt, ["noencode"]) as m:
+        write(m.mountpoint, {"kept.txt": b"kept", "gone.txt": b"deleted later"})
+    (oldest,) = backups(store)
+    with Mount(store, mnt, ["noencode"]) as m:
+        (m.mountpoint / "gone.txt").unlink()
+    gone_id = hashlib.sha256(b"deleted later").hexdigest()
+    assert not list((store / "objects").rglob(f"{gone_id}.*")), "freed at unmount"
+    result = run_simfs("fsck", "--restore-catalog", oldest, str(store), "--no-progress")
+    assert result.returncode == ExitCode.FSCK_FINDINGS, result.stdout + result.stderr
+    assert "O203" in result.stdout and "affects /gone.txt" in result.stdout and "1 problem(s) left" in result.stdout
+    with Mount(store, mnt) as m:
+        assert (m.mountpoint / "kept.txt").read_bytes() == b"kept"
+        with pytest.raises(OSError):
+            (m.mountpoint / "gone.txt").read_bytes()
