@@ -110,7 +110,7 @@ class OpenStore:
     """A store opened read-write (by the daemon, or offline tools) or read-only (fsck)."""
 
     def __init__(self, path: Path, *, read_only: bool = False, create: bool = False,
-                 check_catalog_format: bool = True, lock: StoreLock | None = None):
+                 check_catalog_format: bool = True, lock: StoreLock | None = None, mark_dirty: bool = True):
         self.path = path.resolve()
         self.read_only = read_only
         if create and not is_store(self.path):
@@ -146,7 +146,7 @@ class OpenStore:
                 raise BadStore(f"{self.path}: FORMAT and catalog disagree on the format version; run simfs fsck")
         self.objects = LocalObjectStore(self.path)
         self.crashed = (self.path / DIRTY_FILE).exists()
-        if not read_only:
+        if not read_only and mark_dirty:
             (self.path / DIRTY_FILE).write_bytes(b"")
             fsync_dir(self.path)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from ..backups import Backup, NoBackup, find_backup, make_backup, timestamp, ver
 from ..catalog import keys
 from ..catalog.db import Catalog
 from ..format import StoreFormat, fsync_dir, read_format
-from ..storage import CATALOG_DIR, DAMAGED_CATALOG_PREFIX, OpenStore, StoreLock
+from ..storage import CATALOG_DIR, DAMAGED_CATALOG_PREFIX, DIRTY_FILE, OpenStore, StoreLock
 from .checker import Fsck
 from .findings import Finding
 from .relink import RelinkResult, relink_objects
@@ -69,6 +70,12 @@ def restore_catalog(store: Path, name: str | None, *, say: Callable[[str], None]
         if saved and saved.get("version") != fmt.version:
             raise NoBackup(f"backup {backup.name} is of store format version {saved.get('version')}, the store "
                            f"is version {fmt.version}")
+        # The dirty marker makes the next mount delete every object file the catalog does not name:
+        # after a restore those are the photos written since the backup. It goes before anything else
+        # (the restore writes no object file, and a crash in the middle must not arm that sweep).
+        with contextlib.suppress(FileNotFoundError):
+            (store / DIRTY_FILE).unlink()
+            fsync_dir(store)
         staging = store / RESTORING_DIR
         _copy_backup(backup, staging)
         try:
@@ -85,7 +92,7 @@ def restore_catalog(store: Path, name: str | None, *, say: Callable[[str], None]
             say(f"the previous catalog is kept as {aside}")
         os.rename(staging, current)
         fsync_dir(store)
-        opened = OpenStore(store, lock=lock)
+        opened = OpenStore(store, lock=lock, mark_dirty=False)
         try:
             # FORMAT is authoritative: features added after the backup (e.g. encoded objects) stay on
             opened.catalog.put(keys.FORMAT, StoreFormat.to_json(fmt), sync=True)

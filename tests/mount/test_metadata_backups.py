@@ -8,11 +8,13 @@ import io
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import DEVSET, Mount, assert_fsck_clean, needs_devset, needs_fuse, run_simfs
+from conftest import DEVSET, REPO, Mount, assert_fsck_clean, needs_devset, needs_fuse, run_simfs
 from PIL import Image
 
 from simfs.errors import ExitCode
@@ -319,3 +321,30 @@ def test_file_deleted_after_the_backup_is_reported_missing(tmp_path: Path) -> No
         assert (m.mountpoint / "kept.txt").read_bytes() == b"kept"
         with pytest.raises(OSError):
             (m.mountpoint / "gone.txt").read_bytes()
+
+
+def test_restore_killed_midway_never_lets_a_mount_delete_unnamed_objects(tmp_path: Path) -> None:
+    """A crash after the swap, before the re-link, leaves the files written since the backup unnamed.
+    The next mount must not sweep them away as 'unrecorded after a crash'; a second restore names them."""
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    later = batch("later", 2)
+    with Mount(store, mnt, ["noencode"]) as m:
+        write(m.mountpoint, {"a.txt": b"a"})
+    m = Mount(store, mnt, ["noencode"]).start()
+    write(m.mountpoint, later)
+    m.kill()  # leaves the dirty marker: the next mount would sweep unrecorded object files
+    assert (store / "dirty").exists()
+    objects = sorted(p.name for p in (store / "objects").rglob("*.*"))
+    shutil.rmtree(store / "catalog")
+    code = ("import os, sys; from pathlib import Path; import simfs.fsck.restore as r; "
+            "r.relink_objects = lambda opened: os._exit(9); r.restore_catalog(Path(sys.argv[1]), None)")
+    proc = subprocess.run([sys.executable, "-c", code, str(store)], capture_output=True, text=True, cwd=REPO)
+    assert proc.returncode == 9, proc.stderr  # died where we wanted it to
+    assert not (store / "dirty").exists()
+    with Mount(store, mnt, ["noencode"]) as m:
+        assert (m.mountpoint / "a.txt").read_bytes() == b"a"
+    assert sorted(p.name for p in (store / "objects").rglob("*.*")) == objects
+    restore(store)
+    with Mount(store, mnt) as m:
+        check_tree(m.mountpoint, {"a.txt": b"a"}, later)
+    assert_fsck_clean(store)
