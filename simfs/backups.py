@@ -199,6 +199,7 @@ def make_backup(catalog: Catalog, store: Path, *, reason: str, keep: int | None,
     _clear_partial(root)
     existing = list_backups(store)
     previous = existing[-1] if existing else None
+    catalog.flush()  # the memtable goes to an SST outside the lock: the checkpoint's own flush is then tiny
     with lock if lock is not None else contextlib.nullcontext():
         sequence = catalog.sequence()
         if previous is not None and previous.sequence == sequence and reason != "restore":

@@ -172,6 +172,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
         print(f"  {kind:<14} {k['objects']:>8} {_human(k['logical_bytes']):>10} {_human(k['stored_bytes']):>10}")
     hist = ", ".join(f"{d}: {n}" for d, n in stats["depth_histogram"].items())
     print(f"chain depths       {hist or '-'}")
+    print(f"metadata backups   {stats['metadata_backups']}"
+          + (f", newest {stats['newest_backup']}, {_human(stats['backup_bytes'])} on disk"
+             if stats["newest_backup"] else " (made at each clean unmount)"))
     print(f"similarity index   {stats['images_indexed']} images"
           + (f"  ({stats['ingest_pending']} objects waiting for background ingest)" if stats["ingest_pending"] else ""))
     return 0

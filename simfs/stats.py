@@ -101,4 +101,23 @@ def store_stats(store: Path) -> dict[str, Any]:
         "intra_only_bytes": intra_only,
         "saved_vs_logical": logical - (object_bytes + catalog_bytes),
         "saved_vs_intra_only": intra_only - object_bytes,
+        **_backup_stats(opened.path),
     }
+
+
+def _backup_stats(store: Path) -> dict[str, Any]:
+    """How many metadata backups, the newest, and their bytes on disk (a file shared by two counts once)."""
+    from .backups import backups_dir, list_backups
+
+    found = list_backups(store)
+    seen: set[int] = set()
+    total = 0
+    for root, _dirs, names in os.walk(backups_dir(store)):
+        for name in names:
+            with contextlib.suppress(OSError):
+                st = os.stat(os.path.join(root, name))
+                if st.st_ino not in seen:
+                    seen.add(st.st_ino)
+                    total += st.st_size
+    return {"metadata_backups": len(found), "newest_backup": found[-1].name if found else None,
+            "backup_bytes": total}

@@ -97,6 +97,10 @@ class Catalog:
         """A consistent copy of the database at path (RocksDB checkpoint: memtable flushed, SSTs hard-linked)."""
         Checkpoint(self.db).create_checkpoint(str(path))
 
+    def flush(self) -> None:
+        """Write the memtable to an SST file (data already durable through the WAL; this only moves it)."""
+        self.db.flush(True)
+
     def sequence(self) -> int:
         """RocksDB's latest sequence number: grows with every write (a backup is skipped when unchanged)."""
         return int(self.db.latest_sequence_number())

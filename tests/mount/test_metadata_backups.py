@@ -164,7 +164,7 @@ def test_last_n_kept_and_unchanged_catalog_not_backed_up_again(tmp_path: Path) -
     made = []
     for i in range(3):
         with Mount(store, mnt, ["noencode", "metadata_backups=2"]) as m:
-            write(m.mountpoint, {f"f{i}.txt": b"x" * (i + 1)})
+            write(m.mountpoint, {f"f{i}.txt": b"x" * (i + 1), f"big{i}.bin": os.urandom(2 << 20)})
             wait_ingest(store)  # else the next mount describes the file: a real change, backed up
         made.append(backups(store)[-1])
     assert len(set(made)) == 3
@@ -178,6 +178,10 @@ def test_last_n_kept_and_unchanged_catalog_not_backed_up_again(tmp_path: Path) -
         for p in (store / "backups" / name / "catalog").iterdir():
             assert p.stat().st_ino not in live, p
     assert manifest(store, made[-1])["reason"] == "unmount"
+    # small: the objects (6 MiB here) are never copied, only the catalog
+    info = json.loads(run_simfs("stats", str(store), "--json").stdout)
+    assert info["metadata_backups"] == 2 and info["newest_backup"] == made[-1]
+    assert 0 < info["backup_bytes"] < 512 << 10, info["backup_bytes"]
 
 
 def test_periodic_backup_while_mounted_is_restorable(tmp_path: Path) -> None:
