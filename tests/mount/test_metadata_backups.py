@@ -352,3 +352,15 @@ def test_restore_killed_midway_never_lets_a_mount_delete_unnamed_objects(tmp_pat
     with Mount(store, mnt) as m:
         check_tree(m.mountpoint, {"a.txt": b"a"}, later)
     assert_fsck_clean(store)
+
+
+def test_restore_command_line_errors(tmp_path: Path) -> None:
+    for args, text in ((["--restore-catalog"], "give the store directory"),
+                       (["--restore-catalog", str(tmp_path), "--repair"], "cannot be combined"),
+                       (["--restore-catalog", str(tmp_path), "--json"], "cannot be combined")):
+        result = run_simfs("fsck", *args)
+        assert result.returncode == ExitCode.USAGE and text in result.stderr, result.stderr
+    result = run_simfs("fsck", "--restore-catalog", str(tmp_path / "nope"))
+    assert result.returncode == ExitCode.BAD_STORE and "Traceback" not in result.stderr
+    result = run_simfs("fsck", "--restore-catalog", str(tmp_path))  # a directory that is no store
+    assert result.returncode == ExitCode.BAD_STORE and "not a simfs store" in result.stderr
