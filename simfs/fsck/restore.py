@@ -12,7 +12,7 @@ from pathlib import Path
 from ..backups import Backup, NoBackup, find_backup, make_backup, timestamp, verify
 from ..catalog import keys
 from ..catalog.db import Catalog
-from ..format import StoreFormat, fsync_dir, read_format
+from ..format import fsync_dir, read_format
 from ..storage import CATALOG_DIR, DAMAGED_CATALOG_PREFIX, DIRTY_FILE, OpenStore, StoreLock
 from .checker import Fsck
 from .findings import Finding
@@ -70,12 +70,6 @@ def restore_catalog(store: Path, name: str | None, *, say: Callable[[str], None]
         if saved and saved.get("version") != fmt.version:
             raise NoBackup(f"backup {backup.name} is of store format version {saved.get('version')}, the store "
                            f"is version {fmt.version}")
-        # The dirty marker makes the next mount delete every object file the catalog does not name:
-        # after a restore those are the photos written since the backup. It goes before anything else
-        # (the restore writes no object file, and a crash in the middle must not arm that sweep).
-        with contextlib.suppress(FileNotFoundError):
-            (store / DIRTY_FILE).unlink()
-            fsync_dir(store)
         staging = store / RESTORING_DIR
         _copy_backup(backup, staging)
         try:
@@ -84,6 +78,12 @@ def restore_catalog(store: Path, name: str | None, *, say: Callable[[str], None]
             shutil.rmtree(staging, ignore_errors=True)
             raise NoBackup(f"backup {backup.name} cannot be read ({exc}); name an older one") from None
         say(f"restoring the catalog from backup {backup.describe()}, {count} keys")
+        # The dirty marker makes the next mount delete every object file the catalog does not name:
+        # after a restore those are the photos written since the backup. It goes before the swap (the
+        # restore writes no object file, and a crash in the middle must not arm that sweep).
+        with contextlib.suppress(FileNotFoundError):
+            (store / DIRTY_FILE).unlink()
+            fsync_dir(store)
         current = store / CATALOG_DIR
         aside = None
         if current.exists():
@@ -95,7 +95,7 @@ def restore_catalog(store: Path, name: str | None, *, say: Callable[[str], None]
         opened = OpenStore(store, lock=lock, mark_dirty=False)
         try:
             # FORMAT is authoritative: features added after the backup (e.g. encoded objects) stay on
-            opened.catalog.put(keys.FORMAT, StoreFormat.to_json(fmt), sync=True)
+            opened.catalog.put(keys.FORMAT, fmt.to_json(), sync=True)
             relinked = relink_objects(opened)
             repaired = [f for f in Fsck(opened, repair=True, progress=False).run() if f.repaired]
             make_backup(opened.catalog, store, reason="restore", keep=None, store_format=fmt.to_json())
