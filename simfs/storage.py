@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from .catalog import keys
-from .catalog.db import Catalog
+from .catalog.db import Catalog, CatalogDamaged
 from .catalog.records import Inode
 from .errors import BadStore, StoreInUse
 from .format import StoreFormat, fsync_dir, read_format, write_format
@@ -134,7 +134,15 @@ class OpenStore:
         except BaseException:
             self.lock.release()
             raise
-        copy = self.catalog.get(keys.FORMAT)
+        try:
+            copy = self.catalog.get(keys.FORMAT)
+        except CatalogDamaged as exc:
+            if check_catalog_format:
+                self.close()
+                from .backups import hint
+
+                raise CatalogDamaged(f"{exc}; {hint(self.path)}") from None
+            copy = None  # fsck reads on and reports the damage as S114
         # fsck opens without this check so that it can report the disagreement (S113) instead.
         if check_catalog_format and copy is not None:
             try:

@@ -56,7 +56,10 @@ class Catalog:
         self._nosync = WriteOptions()
 
     def get(self, key: bytes) -> bytes | None:
-        return self.db.get(key)
+        try:
+            return self.db.get(key)
+        except Exception as exc:  # rocksdict raises bare Exception("Corruption: ...") for a damaged block
+            raise CatalogDamaged(f"{self.path}: catalog damaged while reading key {key[:9].hex()}: {exc}") from None
 
     def scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
         """Keys starting with prefix, in order (rocksdict's keys(from_key=) has no upper bound)."""

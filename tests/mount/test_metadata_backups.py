@@ -364,3 +364,42 @@ def test_restore_command_line_errors(tmp_path: Path) -> None:
     assert result.returncode == ExitCode.BAD_STORE and "Traceback" not in result.stderr
     result = run_simfs("fsck", "--restore-catalog", str(tmp_path))  # a directory that is no store
     assert result.returncode == ExitCode.BAD_STORE and "not a simfs store" in result.stderr
+
+
+def test_damage_in_the_block_holding_the_format_copy_is_s114_not_a_traceback(tmp_path: Path) -> None:
+    """All keys in one small SST: the flipped byte hits the block with the F key, read at every open."""
+    from rocksdict import Rdict
+
+    from simfs.backups import make_backup
+    from simfs.storage import OpenStore
+    from simfs.vfs import Vfs
+
+    store = tmp_path / "store"
+    opened = OpenStore(store, create=True)
+    vfs = Vfs(opened)
+    for i in range(50):
+        fh = vfs.create(f"/f{i}", 0o644, os.O_WRONLY | os.O_CREAT)
+        vfs.write(fh, b"x" * i, 0)
+        vfs.release(fh)
+    vfs.shutdown()
+    make_backup(opened.catalog, opened.path, reason="unmount", keep=5)
+    opened.close()
+    db = Rdict(str(store / "catalog"))
+    db.flush()
+    db.compact_range(None, None)  # one SST holding every key
+    db.close()
+    (sst,) = (store / "catalog").glob("*.sst")
+    with open(sst, "r+b") as fh:
+        fh.seek(100)  # the first data block: F is the first key after D…
+        byte = fh.read(1)
+        fh.seek(100)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    result = run_simfs("fsck", str(store), "--no-progress")
+    assert result.returncode == ExitCode.FSCK_FINDINGS and "S114" in result.stdout, result.stdout + result.stderr
+    assert "--restore-catalog" in result.stdout and "Traceback" not in result.stderr
+    (tmp_path / "mnt").mkdir()
+    result = run_simfs("mount", str(store), str(tmp_path / "mnt"), timeout=60)
+    assert result.returncode == ExitCode.BAD_STORE and "damaged" in result.stderr, result.stderr
+    assert "--restore-catalog" in result.stderr and "Traceback" not in result.stderr
+    restore(store)
+    assert_fsck_clean(store)
