@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from .backups import make_backup
+from .catalog.db import CatalogDamaged
 from .storage import OpenStore
 
 log = logging.getLogger("simfs.backups")
@@ -34,8 +35,12 @@ class BackupSchedule:
         if st.f_bavail * st.f_frsize - needed < self.reserve:
             log.warning("catalog backup (%s) skipped: the disk is nearly full (%d bytes needed)", reason, needed)
             return
-        make_backup(self.opened.catalog, self.opened.path, reason=reason, keep=self.keep, lock=self.lock,
-                    store_format=self.opened.format.to_json())
+        try:
+            make_backup(self.opened.catalog, self.opened.path, reason=reason, keep=self.keep, lock=self.lock,
+                        store_format=self.opened.format.to_json())
+        except CatalogDamaged as exc:
+            log.error("catalog backup (%s) not made, the catalog is damaged; the existing backups are kept: %s",
+                      reason, exc)
 
     def start(self) -> None:
         if self.keep > 0:

@@ -181,6 +181,18 @@ def _private_copy(path: Path, previous: Backup | None) -> tuple[int, str]:
     return size, digest
 
 
+def read_back(path: Path) -> int:
+    """Open a catalog copy read-only and read every key (RocksDB checks each block's checksum).
+
+    Raises CatalogDamaged; returns the number of keys.
+    """
+    copy = Catalog(path, read_only=True)
+    try:
+        return sum(1 for _ in copy.scan(b""))
+    finally:
+        copy.close()
+
+
 def _clear_partial(root: Path) -> None:
     for entry in os.scandir(root):
         if entry.name.startswith(PARTIAL_PREFIX):
@@ -217,12 +229,14 @@ def make_backup(catalog: Catalog, store: Path, *, reason: str, keep: int | None,
             size, digest = _private_copy(Path(entry.path), previous)
             files[entry.name] = {"size": size, "xxh3": digest}
         fsync_dir(tmp / "catalog")
+        # A checkpoint copies damage too: read every key back before this copy may push a good one out.
+        keys = read_back(tmp / "catalog")
         from . import __version__
 
         doc = {
             "format": BACKUP_FORMAT, "version": BACKUP_VERSION, "catalog_keys_version": CATALOG_KEYS_VERSION,
             "created": datetime.now(UTC).isoformat(timespec="seconds"), "reason": reason,
-            "sequence": sequence, "simfs": __version__,
+            "sequence": sequence, "keys": keys, "simfs": __version__,
             "store_format": json.loads(store_format) if store_format else None, "files": files,
         }
         with open(tmp / MANIFEST, "wb") as fh:

@@ -9,9 +9,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..backups import Backup, NoBackup, find_backup, make_backup, timestamp, verify
+from ..backups import Backup, NoBackup, find_backup, make_backup, read_back, timestamp, verify
 from ..catalog import keys
-from ..catalog.db import Catalog
 from ..format import fsync_dir, read_format
 from ..storage import CATALOG_DIR, DAMAGED_CATALOG_PREFIX, DIRTY_FILE, OpenStore, StoreLock
 from .checker import Fsck
@@ -44,15 +43,6 @@ def _copy_backup(backup: Backup, dest: Path) -> None:
     fsync_dir(dest)
 
 
-def _readable(path: Path) -> int:
-    """Open the copy read-only and read every key (a damaged SST raises CatalogDamaged); returns the count."""
-    cat = Catalog(path, read_only=True)
-    try:
-        return sum(1 for _ in cat.scan(b""))
-    finally:
-        cat.close()
-
-
 def restore_catalog(store: Path, name: str | None, *, say: Callable[[str], None] = print) -> Restored:
     """Restore backup `name` (newest if None) into a store that is not mounted. Raises NoBackup (exit 9)
     before changing anything when no usable backup exists, StoreInUse (exit 3) when it is mounted."""
@@ -73,7 +63,7 @@ def restore_catalog(store: Path, name: str | None, *, say: Callable[[str], None]
         staging = store / RESTORING_DIR
         _copy_backup(backup, staging)
         try:
-            count = _readable(staging)
+            count = read_back(staging)
         except Exception as exc:
             shutil.rmtree(staging, ignore_errors=True)
             raise NoBackup(f"backup {backup.name} cannot be read ({exc}); name an older one") from None

@@ -403,3 +403,44 @@ def test_damage_in_the_block_holding_the_format_copy_is_s114_not_a_traceback(tmp
     assert "--restore-catalog" in result.stderr and "Traceback" not in result.stderr
     restore(store)
     assert_fsck_clean(store)
+
+
+def test_a_damaged_live_catalog_never_replaces_a_good_backup(tmp_path: Path) -> None:
+    """A checkpoint copies damage too: the copy is read back first, and a damaged one is dropped unpruned."""
+    from rocksdict import Rdict
+
+    from simfs.backups import list_backups, make_backup, verify
+    from simfs.catalog.db import Catalog, CatalogDamaged
+    from simfs.storage import OpenStore
+    from simfs.vfs import Vfs
+
+    store = tmp_path / "store"
+    opened = OpenStore(store, create=True)
+    vfs = Vfs(opened)
+    for i in range(300):
+        fh = vfs.create(f"/file-{i:04d}-with-a-longish-name", 0o644, os.O_WRONLY | os.O_CREAT)
+        vfs.write(fh, b"y" * i, 0)
+        vfs.release(fh)
+    vfs.shutdown()
+    (good,) = [make_backup(opened.catalog, opened.path, reason="unmount", keep=1)]
+    assert good is not None and good.doc["keys"] > 600
+    opened.close()
+    db = Rdict(str(store / "catalog"))
+    db.put(b"N", (10**6).to_bytes(8, "big"))  # a change, so the next backup is not skipped as unchanged
+    db.flush()
+    db.compact_range(None, None)
+    db.close()
+    (sst,) = (store / "catalog").glob("*.sst")
+    with open(sst, "r+b") as fh:
+        fh.seek(sst.stat().st_size // 3)
+        byte = fh.read(1)
+        fh.seek(-1, os.SEEK_CUR)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    catalog = Catalog(store / "catalog")  # as the daemon has it open: reads of the damaged block fail
+    try:
+        with pytest.raises(CatalogDamaged):
+            make_backup(catalog, store, reason="periodic", keep=1)
+    finally:
+        catalog.close()
+    assert [b.name for b in list_backups(store)] == [good.name] and not verify(good)
+    assert [p.name for p in (store / "backups").iterdir()] == [good.name], "no partial copy left behind"
