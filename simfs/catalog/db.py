@@ -77,7 +77,7 @@ class Catalog:
                 it.status()
             except Exception as exc:
                 raise CatalogDamaged(f"{self.path}: catalog damaged while reading keys {prefix[:9].hex() or 'all'}: "
-                                     f"{exc}; run simfs fsck (it will not repair a damaged catalog)") from None
+                                     f"{exc}; simfs fsck --restore-catalog restores a metadata backup") from None
         finally:
             del it
 
