@@ -444,3 +444,29 @@ def test_a_damaged_live_catalog_never_replaces_a_good_backup(tmp_path: Path) -> 
         catalog.close()
     assert [b.name for b in list_backups(store)] == [good.name] and not verify(good)
     assert [p.name for p in (store / "backups").iterdir()] == [good.name], "no partial copy left behind"
+
+
+def test_partial_backup_left_by_a_crash_is_ignored_then_removed(tmp_path: Path) -> None:
+    from simfs.backups import find_backup, list_backups, make_backup
+    from simfs.storage import OpenStore
+
+    store = tmp_path / "store"
+    opened = OpenStore(store, create=True)
+    try:
+        first = make_backup(opened.catalog, opened.path, reason="unmount", keep=5)
+        assert first is not None
+        assert make_backup(opened.catalog, opened.path, reason="unmount", keep=5) is None, "unchanged: skipped"
+        partial = store / "backups" / ".tmp-20260101T000000.000000Z"
+        (partial / "catalog").mkdir(parents=True)
+        (partial / "catalog" / "CURRENT").write_text("MANIFEST-000001\n")
+        (store / "backups" / "20260101T000000.000000Z").mkdir()  # no BACKUP.json: not a backup
+        assert [b.name for b in list_backups(store)] == [first.name]
+        assert find_backup(store, None).name == first.name
+        assert find_backup(store, str(first.path)).name == first.name  # a path works too
+        opened.catalog.put(b"N", (99).to_bytes(8, "big"))
+        second = make_backup(opened.catalog, opened.path, reason="periodic", keep=5)
+        assert second is not None and not partial.exists()
+        assert [b.name for b in list_backups(store)] == [first.name, second.name]
+    finally:
+        opened.close()
+    assert_fsck_clean(store)
