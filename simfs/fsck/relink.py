@@ -126,13 +126,13 @@ def relink_objects(opened: OpenStore) -> RelinkResult:
         if oid not in named_by_files:
             to_name.append((oid, keep, headers[keep]))
     if to_name:
-        _name_in_lost_found(opened, batch, to_name, result)
+        _name_in_lost_found(opened, batch, to_name, records, result)
     cat.write(batch, sync=True)
     return result
 
 
 def _name_in_lost_found(opened: OpenStore, batch: WriteBatch, to_name: list[tuple[bytes, int, Header]],
-                        result: RelinkResult) -> None:
+                        records: dict[bytes, ObjectRecord], result: RelinkResult) -> None:
     cat = opened.catalog
     root = Inode.unpack(keys.ROOT_INO, cat.get(keys.inode_key(keys.ROOT_INO)) or b"")
     raw_next = cat.get(keys.NEXT_INO)
@@ -165,5 +165,11 @@ def _name_in_lost_found(opened: OpenStore, batch: WriteBatch, to_name: list[tupl
         next_ino += 1
         batch.put(keys.inode_key(node.ino), node.pack())
         batch.put(keys.dentry_key(lf_ino, name), pack_dentry(node.ino, node.mode))
+        # The new name counts in the same batch: were the restore to stop before its repair pass, a
+        # named object could otherwise look collectable (refcount 0) and be freed by the next mount.
+        rec = records[oid]
+        rec.refcount += 1
+        batch.put(keys.object_key(oid), rec.pack())
+        batch.delete(keys.garbage_key(oid))
         result.named.append("/" + LOST_FOUND.decode() + "/" + name.decode())
     batch.put(keys.NEXT_INO, keys.u64(next_ino))
