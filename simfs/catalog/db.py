@@ -59,6 +59,8 @@ class Catalog:
         try:
             return self.db.get(key)
         except Exception as exc:  # rocksdict raises bare Exception("Corruption: ...") for a damaged block
+            if "Corruption" not in str(exc) and "checksum" not in str(exc).lower():
+                raise
             raise CatalogDamaged(f"{self.path}: catalog damaged while reading key {key[:9].hex()}: {exc}") from None
 
     def scan(self, prefix: bytes, start: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
