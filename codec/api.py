@@ -46,9 +46,11 @@ def pixel_hash(pixels: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def analyze(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Analysis:
-    """Parse a file into pixels + recipe; never raises (ok=False with a reason instead)."""
-    return _analyze(data, max_pixels=max_pixels)
+def analyze(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, quick: bool = False) -> Analysis:
+    """Parse a file into pixels + recipe; never raises (ok=False with a reason instead). ``quick``
+    checks the deflate parameters on a prefix only: the caller's verification must cover the rest
+    (``encode`` does, and re-analyzes in full when it fails)."""
+    return _analyze(data, max_pixels=max_pixels, quick=quick)
 
 
 def _versions() -> dict[str, str]:
@@ -115,7 +117,7 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
     t0 = time.perf_counter()
     try:
         data = bytes(data)
-        a = analysis if analysis is not None else analyze(data, max_pixels=max_pixels)
+        a = analysis if analysis is not None else analyze(data, max_pixels=max_pixels, quick=verify)
         timings["analyze"] = time.perf_counter() - t0
         if not a.ok:
             return EncodeResult(None, "verbatim", a.reason, sizes, timings)
@@ -166,6 +168,10 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
                     return EncodeResult(None, "verbatim", f"blob ({len(blob)} bytes) not smaller than the file "
                                         f"({len(data)} bytes)", sizes, timings, label)
                 return EncodeResult(blob, mode, inter_note, sizes, timings, label)
+        if a.quick:  # parameters that matched a prefix only: search again over the whole stream
+            return encode(data, reference, effort=effort, max_pixels=max_pixels, try_inter=try_inter,
+                          analysis=analyze(data, max_pixels=max_pixels), allow_larger=allow_larger,
+                          include_intra=include_intra)
         return EncodeResult(None, "verbatim", inter_note or "encoded blob failed verification", sizes, timings)
     except MemoryError:
         return EncodeResult(None, "verbatim", "out of memory while encoding", sizes, timings)

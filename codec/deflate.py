@@ -228,8 +228,9 @@ def compress(raw: bytes, p: DeflateParams, *, out_chunk: int = 1 << 18) -> bytes
 
 
 def reproduces(raw: bytes, target: bytes, p: DeflateParams, *, skip_header: int = 2,
-               in_chunk: int = 1 << 15) -> bool:
-    """True if deflating ``raw`` with ``p`` gives ``target`` (ignoring its first ``skip_header`` bytes).
+               in_chunk: int = 1 << 15, prefix: int | None = None) -> bool:
+    """True if deflating ``raw`` with ``p`` gives ``target`` (ignoring its first ``skip_header`` bytes);
+    with ``prefix``, True as soon as that many output bytes matched (the caller verifies the rest).
 
     Compares output as it is produced and stops at the first differing byte, so a wrong
     candidate usually costs only the first deflate block (this is what makes the search fast).
@@ -264,6 +265,8 @@ def reproduces(raw: bytes, target: bytes, p: DeflateParams, *, skip_header: int 
                     if hi > lo and buf.raw[lo - pos: got] != target[lo:hi]:
                         return False
                     pos = hi
+                    if prefix is not None and pos >= prefix:
+                        return True
                 if rc == Z_STREAM_END:
                     return pos == tlen
                 if rc not in (Z_OK, Z_BUF_ERROR):

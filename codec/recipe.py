@@ -62,6 +62,7 @@ class Analysis:
     header: Header | None = None
     palette: np.ndarray | None = None  # N x 3 uint8 for colour type 3
     timings: dict[str, float] = field(default_factory=dict)
+    quick: bool = False  # deflate parameters checked on a prefix of the stream only (QUICK_PREFIX)
 
 
 # --------------------------------------------------------------------------- deflate search
@@ -112,10 +113,16 @@ def _candidates(zhead: bytes) -> list[zd.DeflateParams]:
     return first + rest
 
 
-def find_params(raw: bytes, zstream: bytes, budget_s: float = 60.0) -> zd.DeflateParams | None:
+# A quick analysis accepts the first parameters reproducing this much of the stream; the encoder's
+# one verification of the rebuilt file checks the rest (and a miss re-runs a full analysis).
+QUICK_PREFIX = 1 << 18
+
+
+def find_params(raw: bytes, zstream: bytes, budget_s: float = 60.0,
+                prefix: int | None = None) -> zd.DeflateParams | None:
     t0 = time.monotonic()
     for p in _candidates(zstream[:2]):
-        if zd.reproduces(raw, zstream, p):
+        if zd.reproduces(raw, zstream, p, prefix=prefix):
             return p
         if time.monotonic() - t0 > budget_s:
             return None
@@ -268,10 +275,12 @@ def _inflate_bounded(zdata: bytes, limit: int) -> tuple[bytes, bytes]:
     return out, d.unused_data
 
 
-def analyze(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, search_budget_s: float = 60.0) -> Analysis:
-    """Parse ``data``; never raises. ok=False with a reason when it cannot be rebuilt exactly."""
+def analyze(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, search_budget_s: float = 60.0,
+            quick: bool = False) -> Analysis:
+    """Parse ``data``; never raises. ok=False with a reason when it cannot be rebuilt exactly.
+    ``quick``: accept deflate parameters that reproduce a prefix of the stream (see QUICK_PREFIX)."""
     try:
-        return _analyze(bytes(data), max_pixels, search_budget_s)
+        return _analyze(bytes(data), max_pixels, search_budget_s, quick=quick)
     except PngError as e:
         return Analysis(False, str(e))
     except MemoryError:
@@ -289,7 +298,8 @@ def png_pixels(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarr
     return a.pixels
 
 
-def _analyze(data: bytes, max_pixels: int, search_budget_s: float, pixels_only: bool = False) -> Analysis:
+def _analyze(data: bytes, max_pixels: int, search_budget_s: float, pixels_only: bool = False,
+             quick: bool = False) -> Analysis:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     chunks, _end = parse_chunks(data)
@@ -344,7 +354,7 @@ def _analyze(data: bytes, max_pixels: int, search_budget_s: float, pixels_only: 
     else:
         blocks = []
         zd.self_test()
-        p = find_params(raw, zstream, search_budget_s)
+        p = find_params(raw, zstream, search_budget_s, QUICK_PREFIX if quick else None)
         if p is None:
             raise PngError("deflate stream not reproducible (unknown encoder)")
         method, params = "deflate", p.as_list()
@@ -363,4 +373,5 @@ def _analyze(data: bytes, max_pixels: int, search_budget_s: float, pixels_only: 
         filters=ftypes,
     )
     timings["total"] = time.perf_counter() - t0
-    return Analysis(True, "", pixels, recipe, hdr, palette, timings)
+    return Analysis(True, "", pixels, recipe, hdr, palette, timings,
+                    quick=quick and method == "deflate" and len(zstream) > QUICK_PREFIX)

@@ -47,7 +47,7 @@ def inter_accepted(inter_bytes: int, intra_bytes: int | None, depth: int, knobs:
     return inter_bytes <= intra_bytes * (1.0 - knobs.margin_per_depth * depth)
 
 
-def encode_png(content: bytes, refs: list[Ref], knobs: Knobs) -> JobResult:
+def encode_png(content: bytes, refs: list[Ref], knobs: Knobs, *, full_analysis: bool = False) -> JobResult:
     """The smallest verified coding of a PNG: against one of refs (best first) or on its own.
 
     Every encode runs unverified; only the coding finally chosen is decoded and compared (and, if
@@ -55,7 +55,8 @@ def encode_png(content: bytes, refs: list[Ref], knobs: Knobs) -> JobResult:
     import codec
 
     t0 = time.perf_counter()
-    analysis = codec.analyze(content)
+    # quick: deflate parameters checked on a prefix; the one verification below checks the rest
+    analysis = codec.analyze(content, quick=not full_analysis)
     if not analysis.ok:
         return JobResult(None, reason=analysis.reason, seconds=time.perf_counter() - t0)
     sizes: dict[str, int] = {}
@@ -112,6 +113,8 @@ def encode_png(content: bytes, refs: list[Ref], knobs: Knobs) -> JobResult:
     for blob in intra_cands:
         if codec.verifies(blob, content):
             return JobResult(blob, "intra", -1, len(blob), sizes, seconds=time.perf_counter() - t0)
+    if analysis.quick:  # the prefix-matched parameters did not rebuild the whole file: search it all
+        return encode_png(content, refs, knobs, full_analysis=True)
     return JobResult(None, reason="no coding smaller than the file", sizes=sizes, seconds=time.perf_counter() - t0)
 
 

@@ -1,4 +1,4 @@
-"""Fitted colour transforms and fitted resampling: exact round trips, determinism, and never chosen unless smaller."""
+"""Fitted colour transforms, fitted resampling and the quick deflate analysis: exact round trips, never chosen unless smaller."""
 
 from __future__ import annotations
 
@@ -148,3 +148,31 @@ def test_unknown_prediction_stage_is_an_error_not_a_wrong_image():
     p = np.zeros((4, 4, 3), np.uint8)
     with pytest.raises(ValueError, match="does not know"):
         inter.predict({"colour": "same", "geom": {"type": "dihedral", "k": 0}, "lut": False, "future": 1}, {}, p, p.shape)
+
+
+# --- quick deflate analysis ---------------------------------------------------------------------
+
+def test_quick_analysis_that_matched_only_a_prefix_falls_back_to_a_full_search(monkeypatch):
+    """Parameters accepted on a prefix are checked by the one verification; if they do not rebuild
+    the file, the encoder (and the ingest job) search the whole stream again: never a wrong byte,
+    never a needless verbatim."""
+    from codec import deflate as zd
+    from codec import recipe
+    from simfs.ingest import jobs
+
+    real = recipe.find_params
+
+    def wrong_on_prefix(raw, zstream, budget_s=60.0, prefix=None):
+        if prefix is not None:
+            return zd.DeflateParams(1, 8, 0, 15)  # "matches the prefix", wrong for the file
+        return real(raw, zstream, budget_s, prefix)
+
+    monkeypatch.setattr(recipe, "find_params", wrong_on_prefix)
+    monkeypatch.setattr(recipe, "QUICK_PREFIX", 16)
+    px = _photo_like(np.random.default_rng(5), 64, 64)
+    data = write_png(px, 8, 2, params=(9, 9, 1, 15))
+    assert codec.analyze(data, quick=True).quick
+    res = codec.encode(data, effort=1)
+    assert res.mode == "intra" and codec.decode(res.blob) == data
+    job = jobs.encode_png(data, [], jobs.Knobs(effort=1))
+    assert job.mode == "intra" and codec.decode(job.blob) == data
