@@ -11,12 +11,13 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from .backup_schedule import BackupSchedule
 from .errors import BadMountpoint, BadStore, ExitCode, FuseFailed, SimfsError, StoreInUse
 from .format import read_format
-from .options import OURS, simfs_options
+from .options import OURS, UsageError, simfs_options
+from .stderr_log import StderrToLog
 from .storage import LOG_FILE, OpenStore, StoreLock, is_store
 
 log = logging.getLogger("simfs.mount")
@@ -111,10 +112,29 @@ def fuse_options(opts: dict[str, Any], store: Path) -> dict[str, Any]:
     # Ownership and permission checks by the kernel: without them any user could read any file.
     out.setdefault("default_permissions", True)
     out.setdefault("max_threads", 8)  # libfuse 3's default (-1) only produces a warning
+    # libfuse 3.14 defaults max_idle_threads to UINT_MAX and then warns "Ignoring invalid max threads
+    # value 4294967295" on every mount; keeping as many idle threads as workers avoids thread churn too.
+    out.setdefault("max_idle_threads", out["max_threads"])
     # The store path in /proc/mounts lets `simfs umount` find the daemon and wait for it.
     path = str(store)
     out.setdefault("fsname", path if not any(c in path for c in ", \t\n\\") else "simfs")
     return out
+
+
+def check_libfuse_options(options: dict[str, Any], store: Path) -> None:
+    """Options that are neither simfs's nor libfuse's are a usage error (exit 2), named one by one."""
+    from .fuse_check import bad_options
+
+    bad = bad_options(fuse_options(options, store))
+    if not bad:
+        return
+    parts = []
+    for option, said in bad:
+        if "unknown option" in said:
+            parts.append(f"-o {option}: unknown mount option")
+        else:
+            parts.append(f"-o {option}: {said.removeprefix('fuse: ')}")
+    raise UsageError("; ".join(parts) + f" (simfs's options: {', '.join(OURS)}; others go to libfuse, see mount.fuse3(8))")
 
 
 def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int | None = None,
@@ -142,7 +162,8 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
         if notify_fd is None:
             raise
         return int(exc.exit_code)
-    _setup_logging(store, foreground, debug)
+    stderr = StderrToLog()
+    _setup_logging(store, stderr.console if foreground else None, debug)
     backups: BackupSchedule | None = None
     try:
         from .ingest import EncodeOptions, describer, make_ingestor
@@ -161,27 +182,27 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
         try:
             backups.start()
             run_fuse(ops, str(mountpoint), foreground=True, options=fuse_options(opts, store))
-        except RuntimeError as exc:
-            if ready["done"]:
+        except Exception as exc:
+            if ready["done"] and isinstance(exc, RuntimeError):
                 # libfuse reports a loop ended by SIGTERM/SIGINT as an error; it did unmount cleanly.
                 log.info("stopped by a signal (libfuse status %s); unmounted %s", exc, mountpoint)
                 return 0
-            log.exception("FUSE loop failed")
-            msg = f"could not mount {mountpoint}: libfuse status {exc}; see {store / LOG_FILE}"
-            report(f"ERR {int(ExitCode.FUSE_FAILED)} {msg}\n")
-            if notify_fd is None:
-                raise FuseFailed(msg) from None
-            return int(ExitCode.FUSE_FAILED)
-        except Exception as exc:
-            log.exception("FUSE loop failed")
-            msg = f"could not mount {mountpoint}: {exc}; see {store / LOG_FILE}"
-            log.error(msg)
+            said = stderr.sync()  # libfuse's own reason ("fuse: mount failed: Invalid argument")
+            if isinstance(exc, RuntimeError):
+                why = f"{said} (libfuse status {exc})" if said else f"libfuse status {exc}"
+                log.error("FUSE loop failed: %s", why)
+            else:
+                why = str(exc)
+                log.exception("FUSE loop failed")
+            msg = f"could not mount {mountpoint}: {why}; see {store / LOG_FILE}"
             report(f"ERR {int(ExitCode.FUSE_FAILED)} {msg}\n")
             if notify_fd is None:
                 raise FuseFailed(msg) from None
             return int(ExitCode.FUSE_FAILED)
         if not ready["done"]:
-            report(f"ERR {int(ExitCode.FUSE_FAILED)} mount of {mountpoint} failed; see {store / LOG_FILE}\n")
+            said = stderr.sync()
+            report(f"ERR {int(ExitCode.FUSE_FAILED)} mount of {mountpoint} failed"
+                   f"{': ' + said if said else ''}; see {store / LOG_FILE}\n")
             return int(ExitCode.FUSE_FAILED)
         log.info("unmounted %s", mountpoint)
         return 0
@@ -189,13 +210,14 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
         if backups is not None:
             backups.finish(clean=ready["done"])
         opened.close()
+        stderr.close()
 
 
-def _setup_logging(store: Path, foreground: bool, debug: bool) -> None:
+def _setup_logging(store: Path, console: IO[str] | None, debug: bool) -> None:
     level = logging.DEBUG if debug else logging.INFO
     handlers: list[logging.Handler] = [logging.FileHandler(store / LOG_FILE)]
-    if foreground:
-        handlers.append(logging.StreamHandler(sys.stderr))
+    if console is not None:  # a foreground mount also logs to its terminal
+        handlers.append(logging.StreamHandler(console))
     logging.basicConfig(level=level, handlers=handlers, force=True,
                         format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
     # mfusepy logs every ENOENT from getattr at debug level: too chatty for INFO logs.
@@ -218,9 +240,11 @@ def mount(store: Path, mountpoint: Path, *, foreground: bool, options: dict[str,
     mountpoint = mountpoint.absolute()
     check_distinct(store, mountpoint)
     if not store.exists() and not store.parent.is_dir():
-        raise BadStore(f"cannot create a store at {store}: {store.parent} does not exist (mistyped path?)")
+        why = "is a file, not a directory" if store.parent.exists() else "does not exist (mistyped path?)"
+        raise BadStore(f"cannot create a store at {store}: {store.parent} {why}")
     new_store = not is_store(store)
     simfs_options(options)  # a bad -o value is a usage error before anything is created
+    check_libfuse_options(options, store)
     check_mountpoint(mountpoint)
     prepare_store(store)
     check_fuse_available()
@@ -262,7 +286,8 @@ def mount(store: Path, mountpoint: Path, *, foreground: bool, options: dict[str,
         return int(code_text)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    print(f"simfs: the mount daemon exited before mounting; see {store / LOG_FILE}", file=sys.stderr)
+    hint = f"; see {store / LOG_FILE}" if (store / LOG_FILE).exists() else ""
+    print(f"simfs: the mount daemon exited before mounting{hint}", file=sys.stderr)
     return int(ExitCode.FUSE_FAILED)
 
 

@@ -88,4 +88,7 @@ def simfs_options(opts: dict[str, Any]) -> SimfsOptions:
             raise UsageError(f"-o backup_interval={raw}: expected a duration from 1s to 30d, such as 6h, 30m "
                              "or 90 (seconds)")
         out.backup_interval = float(seconds)
+    # libfuse's loop options, parsed by fuse_main() where a bad value is only a warning: check them here.
+    _int(opts, "max_threads", 8, 1, 100_000)
+    _int(opts, "max_idle_threads", 8, 1, 100_000)
     return out

@@ -1,0 +1,56 @@
+"""What `simfs mount` tells the user: bad -o options, libfuse's own errors, no spurious libfuse warnings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import Mount, needs_fuse, run_simfs
+
+from simfs.errors import ExitCode
+
+
+@needs_fuse
+def test_unknown_option_is_a_usage_error_before_the_store_exists(tmp_path: Path) -> None:
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    mnt.mkdir()
+    result = run_simfs("mount", "-o", "ro,bogus", str(store), str(mnt), timeout=30)
+    assert result.returncode == ExitCode.USAGE, result.stderr
+    assert "-o bogus: unknown mount option" in result.stderr
+    assert "-o ro" not in result.stderr  # only the bad one is named
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert not store.exists()
+    result = run_simfs("mount", "-o", "max_read=lots", str(store), str(mnt), timeout=30)
+    assert result.returncode == ExitCode.USAGE and "max_read=lots" in result.stderr
+    result = run_simfs("mount", "-o", "max_threads=0", str(store), str(mnt), timeout=30)
+    assert result.returncode == ExitCode.USAGE and "max_threads=0" in result.stderr
+    assert not store.exists()
+
+
+@needs_fuse
+def test_libfuse_error_of_the_daemon_reaches_the_user(tmp_path: Path) -> None:
+    # blksize is a valid libfuse option that the kernel refuses for a non-block FUSE mount: the
+    # failure happens in the daemon, after the fork, and only libfuse knows why.
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    mnt.mkdir()
+    result = run_simfs("mount", "-o", "blksize=4096", str(store), str(mnt), timeout=60)
+    assert result.returncode == ExitCode.FUSE_FAILED, result.stderr
+    assert "mount failed: Invalid argument" in result.stderr, result.stderr
+    log = (store / "simfs.log").read_text()
+    assert "mount failed: Invalid argument" in log and "Traceback" not in log
+
+
+def test_store_below_a_file_names_the_file_and_no_log(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_text("")
+    (tmp_path / "mnt").mkdir()
+    result = run_simfs("mount", str(tmp_path / "afile" / "sub"), str(tmp_path / "mnt"))
+    assert result.returncode == ExitCode.BAD_STORE
+    assert "afile is a file, not a directory" in result.stderr and "simfs.log" not in result.stderr
+
+
+@needs_fuse
+def test_foreground_mount_prints_no_libfuse_thread_warning(tmp_path: Path) -> None:
+    with Mount(tmp_path / "store", tmp_path / "mnt") as m:
+        (m.mountpoint / "x").write_bytes(b"x")
+    output = (tmp_path / "store.mount.log").read_text()
+    assert "mounting" in output  # the log reached the terminal
+    assert "Ignoring invalid max threads" not in output, output
