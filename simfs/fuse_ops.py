@@ -7,6 +7,7 @@ import errno
 import logging
 import os
 import re
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,8 @@ log = logging.getLogger("simfs.fuse")
 # make it fail with ESTALE) and no .fuse_hidden file ever shows up or survives the mount.
 HIDDEN_NAME = re.compile(r"\.fuse_hidden[0-9a-f]{16}\Z")
 _thread = threading.local()
+# Set by request_exit(): the next callback ends libfuse's loop from inside (fuse_exit needs a context).
+_exit_requested = threading.Event()
 
 
 def _ctx() -> Context:
@@ -76,6 +79,8 @@ class SimfsFuse(mfusepy.FUSE):
     def _wrapper(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         # Count callbacks per worker thread: the hide detection needs "the very next call".
         _thread.seq = getattr(_thread, "seq", 0) + 1
+        if _exit_requested.is_set():
+            mfusepy.fuse_exit()  # this worker answers the request, then the loop ends and libfuse unmounts
         if func.__name__ == "init":
             return super()._wrapper(func, *args, **kwargs)
 
@@ -268,7 +273,32 @@ class FuseOperations(mfusepy.Operations):
 def run_fuse(ops: FuseOperations, mountpoint: str, *, foreground: bool = True, options: dict[str, Any]) -> None:
     """Blocks until unmounted. options are FUSE -o options (ro, allow_other, default_permissions...)."""
     opts = {"fsname": "simfs", "subtype": "simfs", **options}
-    SimfsFuse(ops, mountpoint, raw_fi=True, foreground=foreground, **opts)
+    _exit_requested.clear()
+    # mfusepy resets SIGINT to SIG_DFL so that libfuse installs its handler; simfs has its own
+    # (simfs/stop_signals.py), so the reset is skipped while the loop runs.
+    real_signal = mfusepy.signal
+    mfusepy.signal = _keep_signal_handler
+    try:
+        SimfsFuse(ops, mountpoint, raw_fi=True, foreground=foreground, **opts)
+    finally:
+        mfusepy.signal = real_signal
 
 
-__all__ = ["FuseOperations", "SimfsFuse", "run_fuse", "errno"]
+def _keep_signal_handler(signum: int, handler: Any) -> Any:
+    return signal.getsignal(signum)
+
+
+def request_exit(mountpoint: str) -> None:
+    """End the FUSE loop soon, from any thread: flag it, then wake one libfuse worker with a request."""
+    _exit_requested.set()
+
+    def poke() -> None:
+        try:
+            os.stat(mountpoint)  # attr_timeout is 0: the kernel always asks the daemon
+        except OSError:
+            pass
+
+    threading.Thread(target=poke, name="simfs-exit", daemon=True).start()
+
+
+__all__ = ["FuseOperations", "SimfsFuse", "errno", "request_exit", "run_fuse"]

@@ -7,6 +7,7 @@ import errno
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -18,6 +19,7 @@ from .errors import BadMountpoint, BadStore, ExitCode, FuseFailed, SimfsError, S
 from .format import read_format
 from .options import OURS, UsageError, simfs_options
 from .stderr_log import StderrToLog
+from .stop_signals import StopSignals
 from .storage import LOG_FILE, OpenStore, StoreLock, is_store
 
 log = logging.getLogger("simfs.mount")
@@ -163,6 +165,7 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
             raise
         return int(exc.exit_code)
     stderr = StderrToLog()
+    signals: StopSignals | None = None
     _setup_logging(store, stderr.console if foreground else None, debug)
     backups: BackupSchedule | None = None
     try:
@@ -179,6 +182,8 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
         backups = BackupSchedule(opened, vfs.lock, keep=0 if read_only else ours.metadata_backups,
                                  interval=ours.backup_interval, reserve=vfs.space_reserve)
         log.info("mounting %s on %s (pid %d)", store, mountpoint, os.getpid())
+        signals = StopSignals(stop=lambda sig: _stop(vfs, mountpoint, sig),
+                              force=lambda sig: _force(mountpoint, sig))
         try:
             backups.start()
             run_fuse(ops, str(mountpoint), foreground=True, options=fuse_options(opts, store))
@@ -209,8 +214,32 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
     finally:
         if backups is not None:
             backups.finish(clean=ready["done"])
+        if signals is not None:
+            signals.close()
         opened.close()
         stderr.close()
+
+
+def _stop(vfs: Any, mountpoint: Path, signum: int) -> None:
+    """First signal: a clean unmount, saying what it waits for."""
+    from .fuse_ops import request_exit
+
+    writes = vfs.pending_writes()
+    log.warning("%s: unmounting %s, finishing %d pending write%s (stopping background ingest; it resumes at "
+                "the next mount)... send the signal again to force", signal.Signals(signum).name, mountpoint,
+                writes, "" if writes == 1 else "s")
+    request_exit(str(mountpoint))
+
+
+def _force(mountpoint: Path, signum: int) -> None:
+    """Second signal: detach the mount and exit now; the store recovers like after a crash."""
+    log.warning("second signal (%s): forcing: detaching %s and exiting now; writes not committed yet are lost, "
+                "the next mount recovers the store", signal.Signals(signum).name, mountpoint)
+    tool = shutil.which("fusermount3") or shutil.which("fusermount")
+    if tool:
+        subprocess.run([tool, "-u", "-z", str(mountpoint)], capture_output=True, timeout=10)
+    logging.shutdown()
+    os._exit(128 + signum)
 
 
 def _setup_logging(store: Path, console: IO[str] | None, debug: bool) -> None:

@@ -171,6 +171,13 @@ class MaintenanceMixin(VfsBase):
             self._stop.set()
             self._gc_thread.join(timeout=30)
 
+    def pending_writes(self) -> int:
+        """Files open with writes not committed yet (what an unmount still has to commit); lock-free."""
+        try:
+            return sum(1 for of in list(self.open_files.values()) if of.dirty)
+        except RuntimeError:  # the dict changed while we looked: an estimate is all that is asked
+            return 0
+
     def shutdown(self) -> None:
         """Unmount: commit anything still open, free garbage, flush."""
         self.stop_background()

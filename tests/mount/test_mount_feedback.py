@@ -54,3 +54,58 @@ def test_foreground_mount_prints_no_libfuse_thread_warning(tmp_path: Path) -> No
     output = (tmp_path / "store.mount.log").read_text()
     assert "mounting" in output  # the log reached the terminal
     assert "Ignoring invalid max threads" not in output, output
+
+
+@needs_fuse
+def test_signal_unmounts_promptly_saying_so(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from conftest import is_mounted
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        m = Mount(tmp_path / "store", tmp_path / "mnt").start()
+        fh = open(m.mountpoint / f"open-{signum}.bin", "wb")  # a pending write, committed at unmount
+        fh.write(b"p" * 5000)
+        fh.flush()
+        assert m.proc is not None
+        started = time.monotonic()
+        m.proc.send_signal(signum)
+        m.proc.wait(timeout=30)
+        took = time.monotonic() - started
+        try:
+            fh.close()
+        except OSError:
+            pass  # the mount is gone; the daemon committed the file at shutdown
+        m.log.close()
+        output = (tmp_path / "store.mount.log").read_text()
+        assert m.proc.returncode == 0, output
+        assert f"{signal.Signals(signum).name}: unmounting {m.mountpoint}, finishing 1 pending write" in output
+        assert took < 3.0, f"took {took:.1f}s"
+        assert not is_mounted(m.mountpoint)
+    with Mount(tmp_path / "store", tmp_path / "mnt") as again:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            assert (again.mountpoint / f"open-{signum}.bin").read_bytes() == b"p" * 5000
+
+
+@needs_fuse
+def test_second_signal_forces_and_says_so(tmp_path: Path) -> None:
+    import signal
+
+    from conftest import assert_fsck_clean, is_mounted
+
+    m = Mount(tmp_path / "store", tmp_path / "mnt").start()
+    (m.mountpoint / "kept.bin").write_bytes(b"k" * 1000)
+    assert m.proc is not None
+    # Two different signals: two of the same kind sent at once may merge into one in the kernel.
+    m.proc.send_signal(signal.SIGTERM)
+    m.proc.send_signal(signal.SIGINT)
+    m.proc.wait(timeout=30)
+    m.log.close()
+    output = (tmp_path / "store.mount.log").read_text()
+    assert "): forcing: detaching" in output and "second signal (SIG" in output, output
+    assert m.proc.returncode in (128 + signal.SIGINT, 128 + signal.SIGTERM)
+    assert not is_mounted(m.mountpoint)
+    with Mount(m.store, m.mountpoint) as again:  # recovers like after a crash
+        assert (again.mountpoint / "kept.bin").read_bytes() == b"k" * 1000
+    assert_fsck_clean(m.store)
