@@ -18,14 +18,15 @@ df -h "$MNT"
 echo "waiting for background ingest to describe the images and code each against its most similar one ..."
 START=$(date +%s)
 for i in $(seq 1 3600); do
-  read -r PENDING USED < <($SIMFS stats "$STORE" --json | .venv/bin/python -c \
-    'import json,sys; s=json.load(sys.stdin); print(s["ingest_pending"], s["stored_bytes"])')
+  PENDING=$($SIMFS status "$MNT" --json | .venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["backlog"]["total"])')
   [ "$PENDING" = 0 ] && break
-  if [ $((i % 10)) = 1 ]; then
-    echo "  $((  $(date +%s) - START )) s: $PENDING objects to go, $((USED / 1048576)) MiB on disk so far"
+  if [ $((i % 10)) = 1 ]; then  # what the daemon is doing (simfs status), every 10 s
+    echo "  after $((  $(date +%s) - START )) s:"
+    $SIMFS status "$MNT" | sed -n '2,5p' | sed 's/^/    /'
   fi
   sleep 1
 done
+$SIMFS status "$MNT"
 ORIG=$(ls "$MNT"/edit-ukbench/*.png 2>/dev/null | grep -v _ | head -1 || true)
 if [ -n "$ORIG" ]; then
   echo "simfs similar $ORIG:"

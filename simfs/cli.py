@@ -1,4 +1,4 @@
-"""`simfs` command line: mount, umount, fsck, stats, similar, compact. Clear one-line errors, distinct exit codes."""
+"""`simfs` command line: mount, umount, fsck, stats, status, similar, compact. Clear one-line errors, distinct exit codes."""
 
 from __future__ import annotations
 
@@ -164,9 +164,16 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"stored on disk     {_human(stats['stored_bytes'])}  (objects {_human(stats['object_bytes'])}, "
           f"catalog {_human(stats['catalog_bytes'])})")
     ratio = stats["stored_bytes"] / stats["logical_bytes"] if stats["logical_bytes"] else 0.0
-    print(f"stored / logical   {ratio:.3f}  (saved {_human(stats['logical_bytes'] - stats['stored_bytes'])})")
+    saved = stats["saved_vs_logical"]
+    if saved >= 0:
+        print(f"stored / logical   {ratio:.3f}  (saved {_human(saved)})")
+    else:  # nothing (or too little) encoded: the catalog is all there is to see
+        print(f"stored / logical   {ratio:.3f}  (overhead {_human(-saved)}: the catalog, "
+              f"{_human(stats['catalog_bytes'])} with metadata and similarity records"
+              + (", and nothing stored encoded" if not stats["objects_encoded"] else "") + ")")
+    refs = stats["saved_vs_intra_only"]
     print(f"vs intra-only      {_human(stats['intra_only_bytes'])} if every object were coded on its own; "
-          f"references save {_human(stats['saved_vs_intra_only'])}")
+          + (f"references save {_human(refs)}" if refs >= 0 else f"references cost {_human(-refs)}"))
     print(f"{'kind':<16} {'objects':>8} {'logical':>10} {'stored':>10}")
     for kind, k in stats["by_kind"].items():
         print(f"  {kind:<14} {k['objects']:>8} {_human(k['logical_bytes']):>10} {_human(k['stored_bytes']):>10}")
@@ -211,6 +218,12 @@ def cmd_compact(args: argparse.Namespace) -> int:
               f"{result['objects_encoded']} stored encoded; objects {_human(result['stored_before'])} "
               f"-> {_human(result['stored_after'])}")
     return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from .status import status_command
+
+    return status_command(Path(args.mountpoint), watch=args.watch, as_json=args.json)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -260,6 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true")
     c.add_argument("--no-progress", action="store_true")
     c.set_defaults(func=cmd_compact)
+
+    st = sub.add_parser("status", help="live background-ingest status of a mounted store: backlog, MP/s, savings")
+    st.add_argument("mountpoint", help="the mount point (or the directory of a mounted store)")
+    st.add_argument("--watch", action="store_true", help="refresh every second until Ctrl-C")
+    st.add_argument("--json", action="store_true", help="machine-readable (with --watch: one document per line)")
+    st.set_defaults(func=cmd_status)
 
     s = sub.add_parser("stats", help="logical vs stored size of a store (works while mounted)")
     s.add_argument("store")

@@ -16,6 +16,7 @@ os.environ.setdefault("FUSE_LIBRARY_NAME", "fuse3")  # mfusepy prefers libfuse 2
 
 import mfusepy  # noqa: E402
 
+from .ingest.status import STATUS_XATTR  # noqa: E402
 from .vfs import Context, Vfs  # noqa: E402
 
 log = logging.getLogger("simfs.fuse")
@@ -105,9 +106,11 @@ class FuseOperations(mfusepy.Operations):
     flag_nopath = False
 
     def __init__(self, vfs: Vfs, *, on_ready: Callable[[], None] | None = None,
-                 attr_timeout: float = 0.0, entry_timeout: float = 1.0):
+                 attr_timeout: float = 0.0, entry_timeout: float = 1.0,
+                 status: Callable[[], bytes] | None = None):
         self.vfs = vfs
         self.on_ready = on_ready
+        self.status = status  # the value of user.simfs.status on the root (simfs/ingest/status.py)
         self.attr_timeout = attr_timeout
         self.entry_timeout = entry_timeout
 
@@ -251,6 +254,8 @@ class FuseOperations(mfusepy.Operations):
         return 0
 
     def getxattr(self, path: str, name: str, position: int = 0) -> bytes:
+        if path == "/" and name == STATUS_XATTR and self.status is not None:
+            return self.status()  # computed from in-memory counters, outside the Vfs lock
         return self.vfs.getxattr(path, name)
 
     def listxattr(self, path: str) -> list[str]:

@@ -178,7 +178,11 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
             enc = EncodeOptions(effort=ours.effort, candidates=ours.candidates, max_depth=ours.max_depth)
             vfs.start_background(make_ingestor(opened, vfs, descriptors, encode=ours.encode, options=enc,
                                                workers=ours.workers))
-        ops = FuseOperations(vfs, on_ready=lambda: report("OK\n"))
+        from .ingest.status import live_status, status_bytes
+
+        started = time.monotonic()
+        ops = FuseOperations(vfs, on_ready=lambda: report("OK\n"),
+                             status=lambda: status_bytes(live_status(vfs, store, mountpoint, started)))
         backups = BackupSchedule(opened, vfs.lock, keep=0 if read_only else ours.metadata_backups,
                                  interval=ours.backup_interval, reserve=vfs.space_reserve)
         log.info("mounting %s on %s (pid %d)", store, mountpoint, os.getpid())

@@ -36,6 +36,20 @@ def object_kind(rec: ObjectRecord) -> str:
     return "intra"
 
 
+def _live_pending(store: Path) -> int | None:
+    """While mounted, the daemon's own backlog (queued, in progress, deferred, re-plans) is the truth:
+    the catalog alone cannot tell whether a described PNG still waits for the encoder."""
+    from .status import NotMounted, mountpoint_of_store, read_status
+
+    mnt = mountpoint_of_store(store)
+    if mnt is None:
+        return None
+    try:
+        return int(read_status(mnt)["backlog"]["total"])
+    except (NotMounted, KeyError, ValueError):
+        return None
+
+
 def store_stats(store: Path) -> dict[str, Any]:
     opened = OpenStore(store, read_only=True)
     try:
@@ -80,8 +94,10 @@ def store_stats(store: Path) -> dict[str, Any]:
         catalog_bytes = _dir_bytes(opened.path / CATALOG_DIR)
     finally:
         opened.close()
+    live = _live_pending(opened.path)
     return {
         "store": str(opened.path),
+        "ingest_live": live is not None,
         "files": files,
         "directories": dirs,
         "symlinks": links,
@@ -92,7 +108,7 @@ def store_stats(store: Path) -> dict[str, Any]:
         "catalog_bytes": catalog_bytes,
         "stored_bytes": object_bytes + catalog_bytes,
         "images_indexed": indexed,
-        "ingest_pending": pending,
+        "ingest_pending": pending if live is None else live,
         "objects_encoded": encoded,
         "by_kind": by_kind,
         "pinned_objects": by_kind["pinned"]["objects"],

@@ -39,8 +39,8 @@ def make_ingestor(opened: OpenStore, vfs: Vfs, descriptors: DescriptorProcessor,
     processors: list = [descriptors]
     ingestor = Ingestor(vfs, processors, workers=workers)
     if encode:
-        opened.require_feature("encoded-objects")
         pool = CodecPool(workers if processes is None else processes)
+        ingestor.codec_processes = workers if processes is None else processes
         ingestor.on_stop.append(pool.close)
         processors.append(EncodeProcessor(opened.objects, chains=vfs.chains, index=descriptors.index,
                                           record_of=vfs.object_record, require_feature=opened.require_feature,

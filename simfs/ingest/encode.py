@@ -50,6 +50,7 @@ log = logging.getLogger("simfs.encode")
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FEATURE_CHAINS = "reference-chains"
+FEATURE_ENCODED = "encoded-objects"
 
 
 @dataclass
@@ -358,6 +359,10 @@ class EncodeProcessor:
 
     def _switch_file(self, txn: Txn, object_id: bytes, result: Encoded, rec: ObjectRecord) -> None:
         """The new generation becomes the object's file in txn; the old one goes once txn is durable."""
+        if self.require_feature is not None:
+            # Only now, before the first encoded file: a store that never held one stays readable by
+            # a simfs without the codec (FORMAT lists what the store contains, not what it might).
+            self.require_feature(FEATURE_ENCODED)
         new_gen = rec.gen + 1
         final = self.objects.path_of(object_id, new_gen)
         result.staging.close()

@@ -21,6 +21,7 @@ from ..catalog import keys
 from ..catalog.records import ObjectRecord
 from ..errors import CorruptObject
 from ..vfs.txn import Txn
+from .meter import IngestMeter, png_megapixels
 
 if TYPE_CHECKING:
     from ..vfs.core import Vfs
@@ -84,7 +85,8 @@ class Ingestor:
         self.done = 0
         self.failed = 0
         self.started_at = time.monotonic()
-        self.pixels_done = 0
+        self.meter = IngestMeter()
+        self.codec_processes = 0  # set by make_ingestor when the encoder runs
 
     # ---------------------------------------------------------------- queue
     def enqueue(self, object_id: bytes) -> None:
@@ -113,6 +115,23 @@ class Ingestor:
     def pending(self) -> int:
         with self._cond:
             return len(self._pending) + len(self._replans) + len(self._deferred) + self._busy
+
+    def backlog(self) -> dict[str, int]:
+        """Queued objects by the first step they still lack (catalog reads, no VFS lock), plus the rest."""
+        with self._cond:
+            queued = list(self._pending)
+            out = {"replan": len(self._replans), "deferred": len(self._deferred), "in_progress": self._busy}
+        for p in self.processors:
+            out.setdefault(p.name, 0)
+        for oid in queued:
+            raw = self.vfs.catalog.get(keys.object_key(oid))
+            if raw is None:
+                continue
+            flags = ObjectRecord.unpack(raw).flags
+            step = next((p.name for p in self.processors if not flags & p.flag), None)
+            if step is not None:
+                out[step] += 1
+        return out
 
     def wait_idle(self, timeout: float = 60.0) -> bool:
         """For tests and `simfs compact`: block until both queues are empty."""
@@ -238,6 +257,7 @@ class Ingestor:
                         p.discard(result)
                 return False
             rec = now
+            stored_before = rec.stored
             txn = Txn(vfs)
             staged = []
             for p, result in results:
@@ -260,6 +280,11 @@ class Ingestor:
             for p, result in staged:
                 with contextlib.suppress(Exception):
                     p.applied(object_id, result)
+            saved = stored_before - rec.stored
+        for p, result in staged:
+            width, height = getattr(result, "width", 0), getattr(result, "height", 0)
+            mp = width * height / 1e6 if width else png_megapixels(content)
+            self.meter.record(p.name, mp if result is not None else 0.0, saved if getattr(p, "slow", False) else 0)
         if retry:
             self._retries[object_id] = self._retries.get(object_id, 0) + 1
             self.enqueue(object_id)
@@ -331,6 +356,8 @@ class Ingestor:
             except NotNow:
                 planner.discard(result)
                 return False
+            stored_before = now.stored
             txn.put(keys.object_key(object_id), now.pack())
             txn.commit(sync=False)
+        self.meter.record("replan", png_megapixels(content), stored_before - now.stored)
         return True

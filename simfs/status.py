@@ -1,0 +1,117 @@
+"""`simfs status MNT`: the running daemon's ingest backlog, throughput, savings and workers (read from an xattr)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .errors import ExitCode, SimfsError
+from .ingest.status import STATUS_XATTR
+from .storage import is_store
+
+
+class NotMounted(SimfsError):
+    exit_code = ExitCode.NOT_MOUNTED
+
+
+def mountpoint_of_store(store: Path) -> Path | None:
+    """Where a store is mounted (its path is the mount's source in /proc/mounts), if it is."""
+    target = os.path.realpath(store)
+    try:
+        lines = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 3 and parts[2].startswith("fuse") and _unescape(parts[0]) == target:
+            return Path(_unescape(parts[1]))
+    return None
+
+
+def _unescape(field: str) -> str:
+    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+
+
+def read_status(path: Path) -> dict[str, Any]:
+    """The daemon's status for a mount point (or a mounted store's directory)."""
+    if is_store(path):
+        mnt = mountpoint_of_store(path)
+        if mnt is None:
+            raise NotMounted(f"{path} is a simfs store but not mounted (simfs stats {path} works offline)")
+        path = mnt
+    try:
+        raw = os.getxattr(path, STATUS_XATTR)
+    except FileNotFoundError:
+        raise NotMounted(f"{path}: no such file or directory") from None
+    except OSError as exc:
+        if exc.errno in (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP, errno.ENOENT):
+            raise NotMounted(f"{path} is not the root of a mounted simfs") from None
+        if exc.errno == errno.ENOTCONN:
+            raise NotMounted(f"{path} is a dead mount (its daemon died); run: simfs umount {path}") from None
+        raise NotMounted(f"{path}: {exc.strerror}") from None
+    return dict(json.loads(raw))
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _duration(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
+
+
+DONE_LABEL = {"descriptors": "described", "encode": "encoded", "replan": "re-planned"}
+RATE_LABEL = {"descriptors": "describe", "encode": "encode", "replan": "re-plan"}
+
+
+def render(doc: dict[str, Any]) -> str:
+    backlog = doc.get("backlog", {})
+    rates = doc.get("megapixels_per_s", {})
+    done = doc.get("done", {})
+    lines = [f"simfs status {doc['mountpoint']}  (store {doc['store']}, pid {doc['pid']}, "
+             f"up {_duration(doc['uptime_s'])}{', read-only' if doc.get('read_only') else ''})"]
+    steps = [f"{backlog.get('descriptors', 0)} to describe", f"{backlog.get('encode', 0)} to encode",
+             f"{backlog.get('replan', 0)} to re-plan"]
+    extra = [f"{backlog.get('in_progress', 0)} in progress"]
+    if backlog.get("deferred"):
+        extra.append(f"{backlog['deferred']} waiting for their file to be closed")
+    lines.append(f"backlog          {backlog.get('total', 0)} objects: {', '.join(steps)} ({', '.join(extra)})")
+    total_rate = sum(rates.values())
+    per = ", ".join(f"{RATE_LABEL.get(step, step)} {mps:.2f}" for step, mps in sorted(rates.items()))
+    lines.append(f"throughput       {total_rate:.2f} MP/s over the last {int(doc.get('window_s', 60))} s"
+                 + (f"  ({per})" if per else ""))
+    lines.append("done this mount  " + (", ".join(f"{n} {DONE_LABEL.get(step, step)}" for step, n in sorted(done.items()))
+                                       or "nothing yet")
+                 + (f"; {doc['failed']} failed" if doc.get("failed") else ""))
+    lines.append(f"saved            {_human(doc.get('saved_bytes', 0))} by encoding since the mount")
+    lines.append(f"workers          {doc.get('workers', 0)} ingest threads, {doc.get('codec_processes', 0)} "
+                 f"codec processes; {doc.get('pending_writes', 0)} files open with unsaved writes")
+    return "\n".join(lines)
+
+
+def status_command(path: Path, *, watch: bool, as_json: bool, interval: float = 1.0) -> int:
+    if not watch:
+        doc = read_status(path)
+        print(json.dumps(doc, indent=2) if as_json else render(doc))
+        return 0
+    tty = sys.stdout.isatty()
+    try:
+        while True:
+            doc = read_status(path)
+            if as_json:
+                print(json.dumps(doc), flush=True)  # one document per line
+            else:
+                print(("\x1b[H\x1b[2J" if tty else "") + render(doc) + ("" if tty else "\n"), flush=True)
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        return 0
