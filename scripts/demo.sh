@@ -38,6 +38,6 @@ $SIMFS mount "$STORE" "$MNT"
 diff -r "$DEVSET" "$MNT" && echo "all $(find "$MNT" -type f | wc -l) files still identical"
 $SIMFS umount "$MNT"
 trap - EXIT
-$SIMFS stats "$STORE"
+$SIMFS stats "$STORE" --plot "$WORK/stats.png"
 $SIMFS fsck --verify-data "$STORE"
 echo "store kept at $STORE (mount it again with: $SIMFS mount $STORE $MNT)"

@@ -150,9 +150,13 @@ def cmd_restore_catalog(args: argparse.Namespace) -> int:
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    from .stats import store_stats
+    from .stats import store_of, store_stats
 
-    stats = store_stats(Path(args.store))
+    stats = store_stats(store_of(Path(args.store)))
+    if args.plot:
+        from .stats_plot import write_plot
+
+        write_plot(stats, Path(args.plot))
     if args.json:
         print(json.dumps(stats, indent=2))
         return 0
@@ -184,6 +188,8 @@ def cmd_stats(args: argparse.Namespace) -> int:
              if stats["newest_backup"] else " (made at each clean unmount)"))
     print(f"similarity index   {stats['images_indexed']} images"
           + (f"  ({stats['ingest_pending']} objects waiting for background ingest)" if stats["ingest_pending"] else ""))
+    if args.plot:
+        print(f"plot               {args.plot}")
     return 0
 
 
@@ -281,8 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     st.set_defaults(func=cmd_status)
 
     s = sub.add_parser("stats", help="logical vs stored size of a store (works while mounted)")
-    s.add_argument("store")
+    s.add_argument("store", metavar="STORE_OR_MOUNTPOINT")
     s.add_argument("--json", action="store_true")
+    s.add_argument("--plot", metavar="OUT.png", help="also draw where the bytes went (PNG, 1200x800)")
     s.set_defaults(func=cmd_stats)
     return p
 

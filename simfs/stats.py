@@ -9,7 +9,7 @@ from typing import Any
 
 from .catalog import keys
 from .catalog.records import FLAG_DESCRIBED, FLAG_ENCODE_TRIED, FLAG_PIXEL_DUPLICATE, Inode, ObjectRecord
-from .storage import CATALOG_DIR, OpenStore
+from .storage import CATALOG_DIR, OpenStore, is_store
 
 
 def _dir_bytes(path: Path) -> int:
@@ -34,6 +34,15 @@ def object_kind(rec: ObjectRecord) -> str:
     if rec.has_base:
         return "pixel-duplicate" if rec.flags & FLAG_PIXEL_DUPLICATE else "inter"
     return "intra"
+
+
+def store_of(path: Path) -> Path:
+    """A store's directory, or the store mounted at path (the mount's source in /proc/mounts)."""
+    if is_store(path):
+        return path
+    from .status import store_of_mountpoint
+
+    return store_of_mountpoint(path) or path  # not a store: OpenStore says so
 
 
 def _live_pending(store: Path) -> int | None:

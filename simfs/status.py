@@ -33,6 +33,22 @@ def mountpoint_of_store(store: Path) -> Path | None:
     return None
 
 
+def store_of_mountpoint(mountpoint: Path) -> Path | None:
+    """The store mounted at mountpoint, if it is a simfs mount."""
+    target = os.path.realpath(mountpoint)
+    try:
+        lines = Path("/proc/mounts").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        parts = line.split()
+        if len(parts) >= 3 and parts[2].startswith("fuse") and _unescape(parts[1]) == target:
+            source = Path(_unescape(parts[0]))
+            if source.is_absolute() and is_store(source):
+                return source
+    return None
+
+
 def _unescape(field: str) -> str:
     return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -10,20 +9,9 @@ import subprocess
 import time
 from pathlib import Path
 
-import numpy as np
-from conftest import REPO, SIMFS, Mount, needs_fuse, run_simfs
-from PIL import Image
+from conftest import REPO, SIMFS, Mount, needs_fuse, run_simfs, smooth_png
 
 from simfs.errors import ExitCode
-
-
-def gradient_png(seed: int, size: int = 192) -> bytes:
-    """A smooth random picture saved by Pillow: the codec rebuilds it exactly and JPEG XL is ~40% smaller."""
-    rng = np.random.default_rng(seed)
-    coarse = Image.fromarray(rng.integers(0, 256, (12, 12, 3)).astype(np.uint8))
-    buf = io.BytesIO()
-    coarse.resize((size, size), Image.BICUBIC).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def status(target: Path) -> dict:
@@ -51,9 +39,9 @@ def test_status_shows_backlog_throughput_savings_and_workers(tmp_path: Path) -> 
     with Mount(tmp_path / "store", tmp_path / "mnt", options=["workers=1"]) as m:
         assert features(m.store) == ["verbatim-objects"]  # nothing encoded yet
         for i in range(2):
-            (m.mountpoint / f"g{i}.png").write_bytes(gradient_png(i))
+            (m.mountpoint / f"g{i}.png").write_bytes(smooth_png(i))
         held = open(m.mountpoint / "held.png", "wb")  # committed by fsync, but still open: its ingest waits
-        held.write(gradient_png(2))
+        held.write(smooth_png(2))
         held.flush()
         os.fsync(held.fileno())
         first = status(m.mountpoint)
@@ -99,7 +87,7 @@ def test_empty_and_noencode_stores_list_no_encoding_and_say_overhead(tmp_path: P
         pass
     assert features(tmp_path / "empty") == ["verbatim-objects"]
     with Mount(tmp_path / "store", tmp_path / "mnt", options=["noencode"]) as m:
-        (m.mountpoint / "g.png").write_bytes(gradient_png(1))
+        (m.mountpoint / "g.png").write_bytes(smooth_png(1))
         wait_idle(m.mountpoint)
     assert features(m.store) == ["verbatim-objects"]
     result = run_simfs("stats", str(m.store))
