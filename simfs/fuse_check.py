@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import re
 import tempfile
 from typing import Any
 
@@ -12,6 +13,10 @@ from typing import Any
 HELPER_OPTIONS = {"max_threads", "max_idle_threads", "clone_fd"}
 # mfusepy moves these into libfuse 3's config struct instead of the -o string.
 CONFIG_OPTIONS = {"hard_remove", "use_ino", "readdir_ino", "direct_io", "nopath", "intr", "intr_signal"}
+
+
+_UNKNOWN = re.compile(r"unknown option\(s\): `-o ([^']*)'")
+_NAMED = re.compile(r"option `([^']*)'")
 
 
 class _FuseArgs(ctypes.Structure):
@@ -62,16 +67,23 @@ def _try(lib: Any, option: str) -> str | None:
 
 
 def bad_options(options: dict[str, Any]) -> list[tuple[str, str]]:
-    """[(option, libfuse's complaint)] for every -o option libfuse would refuse; [] if it cannot tell."""
+    """[(option, what is wrong)] if libfuse would refuse these -o options; [] if fine or it cannot tell.
+
+    All options in one dry run, as the real mount passes them: some only exist once another is given
+    (`modules=subdir,subdir=DIR`). libfuse names every unknown one, or the first one it cannot parse.
+    """
     lib = _libfuse()
     if lib is None:
         return []  # no libfuse 3 here: the mount itself will fail and say why
-    bad = []
-    for key, value in options.items():
-        if key in HELPER_OPTIONS or key in CONFIG_OPTIONS or value is False:
-            continue
-        text = _option_text(key, value)
-        problem = _try(lib, text)
-        if problem is not None:
-            bad.append((text, problem))
-    return bad
+    texts = [_option_text(key, value) for key, value in options.items()
+             if key not in HELPER_OPTIONS and key not in CONFIG_OPTIONS and value is not False]
+    if not texts:
+        return []
+    problem = _try(lib, ",".join(texts))
+    if problem is None:
+        return []
+    unknown = _UNKNOWN.search(problem)
+    if unknown:
+        return [(name, "unknown mount option") for name in unknown.group(1).split(",") if name]
+    named = _NAMED.search(problem)
+    return [(named.group(1) if named else ",".join(texts), problem.removeprefix("fuse: "))]

@@ -130,12 +130,7 @@ def check_libfuse_options(options: dict[str, Any], store: Path) -> None:
     bad = bad_options(fuse_options(options, store))
     if not bad:
         return
-    parts = []
-    for option, said in bad:
-        if "unknown option" in said:
-            parts.append(f"-o {option}: unknown mount option")
-        else:
-            parts.append(f"-o {option}: {said.removeprefix('fuse: ')}")
+    parts = [f"-o {option}: {said}" for option, said in bad]
     raise UsageError("; ".join(parts) + f" (simfs's options: {', '.join(OURS)}; others go to libfuse, see mount.fuse3(8))")
 
 

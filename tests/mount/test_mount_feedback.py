@@ -109,3 +109,12 @@ def test_second_signal_forces_and_says_so(tmp_path: Path) -> None:
     with Mount(m.store, m.mountpoint) as again:  # recovers like after a crash
         assert (again.mountpoint / "kept.bin").read_bytes() == b"k" * 1000
     assert_fsck_clean(m.store)
+
+
+@needs_fuse
+def test_libfuse_dry_run_names_every_unknown_option_at_once() -> None:
+    from simfs.fuse_check import bad_options
+
+    assert bad_options({"ro": True, "allow_other": True, "default_permissions": True, "max_threads": "4"}) == []
+    assert bad_options({"bogus": True, "ro": True, "foo": "1"}) == [("bogus", "unknown mount option"),
+                                                                    ("foo=1", "unknown mount option")]
