@@ -188,7 +188,8 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
             run_fuse(ops, str(mountpoint), foreground=True, options=fuse_options(opts, store))
         except Exception as exc:
             if ready["done"] and isinstance(exc, RuntimeError):
-                # libfuse reports a loop ended by SIGTERM/SIGINT as an error; it did unmount cleanly.
+                # An error status after the mount was up (libfuse counts a signal it saw as one): it
+                # did unmount cleanly.
                 log.info("stopped by a signal (libfuse status %s); unmounted %s", exc, mountpoint)
                 return 0
             said = stderr.sync()  # libfuse's own reason ("fuse: mount failed: Invalid argument")
@@ -315,8 +316,21 @@ def mount(store: Path, mountpoint: Path, *, foreground: bool, options: dict[str,
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
     hint = f"; see {store / LOG_FILE}" if (store / LOG_FILE).exists() else ""
-    print(f"simfs: the mount daemon exited before mounting{hint}", file=sys.stderr)
+    last = last_log_line(store / LOG_FILE)
+    print(f"simfs: the mount daemon exited before mounting{': ' + last if last else ''}{hint}", file=sys.stderr)
     return int(ExitCode.FUSE_FAILED)
+
+
+def last_log_line(path: Path) -> str:
+    """The last non-empty line of a log (a traceback's last line is its exception), or ''."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 8192))
+            tail = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    return lines[-1][:300] if lines else ""
 
 
 def umount(mountpoint: Path, *, timeout: float = 120.0, lazy: bool = False) -> int:

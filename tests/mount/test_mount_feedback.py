@@ -118,3 +118,12 @@ def test_libfuse_dry_run_names_every_unknown_option_at_once() -> None:
     assert bad_options({"ro": True, "allow_other": True, "default_permissions": True, "max_threads": "4"}) == []
     assert bad_options({"bogus": True, "ro": True, "foo": "1"}) == [("bogus", "unknown mount option"),
                                                                     ("foo=1", "unknown mount option")]
+
+
+def test_last_log_line_is_the_exception_of_a_traceback(tmp_path: Path) -> None:
+    from simfs.mount import last_log_line
+
+    log = tmp_path / "simfs.log"
+    assert last_log_line(log) == ""  # no log: nothing to point at
+    log.write_text("x INFO mounting\nTraceback (most recent call last):\n  File \"a.py\", line 1\nRuntimeError: boom\n\n")
+    assert last_log_line(log) == "RuntimeError: boom"
