@@ -16,6 +16,21 @@ def _mib(n: float) -> float:
     return n / (1 << 20)
 
 
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024:
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1024
+    return f"{n:.1f} TiB"
+
+
+def _empty(ax: Any, title: str) -> None:
+    ax.set_title(title)
+    ax.text(0.5, 0.5, "no objects yet", transform=ax.transAxes, ha="center", va="center", color="#666666")
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
 def _bytes_by_kind(ax: Any, stats: dict[str, Any]) -> None:
     """Bytes on disk by kind (stacked), beside the logical bytes of the same objects."""
     kinds = [k for k, v in stats["by_kind"].items() if v["objects"]]
@@ -48,12 +63,15 @@ def _savings(ax: Any, stats: dict[str, Any]) -> None:
     logical, saved = stats["logical_bytes"], stats["saved_vs_logical"]
     vs_logical = f"{abs(saved) / logical:.1%}" if logical else "-"
     word = "saved" if saved >= 0 else "overhead"
-    ax.set_title(f"{word} vs logical {_mib(abs(saved)):.2f} MiB ({vs_logical}); "
-                 f"references save {_mib(stats['saved_vs_intra_only']):.2f} MiB vs intra-only", fontsize=10)
+    refs = stats["saved_vs_intra_only"]
+    ax.set_title(f"{word} vs logical {_human(abs(saved))} ({vs_logical}); references "
+                 f"{'save' if refs >= 0 else 'cost'} {_human(abs(refs))} vs intra-only", fontsize=10)
 
 
 def _depths(ax: Any, stats: dict[str, Any]) -> None:
     hist = {int(d): n for d, n in stats["depth_histogram"].items()}
+    if not hist:
+        return _empty(ax, "chain depths")
     depths = list(range(0, max(hist, default=0) + 1))
     ax.bar([str(d) for d in depths], [hist.get(d, 0) for d in depths], color="#55a868")
     ax.set_xlabel("reference chain depth (0: stored on its own)")
@@ -64,6 +82,8 @@ def _depths(ax: Any, stats: dict[str, Any]) -> None:
 def _objects(ax: Any, stats: dict[str, Any]) -> None:
     """Per kind: stored / logical, the ratio each kind achieves."""
     kinds = [k for k, v in stats["by_kind"].items() if v["objects"] and v["logical_bytes"]]
+    if not kinds:
+        return _empty(ax, "ratio by kind")
     ratios = [stats["by_kind"][k]["stored_bytes"] / stats["by_kind"][k]["logical_bytes"] for k in kinds]
     ax.bar(kinds, ratios, color=[KIND_COLOURS.get(k, "#333333") for k in kinds])
     ax.axhline(1.0, color="#333333", linewidth=0.8)
