@@ -91,11 +91,14 @@ RATE_LABEL = {"descriptors": "describe", "encode": "encode", "replan": "re-plan"
 
 
 def render(doc: dict[str, Any]) -> str:
+    if doc.get("read_only"):
+        return (f"simfs status {doc['mountpoint']}  (store {doc['store']}, pid {doc['pid']}, "
+                f"up {_duration(doc['uptime_s'])}, read-only)\nno background ingest on a read-only mount")
     backlog = doc.get("backlog", {})
     rates = doc.get("megapixels_per_s", {})
     done = doc.get("done", {})
     lines = [f"simfs status {doc['mountpoint']}  (store {doc['store']}, pid {doc['pid']}, "
-             f"up {_duration(doc['uptime_s'])}{', read-only' if doc.get('read_only') else ''})"]
+             f"up {_duration(doc['uptime_s'])})"]
     steps = [f"{backlog.get('descriptors', 0)} to describe", f"{backlog.get('encode', 0)} to encode",
              f"{backlog.get('replan', 0)} to re-plan"]
     extra = [f"{backlog.get('in_progress', 0)} in progress"]

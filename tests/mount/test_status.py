@@ -94,3 +94,15 @@ def test_empty_and_noencode_stores_list_no_encoding_and_say_overhead(tmp_path: P
     assert result.returncode == 0, result.stderr
     assert "saved -" not in result.stdout and "overhead" in result.stdout, result.stdout
     assert "nothing stored encoded" in result.stdout
+
+
+@needs_fuse
+def test_status_of_a_read_only_mount(tmp_path: Path) -> None:
+    from simfs.storage import create_store
+
+    create_store(tmp_path / "store")
+    with Mount(tmp_path / "store", tmp_path / "mnt", options=["ro"]) as m:
+        doc = status(m.mountpoint)
+        assert doc["read_only"] and doc["backlog"]["total"] == 0 and doc["workers"] == 0
+        text = run_simfs("status", str(m.mountpoint))
+        assert text.returncode == 0 and "no background ingest on a read-only mount" in text.stdout
