@@ -112,7 +112,8 @@ def render(doc: dict[str, Any]) -> str:
     lines.append("done this mount  " + (", ".join(f"{n} {DONE_LABEL.get(step, step)}" for step, n in sorted(done.items()))
                                        or "nothing yet")
                  + (f"; {doc['failed']} failed" if doc.get("failed") else ""))
-    lines.append(f"saved            {_human(doc.get('saved_bytes', 0))} by encoding since the mount")
+    lines.append(f"saved            {_human(doc.get('saved_bytes', 0))} by encoding since the mount; "
+                 f"{_human(doc.get('stored_bytes', 0))} on disk now (objects + catalog)")
     lines.append(f"workers          {doc.get('workers', 0)} ingest threads, {doc.get('codec_processes', 0)} "
                  f"codec processes; {doc.get('pending_writes', 0)} files open with unsaved writes")
     return "\n".join(lines)

@@ -25,6 +25,8 @@ def live_status(vfs: Vfs, store: Path, mountpoint: Path, started: float) -> dict
         "read_only": vfs.read_only,
         "uptime_s": round(time.monotonic() - started, 1),
         "pending_writes": vfs.pending_writes(),
+        # objects + catalog, as df reports it: watching it shrink is the ingest's progress in bytes
+        "stored_bytes": vfs.stored_bytes + vfs._catalog_bytes(),
     }
     if ingestor is None:  # read-only mount: no background work
         doc.update(workers=0, codec_processes=0, backlog={"total": 0}, done={}, megapixels_per_s={},

@@ -53,7 +53,7 @@ def test_status_shows_backlog_throughput_savings_and_workers(tmp_path: Path) -> 
         done = wait_idle(m.mountpoint)
         assert done["done"]["descriptors"] >= 3 and done["done"]["encode"] >= 3, done
         assert done["megapixels_per_s"]["descriptors"] > 0 and done["window_s"] == 60
-        assert done["saved_bytes"] > 0
+        assert done["saved_bytes"] > 0 and done["stored_bytes"] > 0
         assert "encoded-objects" in features(m.store)  # added with the first encoded object
         text = run_simfs("status", str(m.store), timeout=30)  # a mounted store's directory works too
         assert text.returncode == 0, text.stderr
