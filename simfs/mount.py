@@ -17,6 +17,7 @@ from typing import IO, Any
 from .backup_schedule import BackupSchedule
 from .errors import BadMountpoint, BadStore, ExitCode, FuseFailed, SimfsError, StoreInUse
 from .format import read_format
+from .mounts import mount_entry
 from .options import OURS, UsageError, simfs_options
 from .stderr_log import StderrToLog
 from .stop_signals import StopSignals
@@ -59,26 +60,7 @@ def check_mountpoint(mountpoint: Path) -> None:
 
 
 def _is_fuse_mount(mountpoint: Path) -> bool:
-    return _mount_entry(mountpoint) is not None
-
-
-def _mount_entry(mountpoint: Path) -> tuple[str, str] | None:
-    """(source, fstype) of the FUSE mount at mountpoint, from /proc/mounts."""
-    target = os.path.abspath(mountpoint)
-    try:
-        lines = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return None
-    found = None
-    for line in lines:
-        parts = line.split()
-        if len(parts) >= 3 and _unescape(parts[1]) == target and parts[2].startswith("fuse"):
-            found = (_unescape(parts[0]), parts[2])
-    return found
-
-
-def _unescape(field: str) -> str:
-    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    return mount_entry(mountpoint) is not None
 
 
 def prepare_store(store: Path) -> None:
@@ -336,7 +318,7 @@ def last_log_line(path: Path) -> str:
 def umount(mountpoint: Path, *, timeout: float = 120.0, lazy: bool = False) -> int:
     """Unmount and wait until the daemon has flushed and released the store."""
     mountpoint = mountpoint.absolute()
-    entry = _mount_entry(mountpoint)
+    entry = mount_entry(mountpoint)
     if entry is None:
         print(f"simfs: {mountpoint} is not a FUSE mount", file=sys.stderr)
         return int(ExitCode.NOT_MOUNTED)

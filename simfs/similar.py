@@ -9,7 +9,7 @@ from pathlib import Path
 from .catalog import keys
 from .catalog.records import Inode
 from .errors import ExitCode, SimfsError
-from .mount import _mount_entry
+from .mounts import mount_entry
 from .storage import OpenStore, is_store
 
 
@@ -31,7 +31,7 @@ def find_mount(path: Path) -> tuple[Path, Path]:
     """(mountpoint, store) of the simfs mount holding path."""
     probe = path.absolute()
     for candidate in [probe, *probe.parents]:
-        entry = _mount_entry(candidate)
+        entry = mount_entry(candidate)
         if entry is not None and entry[1] == "fuse.simfs":
             store = Path(entry[0])
             if not store.is_absolute() or not is_store(store):

@@ -48,7 +48,8 @@ def store_of(path: Path) -> Path:
 def _live_pending(store: Path) -> int | None:
     """While mounted, the daemon's own backlog (queued, in progress, deferred, re-plans) is the truth:
     the catalog alone cannot tell whether a described PNG still waits for the encoder."""
-    from .status import NotMounted, mountpoint_of_store, read_status
+    from .mounts import mountpoint_of_store
+    from .status import NotMounted, read_status
 
     mnt = mountpoint_of_store(store)
     if mnt is None:

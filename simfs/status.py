@@ -12,6 +12,7 @@ from typing import Any
 
 from .errors import ExitCode, SimfsError
 from .ingest.status import STATUS_XATTR
+from .mounts import mount_entry, mountpoint_of_store
 from .storage import is_store
 
 
@@ -19,38 +20,13 @@ class NotMounted(SimfsError):
     exit_code = ExitCode.NOT_MOUNTED
 
 
-def mountpoint_of_store(store: Path) -> Path | None:
-    """Where a store is mounted (its path is the mount's source in /proc/mounts), if it is."""
-    target = os.path.realpath(store)
-    try:
-        lines = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        parts = line.split()
-        if len(parts) >= 3 and parts[2].startswith("fuse") and _unescape(parts[0]) == target:
-            return Path(_unescape(parts[1]))
-    return None
-
-
 def store_of_mountpoint(mountpoint: Path) -> Path | None:
     """The store mounted at mountpoint, if it is a simfs mount."""
-    target = os.path.realpath(mountpoint)
-    try:
-        lines = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
+    entry = mount_entry(Path(os.path.realpath(mountpoint)))
+    if entry is None:
         return None
-    for line in lines:
-        parts = line.split()
-        if len(parts) >= 3 and parts[2].startswith("fuse") and _unescape(parts[1]) == target:
-            source = Path(_unescape(parts[0]))
-            if source.is_absolute() and is_store(source):
-                return source
-    return None
-
-
-def _unescape(field: str) -> str:
-    return field.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+    source = Path(entry[0])
+    return source if source.is_absolute() and is_store(source) else None
 
 
 def read_status(path: Path) -> dict[str, Any]:
