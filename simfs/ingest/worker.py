@@ -169,6 +169,11 @@ class Ingestor:
             while True:
                 if self._stop:
                     return None
+                oid = self._due_deferred()
+                if oid is not None:
+                    self._active.add(oid)
+                    self._busy += 1
+                    return oid, None
                 for job in self._replans:  # first: one re-encoding turns a stored copy into a few KB
                     if job[0] not in self._active and job[1] not in self._active:
                         del self._replans[job]
@@ -181,13 +186,18 @@ class Ingestor:
                         self._active.add(oid)
                         self._busy += 1
                         return oid, None
-                now = time.monotonic()
-                due = [oid for oid, since in self._deferred.items() if now - since > 2.0]
-                for oid in due:
-                    del self._deferred[oid]
-                    self._pending[oid] = None
-                if not due:
-                    self._cond.wait(timeout=1.0 if self._deferred else None)
+                self._cond.wait(timeout=1.0 if self._deferred else None)
+
+    def _due_deferred(self) -> bytes | None:
+        """A file that was still open for writing at its turn, 2 s later: it goes before everything
+        queued, as it still needs its (fast) description, which must not wait behind every queued
+        encoding and re-planning job (it used to come back only once both queues were empty)."""
+        now = time.monotonic()
+        for oid, since in list(self._deferred.items()):
+            if now - since > 2.0 and oid not in self._active:
+                del self._deferred[oid]
+                return oid
+        return None
 
     def _run(self) -> None:
         while True:
