@@ -292,9 +292,11 @@ class Ingestor:
                     p.applied(object_id, result)
             saved = stored_before - rec.stored
         for p, result in staged:
+            if result is None:
+                continue  # not an image, or kept verbatim: nothing described or encoded to count
             width, height = getattr(result, "width", 0), getattr(result, "height", 0)
             mp = width * height / 1e6 if width else png_megapixels(content)
-            self.meter.record(p.name, mp if result is not None else 0.0, saved if getattr(p, "slow", False) else 0)
+            self.meter.record(p.name, mp, saved if getattr(p, "slow", False) else 0)
         if retry:
             self._retries[object_id] = self._retries.get(object_id, 0) + 1
             self.enqueue(object_id)
