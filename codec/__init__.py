@@ -5,6 +5,7 @@ from .api import (
     Reference,
     ReferenceMismatch,
     analyze,
+    blob_effort,
     blob_features,
     blob_info,
     blob_reference,
@@ -12,6 +13,7 @@ from .api import (
     decode_pixels,
     deflater_identity,
     encode,
+    repack,
     self_test,
     verifies,
 )
@@ -21,6 +23,6 @@ from .recipe import DEFAULT_MAX_PIXELS, Analysis, Recipe, png_pixels
 
 __all__ = [
     "Analysis", "CorruptBlob", "DEFAULT_MAX_PIXELS", "DeflaterUnavailable", "EncodeResult", "FORMAT_VERSION", "Recipe", "Reference",
-    "ReferenceMismatch", "analyze", "blob_features", "blob_info", "blob_reference", "decode", "decode_pixels", "deflater_identity", "encode",
-    "png_pixels", "self_test", "verifies",
+    "ReferenceMismatch", "analyze", "blob_effort", "blob_features", "blob_info", "blob_reference", "decode", "decode_pixels", "deflater_identity", "encode",
+    "png_pixels", "repack", "self_test", "verifies",
 ]

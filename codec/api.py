@@ -179,6 +179,33 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
         return EncodeResult(None, "verbatim", f"encoder error: {type(e).__name__}: {e}", sizes, timings)
 
 
+def repack(blob: bytes, effort: int) -> bytes | None:
+    """The same blob with its JPEG XL payload re-encoded at ``effort`` (a background polish of a
+    fast first encoding), or None when that is not smaller. Verified without the reference or a
+    rebuild: the new payload decodes to exactly the old payload's pixels, and nothing else changes."""
+    b = bitstream.unpack(blob)
+    pm = b.meta["pixels"]
+    shape = tuple(pm["shape"])
+    if b.mode == "inter":
+        pshape, pdtype = (shape if len(shape) == 3 else shape[:2]), "uint8"
+    else:
+        pshape, pdtype = shape, pm["dtype"]
+    old = intra.decode_pixels(b.payload, pshape, pdtype)
+    payload = intra.encode_pixels(old, effort)
+    if len(payload) >= len(b.payload):
+        return None
+    if not np.array_equal(intra.decode_pixels(payload, pshape, pdtype), old):
+        return None
+    meta = {**b.meta, "effort": effort}
+    return bitstream.pack(bitstream.Blob(b.mode, b.ref_id, meta, b.sections, payload, b.file_sha256))
+
+
+def blob_effort(blob: bytes) -> int | None:
+    """The JPEG XL effort a blob's payload was coded at (None: not recorded)."""
+    e = bitstream.unpack(blob).meta.get("effort")
+    return int(e) if isinstance(e, int) else None
+
+
 def verifies(blob: bytes, data: bytes, reference: Reference | None = None) -> bool:
     """True when the blob decodes (with its reference, for inter) to exactly ``data``."""
     try:

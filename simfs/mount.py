@@ -152,7 +152,8 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
         descriptors, _index = describer(opened.catalog)
         vfs = Vfs(opened, read_only=read_only, processors=[descriptors], refcache_bytes=ours.refcache_bytes)
         if not read_only:
-            enc = EncodeOptions(effort=ours.effort, candidates=ours.candidates, max_depth=ours.max_depth)
+            enc = EncodeOptions(effort=ours.effort, first_effort=ours.first_effort, candidates=ours.candidates,
+                                max_depth=ours.max_depth)
             vfs.start_background(make_ingestor(opened, vfs, descriptors, encode=ours.encode, options=enc,
                                                workers=ours.workers))
         from .ingest.status import live_status, status_bytes

@@ -9,7 +9,7 @@ from typing import Any
 
 from .errors import ExitCode, SimfsError
 
-OURS = ("noencode", "workers", "maxdepth", "refcache", "candidates", "effort", "metadata_backups", "backup_interval")
+OURS = ("noencode", "workers", "maxdepth", "refcache", "candidates", "effort", "first_effort", "metadata_backups", "backup_interval")
 _SIZE = re.compile(r"^(\d+)([KMGT]i?B?|B)?$", re.IGNORECASE)
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 _DURATION = re.compile(r"^(\d+)([smhd]?)$", re.IGNORECASE)
@@ -29,6 +29,7 @@ class SimfsOptions:
     refcache_bytes: int = 512 << 20
     candidates: int = 3
     effort: int = 7
+    first_effort: int = 1  # first-pass JPEG XL effort; the polish pass re-codes at `effort` (equal: one pass)
     metadata_backups: int = 5  # catalog backups kept (STORE/backups/); 0: none made
     backup_interval: float = 6 * 3600.0  # seconds between backups while mounted (one is made at unmount too)
 
@@ -72,6 +73,7 @@ def simfs_options(opts: dict[str, Any]) -> SimfsOptions:
     out.max_depth = _int(opts, "maxdepth", 4, 0, 16)
     out.candidates = _int(opts, "candidates", 3, 0, 16)
     out.effort = _int(opts, "effort", 7, 1, 9)
+    out.first_effort = min(out.effort, _int(opts, "first_effort", 1, 1, 9))
     if "refcache" in opts:
         try:
             out.refcache_bytes = parse_size(str(opts["refcache"]))

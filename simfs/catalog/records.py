@@ -23,6 +23,7 @@ FLAG_NOT_IMAGE = 1 << 1  # ...and it turned out not to be a decodable image: no 
 FLAG_ENCODE_TRIED = 1 << 2  # the encoder has looked at this object
 FLAG_PIXEL_DUPLICATE = 1 << 3  # coded against an object with the same pixels (other PNG bytes)
 FLAG_LOCAL_DROPPED = 1 << 4  # near-free copy of its base: its local features (T) were dropped to save space
+FLAG_POLISHED = 1 << 5  # the polish pass has looked at it: payload at the final JPEG XL effort (or nothing to do)
 _DENTRY = struct.Struct(">QB")
 
 

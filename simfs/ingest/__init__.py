@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from .describe import DescriptorProcessor, decode_image
 from .encode import EncodeOptions, EncodeProcessor
+from .polish import PolishProcessor
 from .pool import CodecPool
 from .worker import Ingestor, NotNow, Processor
 
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("simfs.ingest")
 
-__all__ = ["DescriptorProcessor", "EncodeOptions", "EncodeProcessor", "Ingestor", "NotNow", "Processor",
+__all__ = ["DescriptorProcessor", "EncodeOptions", "EncodeProcessor", "Ingestor", "NotNow", "PolishProcessor", "Processor",
            "decode_image", "describer", "make_ingestor"]
 
 
@@ -42,9 +43,14 @@ def make_ingestor(opened: OpenStore, vfs: Vfs, descriptors: DescriptorProcessor,
         pool = CodecPool(workers if processes is None else processes)
         ingestor.codec_processes = workers if processes is None else processes
         ingestor.on_stop.append(pool.close)
-        processors.append(EncodeProcessor(opened.objects, chains=vfs.chains, index=descriptors.index,
-                                          record_of=vfs.object_record, require_feature=opened.require_feature,
-                                          options=options, retries=ingestor.retries, pool=pool))
-        ingestor.processors = processors
+        encoder = EncodeProcessor(opened.objects, chains=vfs.chains, index=descriptors.index,
+                                  record_of=vfs.object_record, require_feature=opened.require_feature,
+                                  options=options, retries=ingestor.retries, pool=pool)
+        processors.append(encoder)
         ingestor.all_flags |= EncodeProcessor.flag
+        opts = options or EncodeOptions()
+        if opts.two_pass:  # fast first encoding, re-coded at the final effort by the polish pass
+            processors.append(PolishProcessor(encoder, pool, opts.effort))
+            ingestor.all_flags |= PolishProcessor.flag
+        ingestor.processors = processors
     return ingestor

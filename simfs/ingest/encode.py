@@ -55,7 +55,10 @@ FEATURE_ENCODED = "encoded-objects"
 
 @dataclass
 class EncodeOptions:
-    effort: int = 7
+    effort: int = 7  # JPEG XL effort every payload ends at (-o effort=N)
+    # First-pass effort (-o first_effort=N): files are encoded fast, then the polish pass re-codes
+    # their payloads at `effort` in the background (polish.py). Equal to effort: one pass.
+    first_effort: int = 1
     candidates: int = 3  # K: references tried per image
     max_depth: int = 4  # longest reference chain (-o maxdepth=N)
     margin_per_depth: float = 0.02  # inter must be this fraction of intra smaller, times its depth
@@ -66,7 +69,12 @@ class EncodeOptions:
     drop_local_below: float = 0.05  # inter blob below this fraction of the file: drop its local features
 
     def knobs(self) -> Knobs:
-        return Knobs(self.effort, self.tiny, self.good_enough, self.hopeless, self.margin_per_depth)
+        return Knobs(min(self.first_effort, self.effort), self.tiny, self.good_enough, self.hopeless,
+                     self.margin_per_depth)
+
+    @property
+    def two_pass(self) -> bool:
+        return self.first_effort < self.effort
 
 
 @dataclass
@@ -357,7 +365,7 @@ class EncodeProcessor:
             raise
         return staging
 
-    def _switch_file(self, txn: Txn, object_id: bytes, result: Encoded, rec: ObjectRecord) -> None:
+    def _switch_file(self, txn: Txn, object_id: bytes, result: Encoded | Any, rec: ObjectRecord) -> None:
         """The new generation becomes the object's file in txn; the old one goes once txn is durable."""
         if self.require_feature is not None:
             # Only now, before the first encoded file: a store that never held one stays readable by

@@ -124,3 +124,10 @@ def encode_against(content: bytes, ref: Ref, knobs: Knobs) -> bytes | None:
 
     r = codec.encode(content, codec.Reference(ref.pixels, ref.ref_id), effort=knobs.effort, include_intra=False)
     return r.blob if r.mode == "inter" else None
+
+
+def repack_blob(blob: bytes, effort: int) -> bytes | None:
+    """The polish pass: a blob's JPEG XL payload re-encoded at the final effort (None: not smaller)."""
+    import codec
+
+    return codec.repack(blob, effort)

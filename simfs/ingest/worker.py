@@ -234,16 +234,19 @@ class Ingestor:
             # Fast processors (descriptors) first, for every queued object; the slow ones (encoding)
             # when the object comes round again: `simfs similar` works at once, and the encoder
             # knows every image already stored when it picks references.
+            # Slow ones one per turn (encode, then polish on a later turn): the polish pass re-codes
+            # at the final effort only after the queue has moved on to the next files.
             fast = [p for p in todo if not getattr(p, "slow", False)]
-            again = bool(fast) and len(fast) < len(todo)
-            todo = fast or todo
+            slow = [p for p in todo if getattr(p, "slow", False)]
+            todo = fast or slow[:1]
+            again = len(todo) < len(fast) + len(slow)
             if vfs.open_for_writing(object_id):
                 with self._cond:  # a file being written: its content will probably change; look later
                     self._deferred[object_id] = time.monotonic()
                 return False
             gen = rec.gen
-        if rec.size > self.max_bytes:
-            content = b""  # processors see an empty payload and record "nothing to do"
+        if rec.size > self.max_bytes or not any(getattr(p, "needs_content", True) for p in todo):
+            content = b""  # too big (processors record "nothing to do"), or not needed (polish)
         else:
             try:
                 content = vfs.object_content(object_id, rec)
