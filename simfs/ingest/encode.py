@@ -70,7 +70,7 @@ class EncodeOptions:
 
     def knobs(self) -> Knobs:
         return Knobs(min(self.first_effort, self.effort), self.tiny, self.good_enough, self.hopeless,
-                     self.margin_per_depth)
+                     self.margin_per_depth, self.effort)
 
     @property
     def two_pass(self) -> bool:

@@ -6,6 +6,7 @@ GIL, and so that an unmount can stop them at once. Nothing here touches the stor
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -27,6 +28,9 @@ class Knobs:
     good_enough: float = 0.6  # inter below this fraction of intra: no further candidate is tried
     hopeless: float = 0.97  # the best candidate's inter above this fraction of intra: no others tried
     margin_per_depth: float = 0.02  # inter must be this fraction of intra smaller, times its depth
+    final_effort: int = 0  # > effort: a first pass (the polish pass re-codes later); if nothing it
+    # codes is smaller than the file, the job tries again at final_effort (JPEG XL effort 1 can lose to
+    # a well-compressed PNG where effort 7 wins)
 
 
 @dataclass
@@ -38,6 +42,9 @@ class JobResult:
     sizes: dict[str, int] = field(default_factory=dict)
     reason: str = ""
     seconds: float = 0.0
+
+
+FIRST_PASS_USEFUL = 0.9  # a first-pass blob above this fraction of the file is redone at the final effort
 
 
 def inter_accepted(inter_bytes: int, intra_bytes: int | None, depth: int, knobs: Knobs) -> bool:
@@ -103,18 +110,32 @@ def encode_png(content: bytes, refs: list[Ref], knobs: Knobs, *, full_analysis: 
     if not intra_done and (best is None or len(best) > knobs.tiny * len(content)):
         code_intra()
     il = intra_len()
-    # Verify in order of size: accepted inter candidates, then intra. A failure (never seen, but the
-    # contract) only moves on to the next candidate.
-    for blob, i in sorted(inter_cands, key=lambda c: len(c[0])):
-        if il is not None and not inter_accepted(len(blob), il, refs[i].depth, knobs):
-            break
-        if codec.verifies(blob, content, codec.Reference(refs[i].pixels, refs[i].ref_id)):
-            return JobResult(blob, "inter", i, il or 0, sizes, seconds=time.perf_counter() - t0)
-    for blob in intra_cands:
-        if codec.verifies(blob, content):
-            return JobResult(blob, "intra", -1, len(blob), sizes, seconds=time.perf_counter() - t0)
-    if analysis.quick:  # the prefix-matched parameters did not rebuild the whole file: search it all
+
+    def verified() -> JobResult | None:
+        # In order of size: accepted inter candidates, then intra. A failure (never seen, but the
+        # contract) only moves on to the next candidate.
+        for blob, i in sorted(inter_cands, key=lambda c: len(c[0])):
+            if il is not None and not inter_accepted(len(blob), il, refs[i].depth, knobs):
+                break
+            if codec.verifies(blob, content, codec.Reference(refs[i].pixels, refs[i].ref_id)):
+                return JobResult(blob, "inter", i, il or 0, sizes, seconds=time.perf_counter() - t0)
+        for blob in intra_cands:
+            if codec.verifies(blob, content):
+                return JobResult(blob, "intra", -1, len(blob), sizes, seconds=time.perf_counter() - t0)
+        return None
+
+    res = verified()
+    if res is None and analysis.quick:  # the prefix-matched parameters did not rebuild the file: search it all
         return encode_png(content, refs, knobs, full_analysis=True)
+    if knobs.final_effort > knobs.effort and (res is None or len(res.blob or b"") > FIRST_PASS_USEFUL * len(content)):
+        # A first pass that does not pay (a well-compressed PNG can beat JPEG XL effort 1): code at the
+        # final effort now instead of keeping the file verbatim or nearly as big.
+        again = encode_png(content, refs, dataclasses.replace(knobs, effort=knobs.final_effort, final_effort=0),
+                           full_analysis=full_analysis)
+        if again.blob is not None and (res is None or len(again.blob) < len(res.blob or b"")):
+            return again
+    if res is not None:
+        return res
     return JobResult(None, reason="no coding smaller than the file", sizes=sizes, seconds=time.perf_counter() - t0)
 
 
