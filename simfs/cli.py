@@ -1,4 +1,4 @@
-"""`simfs` command line: mount, umount, fsck, stats, status, similar, compact. Clear one-line errors, distinct exit codes."""
+"""`simfs` command line: mount, umount, fsck, stats, status, similar, compact, man. Clear one-line errors, distinct exit codes."""
 
 from __future__ import annotations
 
@@ -232,32 +232,44 @@ def cmd_status(args: argparse.Namespace) -> int:
     return status_command(Path(args.mountpoint), watch=args.watch, as_json=args.json)
 
 
+def cmd_man(args: argparse.Namespace) -> int:
+    from .manpage import render
+
+    sys.stdout.write(render(build_parser()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="simfs", description="FUSE file system for photo collections.")
     from . import __version__
+    from .help_text import main_epilog, mount_epilog
+
+    raw = argparse.RawDescriptionHelpFormatter  # keep the epilogs' tables as written
+    p = argparse.ArgumentParser(prog="simfs", description="FUSE file system for photo collections.",
+                                epilog=main_epilog(), formatter_class=raw)
 
     p.add_argument("--version", action="version", version=f"simfs {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    m = sub.add_parser("mount", help="mount a store (created on first use); daemonizes unless --foreground")
-    m.add_argument("store")
-    m.add_argument("mountpoint")
+    m = sub.add_parser("mount", help="mount a store (created on first use); daemonizes unless --foreground",
+                       epilog=mount_epilog(), formatter_class=raw)
+    m.add_argument("store", metavar="STORE", help="the store directory (created if missing or empty)")
+    m.add_argument("mountpoint", metavar="MOUNTPOINT", help="an existing empty directory")
     m.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground, log to stderr")
     m.add_argument("-o", action="append", metavar="OPTIONS",
-                   help="comma-separated FUSE options: ro, allow_other, default_permissions (always on), ...")
+                   help="comma-separated mount options, simfs's and libfuse's (listed below); may be repeated")
     m.add_argument("--debug", action="store_true", help="verbose log")
     m.set_defaults(func=cmd_mount)
 
     u = sub.add_parser("umount", help="unmount and wait until the daemon has flushed the store")
-    u.add_argument("mountpoint")
+    u.add_argument("mountpoint", metavar="MOUNTPOINT", help="where the store is mounted")
     u.add_argument("-z", "--lazy", action="store_true", help="lazy unmount (detach now, finish when unused)")
-    u.add_argument("--timeout", type=float, default=120.0, help="seconds to wait for the daemon (default 120)")
+    u.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS", help="seconds to wait for the daemon (default 120)")
     u.set_defaults(func=cmd_umount)
 
     f = sub.add_parser("fsck", help="check a store (read-only unless --repair)",
                        usage="simfs fsck [--repair] [--verify-data] [--json] [--no-progress] STORE\n"
                              "       simfs fsck --restore-catalog [BACKUP] STORE")
-    f.add_argument("store", nargs="?")
+    f.add_argument("store", nargs="?", metavar="STORE", help="the store directory (not the mount point)")
     f.add_argument("--restore-catalog", nargs="?", const="", metavar="BACKUP",
                    help="replace the catalog by a metadata backup (the newest unless BACKUP names one) and put "
                         "every object file it does not know into /lost+found/ (store must not be mounted)")
@@ -268,29 +280,32 @@ def build_parser() -> argparse.ArgumentParser:
     f.set_defaults(func=cmd_fsck)
 
     q = sub.add_parser("similar", help="list the stored files most similar to PATH (on a mounted store)")
-    q.add_argument("path")
+    q.add_argument("path", metavar="PATH", help="a file on a mounted simfs")
     q.add_argument("-k", type=positive_int, default=10, help="how many (default 10, at least 1)")
-    q.add_argument("--json", action="store_true")
+    q.add_argument("--json", action="store_true", help="machine-readable output")
     q.set_defaults(func=cmd_similar)
 
     c = sub.add_parser("compact", help="describe and encode everything the background ingest has not (store unmounted)")
-    c.add_argument("store")
+    c.add_argument("store", metavar="STORE", help="the store directory (not mounted)")
     c.add_argument("--noencode", action="store_true", help="only describe images, keep PNGs verbatim")
-    c.add_argument("--json", action="store_true")
-    c.add_argument("--no-progress", action="store_true")
+    c.add_argument("--json", action="store_true", help="machine-readable summary")
+    c.add_argument("--no-progress", action="store_true", help="no progress bar")
     c.set_defaults(func=cmd_compact)
 
     st = sub.add_parser("status", help="live background-ingest status of a mounted store: backlog, MP/s, savings")
-    st.add_argument("mountpoint", help="the mount point (or the directory of a mounted store)")
+    st.add_argument("mountpoint", metavar="MOUNTPOINT", help="the mount point (or the directory of a mounted store)")
     st.add_argument("--watch", action="store_true", help="refresh every second until Ctrl-C")
     st.add_argument("--json", action="store_true", help="machine-readable (with --watch: one document per line)")
     st.set_defaults(func=cmd_status)
 
     s = sub.add_parser("stats", help="logical vs stored size of a store (works while mounted)")
-    s.add_argument("store", metavar="STORE_OR_MOUNTPOINT")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("store", metavar="STORE_OR_MOUNTPOINT", help="a store directory or the mount point of one")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
     s.add_argument("--plot", metavar="OUT.png", help="also draw where the bytes went (PNG, 1200x800)")
     s.set_defaults(func=cmd_stats)
+
+    man = sub.add_parser("man", help="print the simfs(1) manual page (roff; view with: simfs man | man -l -)")
+    man.set_defaults(func=cmd_man)
     return p
 
 
