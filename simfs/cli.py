@@ -35,7 +35,11 @@ def cmd_mount(args: argparse.Namespace) -> int:
 
     opts = parse_options(args.o or [])
     foreground = args.foreground or bool(opts.pop("foreground", False))
-    return mount(Path(args.store), Path(args.mountpoint), foreground=foreground, options=opts, debug=args.debug)
+    log = args.log or opts.pop("log", None)  # -o log=FILE: the same from fstab or mount(8)
+    if log is True or log == "":
+        raise UsageError("-o log: give a file, as in -o log=/var/log/simfs.log")
+    return mount(Path(args.store), Path(args.mountpoint), foreground=foreground, options=opts, debug=args.debug,
+                 log_file=Path(log) if log else None)
 
 
 def cmd_umount(args: argparse.Namespace) -> int:
@@ -257,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground, log to stderr")
     m.add_argument("-o", action="append", metavar="OPTIONS",
                    help="comma-separated mount options, simfs's and libfuse's (listed below); may be repeated")
+    m.add_argument("--log", metavar="FILE", help="log here instead of STORE/simfs.log (rotated at 10 MiB, "
+                   "5 old files kept: FILE.1 ... FILE.5); also -o log=FILE")
     m.add_argument("--debug", action="store_true", help="verbose log")
     m.set_defaults(func=cmd_mount)
 

@@ -30,6 +30,7 @@ MOUNT_OPTIONS: list[tuple[str, str]] = [
     ("effort=N", "JPEG XL effort 1-9 (default 7)"),
     ("metadata_backups=N", "catalog backups kept in STORE/backups/, 0-1000 (default 5)"),
     ("backup_interval=T", "a catalog backup every T while mounted: 90, 90s, 30m, 6h, 1d (default 6h)"),
+    ("log=FILE", "log to FILE instead of STORE/simfs.log (as --log; rotated at 10 MiB, 5 old files kept)"),
     ("ro", "read-only mount (libfuse)"),
     ("allow_other", "let other users in (libfuse; needs user_allow_other in /etc/fuse.conf unless root)"),
     ("max_threads=N", "FUSE worker threads (libfuse; default 8)"),
@@ -59,4 +60,5 @@ def main_epilog() -> str:
 def mount_epilog() -> str:
     return ("mount options (-o, comma-separated; any other option goes to libfuse, see mount.fuse3(8)):\n"
             + _table(MOUNT_OPTIONS, 19)
-            + "\n\nexamples:\n  simfs mount store/ /mnt/photos\n  simfs mount -f -o workers=2,noencode store/ /mnt/photos")
+            + "\n\nexamples:\n  simfs mount store/ /mnt/photos\n  simfs mount -f -o workers=2,noencode store/ /mnt/photos"
+            "\n  simfs mount --log /var/log/simfs.log store/ /mnt/photos")

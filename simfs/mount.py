@@ -12,11 +12,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from .backup_schedule import BackupSchedule
 from .errors import BadMountpoint, BadStore, ExitCode, FuseFailed, SimfsError, StoreInUse
 from .format import read_format
+from .log_setup import check_log_file, setup_logging
 from .mounts import mount_entry
 from .options import OURS, UsageError, simfs_options
 from .stderr_log import StderrToLog
@@ -117,8 +118,9 @@ def check_libfuse_options(options: dict[str, Any], store: Path) -> None:
 
 
 def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int | None = None,
-          foreground: bool = True, debug: bool = False) -> int:
+          foreground: bool = True, debug: bool = False, log_file: Path | None = None) -> int:
     """Open the store and run the FUSE loop until unmounted. Returns an exit code."""
+    log_path = log_file or store / LOG_FILE
     from .fuse_ops import FuseOperations, run_fuse  # imports libfuse: keep it out of fsck/stats
     from .vfs import Vfs
 
@@ -143,7 +145,7 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
         return int(exc.exit_code)
     stderr = StderrToLog()
     signals: StopSignals | None = None
-    _setup_logging(store, stderr.console if foreground else None, debug)
+    setup_logging(log_path, stderr.console if foreground else None, debug)
     backups: BackupSchedule | None = None
     try:
         from .ingest import EncodeOptions, describer, make_ingestor
@@ -182,7 +184,7 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
             else:
                 why = str(exc)
                 log.exception("FUSE loop failed")
-            msg = f"could not mount {mountpoint}: {why}; see {store / LOG_FILE}"
+            msg = f"could not mount {mountpoint}: {why}; see {log_path}"
             report(f"ERR {int(ExitCode.FUSE_FAILED)} {msg}\n")
             if notify_fd is None:
                 raise FuseFailed(msg) from None
@@ -190,7 +192,7 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
         if not ready["done"]:
             said = stderr.sync()
             report(f"ERR {int(ExitCode.FUSE_FAILED)} mount of {mountpoint} failed"
-                   f"{': ' + said if said else ''}; see {store / LOG_FILE}\n")
+                   f"{': ' + said if said else ''}; see {log_path}\n")
             return int(ExitCode.FUSE_FAILED)
         log.info("unmounted %s", mountpoint)
         return 0
@@ -225,18 +227,6 @@ def _force(mountpoint: Path, signum: int) -> None:
     os._exit(128 + signum)
 
 
-def _setup_logging(store: Path, console: IO[str] | None, debug: bool) -> None:
-    level = logging.DEBUG if debug else logging.INFO
-    handlers: list[logging.Handler] = [logging.FileHandler(store / LOG_FILE)]
-    if console is not None:  # a foreground mount also logs to its terminal
-        handlers.append(logging.StreamHandler(console))
-    logging.basicConfig(level=level, handlers=handlers, force=True,
-                        format="%(asctime)s %(process)d %(name)s %(levelname)s %(message)s")
-    # mfusepy logs every ENOENT from getattr at debug level: too chatty for INFO logs.
-    logging.getLogger("fuse").setLevel(logging.WARNING if not debug else logging.DEBUG)
-    logging.getLogger("mfusepy").setLevel(logging.WARNING if not debug else logging.DEBUG)
-
-
 def check_distinct(store: Path, mountpoint: Path) -> None:
     """The store must live outside the file system mounted over it (and the other way round)."""
     s, m = Path(os.path.realpath(store)), Path(os.path.realpath(mountpoint))
@@ -247,8 +237,10 @@ def check_distinct(store: Path, mountpoint: Path) -> None:
         raise BadMountpoint(f"mount point {mountpoint} is inside the store {store}; choose a directory outside it")
 
 
-def mount(store: Path, mountpoint: Path, *, foreground: bool, options: dict[str, Any], debug: bool = False) -> int:
+def mount(store: Path, mountpoint: Path, *, foreground: bool, options: dict[str, Any], debug: bool = False,
+          log_file: Path | None = None) -> int:
     store = store.absolute()
+    log_file = check_log_file(log_file) if log_file is not None else None
     mountpoint = mountpoint.absolute()
     check_distinct(store, mountpoint)
     if not store.exists() and not store.parent.is_dir():
@@ -263,7 +255,7 @@ def mount(store: Path, mountpoint: Path, *, foreground: bool, options: dict[str,
     if new_store:
         print(f"simfs: creating a new store at {store}", file=sys.stderr)
     if foreground:
-        return serve(store, mountpoint, options, foreground=True, debug=debug)
+        return serve(store, mountpoint, options, foreground=True, debug=debug, log_file=log_file)
 
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -276,7 +268,8 @@ def mount(store: Path, mountpoint: Path, *, foreground: bool, options: dict[str,
             for fd in (0, 1, 2):
                 os.dup2(devnull, fd)
             os.chdir("/")
-            code = serve(store, mountpoint, options, notify_fd=write_fd, foreground=False, debug=debug)
+            code = serve(store, mountpoint, options, notify_fd=write_fd, foreground=False, debug=debug,
+                         log_file=log_file)
         except BaseException:
             logging.getLogger("simfs").exception("daemon failed")
         finally:
@@ -298,8 +291,9 @@ def mount(store: Path, mountpoint: Path, *, foreground: bool, options: dict[str,
         return int(code_text)
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
-    hint = f"; see {store / LOG_FILE}" if (store / LOG_FILE).exists() else ""
-    last = last_log_line(store / LOG_FILE)
+    log_path = log_file or store / LOG_FILE
+    hint = f"; see {log_path}" if log_path.exists() else ""
+    last = last_log_line(log_path)
     print(f"simfs: the mount daemon exited before mounting{': ' + last if last else ''}{hint}", file=sys.stderr)
     return int(ExitCode.FUSE_FAILED)
 

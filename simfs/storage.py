@@ -27,6 +27,8 @@ DAMAGED_CATALOG_PREFIX = "catalog.damaged-"
 
 
 def known_top_level(name: str) -> bool:
+    if name.startswith(LOG_FILE + ".") and name[len(LOG_FILE) + 1:].isdigit():
+        return True  # rotated logs (simfs/log_setup.py)
     return name in KNOWN_TOP_LEVEL or name.startswith(DAMAGED_CATALOG_PREFIX)
 
 

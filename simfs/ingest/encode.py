@@ -39,6 +39,7 @@ from ..store.chains import ChainDecoder
 from ..store.envelope import CODEC_PNG, CODEC_VERBATIM, HEADER_SIZE, Header
 from ..store.local import LocalObjectStore, StagingFile
 from .jobs import Knobs, Ref, encode_against, encode_png
+from .object_log import log_object
 from .pool import CodecPool, JobFailed
 from .worker import NotNow
 
@@ -193,9 +194,12 @@ class EncodeProcessor:
     # ------------------------------------------------------------------ compute (no lock held)
     def compute(self, object_id: bytes, content: bytes, rec: ObjectRecord | None = None,
                 earlier: dict[str, Any] | None = None) -> Encoded | None:
-        if not content.startswith(PNG_SIGNATURE):
-            return None
         if rec is not None and rec.codec != CODEC_VERBATIM:
+            return None
+        stored = rec.stored if rec is not None else HEADER_SIZE + len(content)
+        if not content.startswith(PNG_SIGNATURE):
+            why = "not a PNG" if content or rec is None or not rec.size else "too large to look at"
+            log_object(object_id, "verbatim", stored, stored, 0.0, why)
             return None
         try:
             if hashlib.sha256(content).digest() != object_id:
@@ -223,7 +227,7 @@ class EncodeProcessor:
             return None
         blob = job.blob
         if blob is None or HEADER_SIZE + len(blob) >= len(content):
-            log.info("object %s kept verbatim: %s", object_id.hex()[:16], job.reason or "coding not smaller")
+            log_object(object_id, "verbatim", stored, stored, job.seconds, job.reason or "coding not smaller")
             self.log_stats["verbatim"] += 1
             return None
         if job.mode == "inter":
@@ -267,9 +271,8 @@ class EncodeProcessor:
         old_stored = rec.stored
         self._switch_file(txn, object_id, result, rec)  # the verbatim file goes once this batch is durable
         kind = "pixel-duplicate" if result.pixel_duplicate else result.mode
-        log.info("encoded %s: %s, %d -> %d bytes%s in %.1f s", object_id.hex()[:16], kind, old_stored,
-                 result.stored, f" against {result.base.hex()[:16]} (depth {rec.depth})" if result.mode == "inter"
-                 else "", result.seconds)
+        log_object(object_id, kind, old_stored, result.stored, result.seconds,
+                   f"against {result.base.hex()[:16]} (depth {rec.depth})" if result.mode == "inter" else "")
         self.log_stats[kind] = self.log_stats.get(kind, 0) + 1
         return extra
 
@@ -348,9 +351,10 @@ class EncodeProcessor:
         rec.base, rec.depth, rec.intra_bytes = result.base, brec.depth + 1, result.intra_bytes
         rec.flags &= ~FLAG_PIXEL_DUPLICATE
         txn.delete(keys.replan_key(object_id, result.base))
+        old_stored = rec.stored
         self._switch_file(txn, object_id, result, rec)
-        log.info("re-planned %s against %s (depth %d): %d bytes", object_id.hex()[:16], result.base.hex()[:16],
-                 rec.depth, result.stored)
+        log_object(object_id, "inter", old_stored, result.stored, result.seconds,
+                   f"re-planned against {result.base.hex()[:16]} (depth {rec.depth})")
         self.log_stats["replanned"] += 1
 
     def _write_staging(self, object_id: bytes, blob: bytes, content_len: int) -> StagingFile:
