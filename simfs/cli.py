@@ -197,8 +197,59 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
+def _writable(path: str, flag: str) -> Path:
+    out = Path(path)
+    if out.is_dir() or not out.absolute().parent.is_dir():
+        raise UsageError(f"{flag} {path}: cannot write there (no such directory, or a directory)")
+    return out
+
+
+def cmd_groups(args: argparse.Namespace) -> int:
+    from .groups import as_json, find_groups
+
+    html_out = _writable(args.html, "--html") if args.html else None
+    sheet_out = _writable(args.sheet, "--sheet") if args.sheet else None
+    found = find_groups(Path(args.path))
+    try:
+        if html_out or sheet_out:
+            from .groups_render import write_html, write_sheet
+
+            if html_out:
+                write_html(found, html_out)
+            if sheet_out:
+                write_sheet(found, sheet_out)
+    except OSError as exc:
+        raise UsageError(f"cannot write {exc.filename}: {exc.strerror}") from None
+    if args.json:
+        print(json.dumps(as_json(found), indent=2))
+        return 0
+    from .groups_render import title
+
+    print(f"{len(found.groups)} groups of similar images in {found.mountpoint} ({found.images} images indexed"
+          + (f", {found.undescribed} objects not described yet" if found.undescribed else "") + ")")
+    names = {m.object_id: Path(m.paths[0]).name if m.paths else f"pinned {m.object_id.hex()[:16]}"
+             for g in found.groups for m in g.members}
+    for i, g in enumerate(found.groups, 1):
+        print(title(i, g))
+        for m in g.members:
+            how = m.kind + (f" against {names.get(m.base, m.base.hex()[:16])}" if m.base else "")
+            paths = m.paths or [f"(no file: kept as a base, {m.object_id.hex()[:16]})"]
+            print(f"  {_human(m.stored):>10}  {how:<40} {paths[0]}")
+            for extra in paths[1:]:  # the same object: no extra bytes
+                print(f"  {'':>10}  {'(same content)':<40} {extra}")
+    for flag, out in (("html", html_out), ("sheet", sheet_out)):
+        if out:
+            print(f"{flag:<6} {out}")
+    return 0
+
+
 def cmd_similar(args: argparse.Namespace) -> int:
     from .similar import similar
+
+    if args.groups:
+        return cmd_groups(args)
+    if args.html or args.sheet:
+        raise UsageError("--html and --sheet go with --groups")
 
     found, worth, note = similar(Path(args.path), k=args.k)
     if args.json:
@@ -285,8 +336,17 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--no-progress", action="store_true", help="no progress bars")
     f.set_defaults(func=cmd_fsck)
 
-    q = sub.add_parser("similar", help="list the stored files most similar to PATH (on a mounted store)")
-    q.add_argument("path", metavar="PATH", help="a file on a mounted simfs")
+    q = sub.add_parser("similar", help="list the stored files most similar to PATH, or with --groups every "
+                       "group of similar images (on a mounted store)",
+                       usage="simfs similar [-k N] [--json] PATH\n"
+                             "       simfs similar --groups [--html OUT.html] [--sheet OUT.png] [--json] MOUNTPOINT")
+    q.add_argument("path", metavar="PATH", help="a file on a mounted simfs (with --groups: the mount point)")
+    q.add_argument("--groups", action="store_true",
+                   help="every group of similar images in the store (exact copies, edits, same scene) with the "
+                        "bytes each costs")
+    q.add_argument("--html", metavar="OUT.html", help="with --groups: also write a page with thumbnails")
+    q.add_argument("--sheet", metavar="OUT.png",
+                   help="with --groups: also write a contact sheet (one row of thumbnails per group)")
     q.add_argument("-k", type=positive_int, default=10, help="how many (default 10, at least 1)")
     q.add_argument("--json", action="store_true", help="machine-readable output")
     q.set_defaults(func=cmd_similar)

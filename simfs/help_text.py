@@ -41,6 +41,7 @@ EXAMPLES: list[tuple[str, str]] = [
     ("cp -r ~/Pictures/. ~/photos/", "copy photos in; they are deduplicated and encoded in the background"),
     ("simfs status ~/photos --watch", "watch the background ingest"),
     ("simfs similar ~/photos/a.png", "the stored images most similar to a.png"),
+    ("simfs similar --groups --html groups.html ~/photos", "every group of similar images, with thumbnails"),
     ("simfs stats ~/photos --plot where.png", "where the bytes went"),
     ("simfs umount ~/photos && simfs fsck --verify-data ~/photo-store", "unmount, then check everything"),
     ("mount -t fuse.simfs -o workers=2 /srv/store /mnt/photos", "the same through mount(8) (mount.fuse.simfs)"),
