@@ -118,3 +118,28 @@ def test_groups_usage_errors(tmp_path: Path) -> None:
     assert out.returncode == ExitCode.USAGE and "cannot write there" in out.stderr and "Traceback" not in out.stderr
     out = run_simfs("similar", "--groups", str(tmp_path))
     assert out.returncode == ExitCode.NOT_MOUNTED and "not on a mounted simfs" in out.stderr
+
+
+@needs_fuse
+@needs_devset
+@pytest.mark.timeout(600)
+def test_groups_follow_reference_chains_and_show_pinned_bases(tmp_path: Path) -> None:
+    with Mount(tmp_path / "store", tmp_path / "mnt", options=["workers=1"]) as m:
+        mnt = m.mountpoint
+        for name in ("ukbench09380.png", "ukbench09380_webp.png"):
+            shutil.copyfile(UKB / name, mnt / name)
+        wait_described(mnt)
+        (mnt / "ukbench09380.png").unlink()  # the re-saved copy is coded against it: it stays, pinned
+        doc = json.loads(run_simfs("similar", "--groups", "--json", str(mnt)).stdout)
+        assert len(doc["groups"]) == 1, doc
+        g = doc["groups"][0]
+        kinds = {mem["kind"]: mem for mem in g["members"]}
+        assert set(kinds) == {"inter", "pinned"} and kinds["pinned"]["paths"] == []
+        assert kinds["inter"]["base"] == kinds["pinned"]["object"]
+        assert g["files"] == 1 and g["logical_bytes"] == (UKB / "ukbench09380_webp.png").stat().st_size
+        assert g["stored_bytes"] == kinds["inter"]["stored"] + kinds["pinned"]["stored"]
+        assert kinds["inter"]["stored"] < 0.05 * kinds["inter"]["size"]  # a near-free copy
+        html_out = tmp_path / "g.html"
+        assert run_simfs("similar", "--groups", "--html", str(html_out), str(mnt)).returncode == 0
+        text = html_out.read_text()
+        assert "(no file: kept as a base" in text and "inter against pinned" in text
