@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .catalog import keys
-from .catalog.records import ObjectRecord
-from .similar import _paths_of, find_mount
+from .catalog.records import FLAG_DESCRIBED, FLAG_NOT_IMAGE, ObjectRecord
+from .similar import find_mount, paths_of
 from .stats import object_kind
 from .storage import OpenStore
 
@@ -74,11 +74,14 @@ class _Union:
         self.parent[self.find(a)] = self.find(b)
 
 
+def _pair(a: bytes, b: bytes) -> tuple[bytes, bytes]:
+    return (a, b) if a < b else (b, a)
+
+
 def find_groups(path: Path) -> Groups:
     """Components of: verified similarity (the index's query, as `simfs similar`), reference-chain links
     (an object coded against a base: the encoder only picks verified similar bases) and byte-identical
     copies (paths naming one object). Images with nothing similar and a single path are in no group."""
-    from .catalog.records import FLAG_DESCRIBED, FLAG_NOT_IMAGE
     from .similarity import SimilarityIndex
 
     mountpoint, store = find_mount(path)
@@ -103,12 +106,12 @@ def find_groups(path: Path) -> Groups:
             for c in index.query(d, k=NEIGHBOURS, exclude=[oid]):
                 if c.relation and c.object_id in recs:
                     union.join(oid, c.object_id)
-                    links.setdefault(tuple(sorted((oid, c.object_id))), c.relation)  # type: ignore[arg-type]
+                    links.setdefault(_pair(oid, c.object_id), c.relation)
         for oid, rec in recs.items():
             if rec.has_base and rec.base in recs:
                 union.join(oid, rec.base)
-                links.setdefault(tuple(sorted((oid, rec.base))), "coded against")  # type: ignore[arg-type]
-        where = _paths_of(set(recs), opened)
+                links.setdefault(_pair(oid, rec.base), "coded against")
+        where = paths_of(set(recs), opened)
     finally:
         opened.close()
 

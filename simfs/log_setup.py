@@ -16,9 +16,13 @@ BACKUPS = 5
 FORMAT = "%(asctime)s %(process)d %(name)s %(levelname)s %(message)s"
 
 
-def check_log_file(path: Path) -> Path:
+def check_log_file(path: Path, mountpoint: Path) -> Path:
     """An absolute, writable log path, checked before the daemon starts (a bad one is exit 2)."""
     path = path.absolute()  # the daemon changes to /
+    real, mnt = Path(os.path.realpath(path)), Path(os.path.realpath(mountpoint))
+    if real == mnt or mnt in real.parents:
+        # the daemon would write its log through its own mount: every log line a FUSE request
+        raise UsageError(f"--log {path}: is inside the mount point {mountpoint}; put the log elsewhere")
     if path.is_dir():
         raise UsageError(f"--log {path}: is a directory; give a file name")
     if not path.parent.is_dir():

@@ -240,9 +240,9 @@ def check_distinct(store: Path, mountpoint: Path) -> None:
 def mount(store: Path, mountpoint: Path, *, foreground: bool, options: dict[str, Any], debug: bool = False,
           log_file: Path | None = None) -> int:
     store = store.absolute()
-    log_file = check_log_file(log_file) if log_file is not None else None
     mountpoint = mountpoint.absolute()
     check_distinct(store, mountpoint)
+    log_file = check_log_file(log_file, mountpoint) if log_file is not None else None
     if not store.exists() and not store.parent.is_dir():
         why = "is a file, not a directory" if store.parent.exists() else "does not exist (mistyped path?)"
         raise BadStore(f"cannot create a store at {store}: {store.parent} {why}")

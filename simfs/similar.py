@@ -70,7 +70,7 @@ def similar(path: Path, k: int = 10) -> tuple[list[SimilarFile], bool, str]:
             note = "described now (not indexed yet)"
         # pinned objects (no file names them; kept as bases of others) are not shown: ask for spares
         result = index.query(desc, k=2 * k + 4, exclude=[own] if own else [])
-        where = _paths_of({c.object_id for c in result} | ({own} if own else set()), opened)
+        where = paths_of({c.object_id for c in result} | ({own} if own else set()), opened)
     finally:
         opened.close()
 
@@ -100,7 +100,7 @@ def _resolve(opened: OpenStore, rel: str) -> int:
     return ino
 
 
-def _paths_of(object_ids: set[bytes], opened: OpenStore) -> dict[bytes, list[str]]:
+def paths_of(object_ids: set[bytes], opened: OpenStore) -> dict[bytes, list[str]]:
     """Every path naming one of the objects (one walk of the tree: fine for a command-line query)."""
     wanted: dict[int, bytes] = {}
     for key, raw in opened.catalog.scan(keys.INODE):

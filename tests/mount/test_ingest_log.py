@@ -66,6 +66,9 @@ def test_bad_log_file_is_a_usage_error(tmp_path: Path) -> None:
     assert not (tmp_path / "store").exists()
     out = run_simfs("mount", str(tmp_path / "store"), str(tmp_path / "mnt"), "-o", "log")
     assert out.returncode == ExitCode.USAGE and "-o log" in out.stderr
+    out = run_simfs("mount", str(tmp_path / "store"), str(tmp_path / "mnt"), "--log", str(tmp_path / "mnt" / "x.log"))
+    assert out.returncode == ExitCode.USAGE and "inside the mount point" in out.stderr
+    assert not (tmp_path / "store").exists()
 
 
 def test_log_rotates_and_fsck_knows_the_old_files(tmp_path: Path, monkeypatch) -> None:
