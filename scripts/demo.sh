@@ -32,6 +32,9 @@ if [ -n "$ORIG" ]; then
   echo "simfs similar $ORIG:"
   $SIMFS similar "$ORIG" -k 6
 fi
+echo "every group of similar images (simfs similar --groups; page and contact sheet in $WORK):"
+$SIMFS similar --groups --html "$WORK/groups.html" --sheet "$WORK/groups.png" "$MNT" > "$WORK/groups.txt"
+head -n 30 "$WORK/groups.txt"
 $SIMFS umount "$MNT"
 echo "remounting: every file now read back from its stored (encoded) form ..."
 $SIMFS mount "$STORE" "$MNT"

@@ -13,4 +13,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
 .venv/bin/python -m pip install -q -e ".[test]"
+if [ "${1:-}" = "--mount-helper" ]; then  # mount -t fuse.simfs and fstab lines (README: mount(8), fstab, systemd)
+  for name in mount.fuse.simfs mount.simfs; do $SUDO ln -sfn "$PWD/.venv/bin/$name" /usr/sbin/$name; done
+  echo "linked /usr/sbin/mount.fuse.simfs and /usr/sbin/mount.simfs to $PWD/.venv/bin"
+fi
 echo "setup done: $(.venv/bin/python -c 'import simfs, sys; print(sys.version.split()[0])') venv at .venv"
