@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,13 @@ def similar(path: Path, k: int = 10) -> tuple[list[SimilarFile], bool, str]:
         own = Inode.unpack(ino, raw).object_id if raw else None
         desc = index.get(own) if own else None
         note = "indexed"
+        if desc is not None and not desc.mirror_code:
+            # The index keeps no mirror-image features (they would double the T records), but a
+            # flipped copy is only found through them: describe the query's mirror image now.
+            pixels = decode_image(path.read_bytes())
+            if pixels is not None:
+                fresh = extract(pixels)
+                desc = dataclasses.replace(desc, mirror_code=fresh.mirror_code, mirror_local=fresh.mirror_local)
         if desc is None:  # not described yet (ingest pending) or not stored as an image: do it now
             pixels = decode_image(path.read_bytes())
             if pixels is None:

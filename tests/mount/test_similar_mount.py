@@ -94,3 +94,23 @@ def test_similar_errors(tmp_path: Path, mount: Mount) -> None:
     assert result.returncode == 2 and "not an image" in result.stderr
 
 
+
+
+@pytest.mark.timeout(600)
+def test_flipped_copy_finds_its_original_once_indexed(tmp_path: Path) -> None:
+    """The index stores no mirror-image features; a query of a stored flipped copy must still list
+    the original (issue: "original third at 0 inliers")."""
+    store, mnt = tmp_path / "store", tmp_path / "mnt"
+    group = DEVSET / "edit-ukbench"
+    with Mount(store, mnt) as m:
+        shutil.copy(group / "ukbench00120.png", m.mountpoint / "orig.png")
+        shutil.copy(group / "ukbench00120_hflip.png", m.mountpoint / "flip.png")
+        shutil.copytree(DEVSET / "burst-dinosaur", m.mountpoint / "dino")  # distractors
+        wait_described(store)
+        out = run_simfs("similar", str(m.mountpoint / "flip.png"), "-k", "3", "--json")
+        assert out.returncode == 0, out.stderr
+        report = json.loads(out.stdout)
+        assert report["described"] == "indexed"
+        first = report["similar"][0]
+        assert first["paths"] == [str(m.mountpoint / "orig.png")] and first["inliers"] >= 20, report
+    assert_fsck_clean(store)
