@@ -13,6 +13,7 @@ from .catalog.db import Catalog, CatalogDamaged
 from .catalog.records import Inode
 from .errors import BadStore, StoreInUse
 from .format import StoreFormat, fsync_dir, read_format, write_format
+from .store.ballast import Ballast, free_bytes
 from .store.local import LocalObjectStore
 
 LOCK_FILE = "mount.lock"
@@ -118,13 +119,18 @@ class OpenStore:
         if create and not is_store(self.path):
             create_store(self.path)
         self.format: StoreFormat = read_format(self.path)
+        self.ballast = Ballast(self.path)
+        if not read_only and free_bytes(self.path) < self.ballast.size:
+            # Nearly full: the lock file, the dirty marker and RocksDB's open all need a little space.
+            self.ballast.release()
         # a caller may hand over a lock it already holds (fsck --restore-catalog keeps it throughout)
         self.lock = lock if lock is not None else StoreLock(self.path)
         if not read_only and lock is None:
             self.lock.acquire()
         try:
             # the store exists (FORMAT is written last): its catalog must too, never created afresh
-            self.catalog = Catalog(self.path / CATALOG_DIR, read_only=read_only, create=False)
+            self.catalog = Catalog(self.path / CATALOG_DIR, read_only=read_only, create=False,
+                                   on_full=None if read_only else self.ballast.release)
         except StoreInUse:
             self.lock.release()
             raise

@@ -16,7 +16,7 @@ from ..storage import OpenStore
 from ..store.envelope import CODEC_PNG, CODEC_VERBATIM, HEADER_SIZE, Header
 
 if TYPE_CHECKING:
-    from rocksdict import WriteBatch
+    from ..catalog.db import Batch
 
 log = logging.getLogger("simfs.fsck")
 
@@ -131,7 +131,7 @@ def relink_objects(opened: OpenStore) -> RelinkResult:
     return result
 
 
-def _name_in_lost_found(opened: OpenStore, batch: WriteBatch, to_name: list[tuple[bytes, int, Header]],
+def _name_in_lost_found(opened: OpenStore, batch: Batch, to_name: list[tuple[bytes, int, Header]],
                         records: dict[bytes, ObjectRecord], result: RelinkResult) -> None:
     cat = opened.catalog
     root = Inode.unpack(keys.ROOT_INO, cat.get(keys.inode_key(keys.ROOT_INO)) or b"")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import CorruptObject
+from .ballast import BALLAST_NAME
 from .envelope import HEADER_SIZE
 
 
@@ -28,6 +29,8 @@ class RebuiltCache:
         self.max_bytes = max_bytes
         root.mkdir(exist_ok=True)
         for entry in os.scandir(root):
+            if entry.name == BALLAST_NAME:
+                continue  # not a rebuilt file: the store's reserve lives here (store/ballast.py)
             with contextlib.suppress(OSError):
                 os.unlink(entry.path)
         self._lock = threading.Lock()

@@ -11,6 +11,7 @@ from ..catalog import keys
 from ..catalog.db import Catalog
 from ..catalog.records import Inode, ObjectRecord, unpack_dentry
 from ..storage import OpenStore
+from ..store.ballast import Ballast
 from ..store.local import LocalObjectStore
 from ..store.rebuilt import RebuiltCache
 from .common import NAME_MAX, Context, fail, split_path
@@ -60,6 +61,7 @@ class VfsBase:
     wal_unsynced: bool
     _next_fh: int
     space_reserve: int
+    ballast: Ballast
     rebuilt: RebuiltCache
     chains: ChainDecoder
     processors: list[FreeHook]
@@ -82,6 +84,9 @@ class VfsBase:
         raise NotImplementedError
 
     def _commit_meta(self, txn: Txn, ino: int) -> None:
+        raise NotImplementedError
+
+    def _unlink_inode(self, txn: Txn, node: Inode) -> None:
         raise NotImplementedError
 
     def _with_space(self, action: Callable[[], Any]) -> Any:

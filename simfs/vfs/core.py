@@ -14,7 +14,7 @@ from ..catalog.records import Inode, ObjectRecord, unpack_dentry
 from ..storage import OpenStore
 from ..store.chains import ChainDecoder, ReferencePixelCache
 from ..store.rebuilt import RebuiltCache
-from .common import NAME_MAX, locked
+from .common import NAME_MAX, locked, log
 from .files import FilesMixin
 from .files_state import Handle, OpenFile
 from .maintenance import MaintenanceMixin
@@ -48,13 +48,16 @@ class Vfs(MaintenanceMixin, NamespaceMixin, FilesMixin, XattrMixin):
         self.inode_count = 0
         self.garbage_pending = False
         self.wal_unsynced = False
-        total = os.statvfs(store.path)
-        # 2% of the disk, at least 1 MiB, at most 64 MiB: room for catalog writes when data fills it.
         self.rebuilt = RebuiltCache(store.path / "cache", rebuilt_cache_bytes)
         self.chains = ChainDecoder(self.objects, self.object_record, ReferencePixelCache(refcache_bytes))
-        self.space_reserve = min(64 << 20, max(1 << 20, total.f_blocks * total.f_frsize // 50))
+        # Two layers of room for catalog writes when data fills the disk: file data never uses the
+        # last space_reserve bytes (2% of the disk, 1-64 MiB), and the ballast (as large) is given up
+        # when something else took them anyway.
+        self.ballast = store.ballast
+        self.space_reserve = self.ballast.size
         if not read_only:
             self._recover()
+            self.ballast.refill(self.space_reserve)
         self._count_usage()
 
 
@@ -76,7 +79,10 @@ class Vfs(MaintenanceMixin, NamespaceMixin, FilesMixin, XattrMixin):
     def statfs(self) -> dict[str, int]:
         """Honest numbers: 'used' is what the store occupies on disk, 'free' what the disk has left."""
         if self.garbage_pending:
-            self.collect_garbage()
+            try:
+                self.collect_garbage()
+            except OSError as exc:  # df must answer on a full disk; the space comes back later
+                log.warning("garbage collection during statfs failed: %s", exc)
         st = os.statvfs(self.store.path)
         bsize = st.f_frsize or 4096
         used_blocks = (self.stored_bytes + self._catalog_bytes() + bsize - 1) // bsize
@@ -86,7 +92,7 @@ class Vfs(MaintenanceMixin, NamespaceMixin, FilesMixin, XattrMixin):
             "f_blocks": used_blocks + st.f_bavail,
             "f_bfree": st.f_bavail,
             # what files can still use: the reserve kept for metadata is not available to them
-            "f_bavail": max(0, st.f_bavail - self.space_reserve // bsize),
+            "f_bavail": max(0, st.f_bavail - self.data_reserve() // bsize),
             "f_files": self.inode_count + 1_000_000_000,
             "f_ffree": 1_000_000_000,
             "f_favail": 1_000_000_000,

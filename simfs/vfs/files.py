@@ -133,6 +133,7 @@ class FilesMixin(VfsBase):
         txn.commit(sync=False)
         of = self._open_file(node.ino)
         of.needs_sync = True  # the new name must survive a power cut once close() returns
+        of.new_name = (parent.ino, name)
         return self._new_handle(node.ino, flags)
 
     def _handle(self, fh: int) -> Handle:
@@ -197,8 +198,13 @@ class FilesMixin(VfsBase):
             offset = of.size
         if offset + len(data) > MAX_FILE_SIZE:
             fail(errno.EFBIG)
-        self._ensure_space(offset + len(data) - of.size)
-        written = self._with_space(lambda: staging.pwrite(data, offset))
+        try:
+            self._ensure_space(offset + len(data) - of.size)
+            written = self._with_space(lambda: staging.pwrite(data, offset))
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                of.nospace = True  # all or nothing: close() fails too and commits none of it
+            raise
         if of.seq_sha is not None:
             if offset == of.seq_len and offset + written >= of.size:
                 of.seq_sha.update(data[:written])
@@ -277,6 +283,9 @@ class FilesMixin(VfsBase):
 
     def _commit(self, of: OpenFile, *, sync: bool, known: tuple[bytes, int] | None = None) -> None:
         """Make an open file's staged content the committed object (dedup by content hash)."""
+        if of.nospace:
+            self._drop_failed(of)
+            fail(errno.ENOSPC)
         if not of.dirty or of.staging is None:
             if of.needs_sync and sync:
                 self.catalog.flush_wal()
@@ -311,15 +320,18 @@ class FilesMixin(VfsBase):
         txn.save(node)
         try:
             txn.commit(sync=True)
-        except BaseException:
+        except BaseException as exc:
             if stored_new:
                 # The catalog never named it: remove the file so a failed commit (disk full) leaks
                 # nothing; the staging data is gone with it, the old content stays committed.
                 self.objects.delete(oid, 0)
                 of.staging = None
                 of.dirty = False
+            if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                self._drop_failed(of)
             raise
         of.needs_sync = False
+        of.new_name = None  # it has content now: a later failure keeps it
         # The staging file either became the object (renamed) or is a duplicate of a stored one.
         if stored_new:
             staging.close()
@@ -335,6 +347,30 @@ class FilesMixin(VfsBase):
             of.reader_fd = -1
         if self.garbage_pending:
             self.collect_garbage()
+
+    def _drop_failed(self, of: OpenFile) -> None:
+        """After ENOSPC: forget the uncommitted content; a file this open created loses its name again."""
+        if of.staging is not None:
+            of.staging.discard()
+            of.staging = None
+        of.dirty = of.nospace = False
+        of.drop_seq()
+        if of.new_name is None:
+            return
+        parent_ino, name = of.new_name
+        of.new_name = None
+        txn = Txn(self)
+        if self._lookup(parent_ino, name, txn) != of.ino:
+            return  # renamed or replaced meanwhile: that name is not ours to remove
+        parent = txn.inode(parent_ino)
+        txn.delete(keys.dentry_key(parent_ino, name))
+        parent.mtime = parent.ctime = time.time_ns()
+        txn.save(parent)
+        self._unlink_inode(txn, txn.inode(of.ino))
+        try:
+            txn.commit(sync=False)
+        except OSError as exc:
+            log.warning("could not remove the name of a file whose write failed for want of space: %s", exc)
 
     def flush(self, fh: int) -> None:
         """close() of one descriptor: commit so the data survives kill -9 and power loss once it returns."""

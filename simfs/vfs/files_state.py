@@ -26,6 +26,10 @@ class OpenFile:
     seq_xx: Any = None
     seq_len: int = 0
     version: int = 0  # bumped by every content change; an unlocked hash is valid only if unchanged
+    # (parent ino, name) of a file created by this open whose content was never committed: a write
+    # that fails for want of space removes that name again instead of leaving an empty file
+    new_name: tuple[int, bytes] | None = None
+    nospace: bool = False  # a write returned ENOSPC since the last commit: that content is not committed
 
     def drop_seq(self) -> None:
         self.seq_sha = self.seq_xx = None

@@ -119,19 +119,28 @@ class MaintenanceMixin(VfsBase):
         st = os.statvfs(self.store.path)
         return st.f_bavail * st.f_frsize
 
+    def data_reserve(self) -> int:
+        """Free space file data may not use: the reserve, plus the ballast's size while it is released."""
+        return self.space_reserve + (0 if self.ballast.held else self.ballast.size)
+
     def _ensure_space(self, growth: int) -> None:
         """ENOSPC for file data before the disk is completely full.
 
         RocksDB turns a failed metadata write into a sticky error (every later write fails until the
         store is reopened), so file contents may never use the last `space_reserve` bytes: commits,
-        unlinks and garbage collection always have room.
+        unlinks and garbage collection always have room. A released ballast is written again before
+        file data may grow, so deleted files' space goes to the ballast first.
         """
         if growth <= 0:
             return
-        if self.free_bytes() - growth < self.space_reserve:
+        if not self.ballast.held:
+            self.ballast.refill(self.space_reserve)
+        if self.free_bytes() - growth < self.data_reserve():
             if self.garbage_pending:
                 self.collect_garbage(force_sync=True)
-                if self.free_bytes() - growth >= self.space_reserve:
+                if not self.ballast.held:
+                    self.ballast.refill(self.space_reserve)
+                if self.free_bytes() - growth >= self.data_reserve():
                     return
             fail(errno.ENOSPC)
 
@@ -157,8 +166,15 @@ class MaintenanceMixin(VfsBase):
                 if self.garbage_pending:
                     try:
                         self.collect_garbage()
+                    except OSError as exc:  # a full disk: the next round tries again
+                        log.warning("background garbage collection failed: %s", exc)
                     except Exception:
                         log.exception("background garbage collection failed")
+                if not self.read_only and not self.ballast.held:
+                    try:
+                        self.ballast.refill(self.space_reserve)
+                    except OSError as exc:
+                        log.warning("could not write the ballast: %s", exc)
 
         self._gc_thread = threading.Thread(target=loop, name="simfs-gc", daemon=True)
         self._gc_thread.start()
