@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from .backups import make_backup
@@ -19,9 +20,11 @@ class BackupSchedule:
     """Periodic backups on a daemon thread plus the final one; keep=0 makes none (existing ones stay)."""
 
     def __init__(self, opened: OpenStore, lock: contextlib.AbstractContextManager[Any], *, keep: int,
-                 interval: float, reserve: int = 0):
+                 interval: float, reserve: Callable[[], int] = lambda: 0):
         self.opened = opened
-        self.reserve = reserve  # the space kept for catalog writes (Vfs.space_reserve): a backup never uses it
+        # the space kept for catalog writes (Vfs.data_reserve: the reserve, plus a released ballast's
+        # size): a backup never uses it
+        self.reserve = reserve
         self.lock = lock  # the VFS lock: a checkpoint then falls between two operations, never inside one
         self.keep = keep
         self.interval = interval
@@ -32,7 +35,7 @@ class BackupSchedule:
         catalog_dir = self.opened.catalog.path
         needed = sum(e.stat().st_size for e in os.scandir(catalog_dir) if e.is_file())  # at most all copied
         st = os.statvfs(self.opened.path)
-        if st.f_bavail * st.f_frsize - needed < self.reserve:
+        if st.f_bavail * st.f_frsize - needed < self.reserve():
             log.warning("catalog backup (%s) skipped: the disk is nearly full (%d bytes needed)", reason, needed)
             return
         try:

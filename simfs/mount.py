@@ -164,7 +164,7 @@ def serve(store: Path, mountpoint: Path, opts: dict[str, Any], *, notify_fd: int
         ops = FuseOperations(vfs, on_ready=lambda: report("OK\n"),
                              status=lambda: status_bytes(live_status(vfs, store, mountpoint, started)))
         backups = BackupSchedule(opened, vfs.lock, keep=0 if read_only else ours.metadata_backups,
-                                 interval=ours.backup_interval, reserve=vfs.space_reserve)
+                                 interval=ours.backup_interval, reserve=vfs.data_reserve)
         log.info("mounting %s on %s (pid %d)", store, mountpoint, os.getpid())
         signals = StopSignals(stop=lambda sig: _stop(vfs, mountpoint, sig),
                               force=lambda sig: _force(mountpoint, sig))

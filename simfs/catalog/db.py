@@ -6,6 +6,7 @@ import contextlib
 import errno
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -70,6 +71,7 @@ class Catalog:
         # Called when RocksDB runs out of space (releases the store's ballast); True if it freed some.
         self.on_full = on_full
         self._wedged = False  # a write failed for want of space: RocksDB refuses writes until reopened
+        self._reopen_lock = threading.Lock()
         self._sync = WriteOptions()
         self._sync.sync = True
         self._nosync = WriteOptions()
@@ -175,6 +177,11 @@ class Catalog:
 
     def _reopen(self) -> None:
         """Get RocksDB out of its sticky error; raise ENOSPC (the old handle kept, for reads) when there is no room."""
+        with self._reopen_lock:  # writers outside the VFS lock (offline tools' threads) reopen once
+            if self._wedged:
+                self._reopen_locked()
+
+    def _reopen_locked(self) -> None:
         freed = self.on_full() if self.on_full is not None else False
         st = os.statvfs(self.path)
         if not freed and st.f_bavail * st.f_frsize < 64 << 10:
