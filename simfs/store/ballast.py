@@ -41,13 +41,17 @@ class Ballast:
         self.path = store / "cache" / BALLAST_NAME
         self.size = reserve_bytes(store) if size is None else size
         self._lock = threading.Lock()
+        # Set when this file system reports fewer blocks than were written (compression): the file's
+        # size is then all we can go by, instead of rewriting it every second.
+        self._count_size = False
 
     @property
     def held(self) -> bool:
         try:
-            return self.path.stat().st_blocks * 512 >= self.size
+            st = self.path.stat()
         except FileNotFoundError:
             return False
+        return (st.st_size if self._count_size else st.st_blocks * 512) >= self.size
 
     def release(self) -> bool:
         """Give the ballast's space back to the disk; True if there was some to give."""
@@ -89,19 +93,23 @@ class Ballast:
                 if exc.errno != errno.ENOSPC:
                     raise
                 return False  # someone else took the space meanwhile: tried again later
+            if self.path.stat().st_blocks * 512 < self.size:
+                self._count_size = True
+                log.warning("this file system stores the ballast in fewer blocks than its size (compression?): "
+                            "it may hold back less space than %d bytes", self.size)
             log.info("ballast of %d bytes written (space the catalog falls back on when the disk fills)", self.size)
             return True
 
 
 def _allocate(fd: int, size: int) -> None:
-    """Real blocks, not a sparse file: fallocate where the file system has it, else zeros."""
+    """Real blocks, not a sparse file: fallocate where the file system has it, else written bytes."""
     try:
         os.posix_fallocate(fd, 0, size)
         return
     except OSError as exc:
         if exc.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):
             raise
-    zeros = bytes(_CHUNK)
+    chunk = os.urandom(_CHUNK)  # not zeros: a compressing file system would store them in nothing
     written = 0
     while written < size:
-        written += os.pwrite(fd, zeros[: min(_CHUNK, size - written)], written)
+        written += os.pwrite(fd, chunk[: min(_CHUNK, size - written)], written)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -104,7 +105,8 @@ def test_disk_taken_by_another_program_deletes_and_remount_still_work(small_disk
     store = small_disk / "store"
     mnt = tmp_path / "mnt"
     with Mount(store, mnt) as m:
-        files, _failed = fill(m.mountpoint, "b")
+        (m.mountpoint / "photos").mkdir()
+        files, _failed = fill(m.mountpoint, "photos/b")
         hog = fill_outside(small_disk)
         # RocksDB's next WAL append fails: the ballast goes, RocksDB is reopened, the change is made
         for i in range(50):
@@ -137,6 +139,16 @@ def test_disk_taken_by_another_program_deletes_and_remount_still_work(small_disk
         assert Ballast(store).held
         (m.mountpoint / "later.bin").write_bytes(b"x")
         assert (m.mountpoint / "later.bin").read_bytes() == b"x"
+        # rm -rf of a whole directory while the disk is full again (it was "Directory not empty")
+        with open(hog, "ab", buffering=0) as fh:
+            with pytest.raises(OSError):
+                while True:
+                    fh.write(b"\xff" * 4096)
+        before = free(small_disk)
+        shutil.rmtree(m.mountpoint / "photos")
+        assert "later.bin" in os.listdir(m.mountpoint)
+        assert not (m.mountpoint / "photos").exists()
+        assert wait_for_free(small_disk, before + 8 * FILE_BYTES) > before + 8 * FILE_BYTES
     hog.unlink()
     assert_fsck_clean(store)
 
