@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import time
 from pathlib import Path
 
 from .catalog import keys
-from .catalog.db import Catalog, CatalogDamaged
+from .catalog.db import Catalog, CatalogDamaged, CatalogNoSpace
 from .catalog.records import Inode
 from .errors import BadStore, StoreInUse
 from .format import StoreFormat, fsync_dir, read_format, write_format
@@ -79,7 +80,13 @@ class StoreLock:
             os.close(fd)
             raise StoreInUse(f"{self.path.parent}: store is already mounted (pid {pid})") from None
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                os.close(fd)
+                raise
+            # a full disk: the lock is held all the same; only "already mounted (pid ?)" loses the pid
         self.fd = fd
 
     def release(self) -> None:
@@ -131,7 +138,7 @@ class OpenStore:
             # the store exists (FORMAT is written last): its catalog must too, never created afresh
             self.catalog = Catalog(self.path / CATALOG_DIR, read_only=read_only, create=False,
                                    on_full=None if read_only else self.ballast.release)
-        except StoreInUse:
+        except (StoreInUse, CatalogNoSpace):
             self.lock.release()
             raise
         except BadStore as exc:

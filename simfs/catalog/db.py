@@ -52,6 +52,10 @@ def _no_space(exc: BaseException) -> bool:
     return "No space left on device" in text or "NoSpace" in text or "previous error" in text
 
 
+class CatalogNoSpace(BadStore):
+    """RocksDB cannot be opened for want of space even with the ballast released (not damage: no backup hint)."""
+
+
 def _options() -> Options:
     opts = Options(raw_mode=True)
     opts.create_if_missing(True)
@@ -105,7 +109,7 @@ class Catalog:
             if "Corruption" in text or "checksum" in text.lower():
                 raise CatalogDamaged(f"{path}: catalog database is damaged ({text})") from None
             if _no_space(exc):
-                raise BadStore(f"{path.parent}: cannot open the catalog, the disk is full ({text}); "
+                raise CatalogNoSpace(f"{path.parent}: cannot open the catalog, the disk is full ({text}); "
                                f"free some space on {path.parent} and mount again") from None
             raise BadStore(f"{path}: cannot open catalog: {text}") from None
 
