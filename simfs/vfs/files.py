@@ -115,7 +115,9 @@ class FilesMixin(VfsBase):
         if node.is_reg:
             of = self._open_file(ino)
             if flags & os.O_TRUNC and (of.size if of.staging else node.size) != 0:
-                self._truncate_open(of, 0)
+                # staged, committed with what is written at close: if that fails (ENOSPC) the old
+                # content is still the committed one
+                self._truncate_open(of, 0, commit=False)
         return self._new_handle(ino, flags)
 
     @locked
@@ -221,7 +223,7 @@ class FilesMixin(VfsBase):
         of.version += 1
         return written
 
-    def _truncate_open(self, of: OpenFile, length: int) -> None:
+    def _truncate_open(self, of: OpenFile, length: int, *, commit: bool = True) -> None:
         if length > MAX_FILE_SIZE:
             fail(errno.EFBIG)
         self._ensure_space(length - of.size)
@@ -234,7 +236,8 @@ class FilesMixin(VfsBase):
         of.version += 1
         node = self.load_inode(of.ino)
         node.mtime = node.ctime = time.time_ns()
-        self._commit(of, sync=True)
+        if commit:
+            self._commit(of, sync=True)
 
     @locked
     def fallocate(self, fh: int, mode: int, offset: int, length: int) -> None:

@@ -87,6 +87,13 @@ def test_fill_to_enospc_then_delete_frees_space(small_disk: Path, tmp_path: Path
         assert len(files) >= 25
         assert not (m.mountpoint / failed).exists()  # no empty name left by the failed write
         assert_intact(m.mountpoint, files)
+        # overwriting a file in place (O_TRUNC, as cp does) with more than fits: the old content stays
+        victim = sorted(files)[-1]
+        with pytest.raises(OSError) as info:
+            with open(m.mountpoint / victim, "wb") as fh:
+                fh.write(os.urandom(8 * FILE_BYTES))
+        assert info.value.errno == errno.ENOSPC
+        assert (m.mountpoint / victim).read_bytes() == files[victim]
         st = os.statvfs(m.mountpoint)  # df answers
         assert st.f_bavail * st.f_frsize < 2 * FILE_BYTES
         before = free(small_disk)
