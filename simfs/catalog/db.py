@@ -62,6 +62,9 @@ def _options() -> Options:
     # RocksDB's info LOG is rolled at every open (each `simfs stats` too): keep it from piling up
     opts.set_keep_log_file_num(2)
     opts.set_max_log_file_size(1 << 20)
+    # Memtables of 8 MiB (RocksDB's default is 64): what a reopen after a full disk replays from the
+    # WAL into an SST must fit in the ballast (16 MiB, simfs/store/ballast.py)
+    opts.set_write_buffer_size(8 << 20)
     return opts
 
 

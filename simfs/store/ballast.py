@@ -17,10 +17,18 @@ BALLAST_NAME = "ballast"  # inside STORE/cache/ (see developer-notes/store-forma
 _CHUNK = 1 << 20
 
 
+BALLAST_MAX = 16 << 20  # covers RocksDB's reopen: the WAL it replays holds at most two 8 MiB memtables
+
+
 def reserve_bytes(path: Path) -> int:
-    """2% of the disk, at least 1 MiB, at most 64 MiB (the size of the ballast and of the free-space reserve)."""
+    """The free-space reserve file data never uses: 2% of the disk, at least 1 MiB, at most 64 MiB."""
     st = os.statvfs(path)
     return min(64 << 20, max(1 << 20, st.f_blocks * st.f_frsize // 50))
+
+
+def ballast_bytes(path: Path) -> int:
+    """The ballast: as large as the reserve, at most 16 MiB (every test store and small disk carries one)."""
+    return min(BALLAST_MAX, reserve_bytes(path))
 
 
 def free_bytes(path: Path) -> int:
@@ -39,7 +47,7 @@ class Ballast:
 
     def __init__(self, store: Path, size: int | None = None):
         self.path = store / "cache" / BALLAST_NAME
-        self.size = reserve_bytes(store) if size is None else size
+        self.size = ballast_bytes(store) if size is None else size
         self._lock = threading.Lock()
         # Set when this file system reports fewer blocks than were written (compression): the file's
         # size is then all we can go by, instead of rewriting it every second.

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ..catalog import keys
 from ..catalog.records import Inode, ObjectRecord, unpack_dentry
 from ..storage import OpenStore
+from ..store.ballast import reserve_bytes
 from ..store.chains import ChainDecoder, ReferencePixelCache
 from ..store.rebuilt import RebuiltCache
 from .common import NAME_MAX, locked, log
@@ -51,13 +52,15 @@ class Vfs(MaintenanceMixin, NamespaceMixin, FilesMixin, XattrMixin):
         self.rebuilt = RebuiltCache(store.path / "cache", rebuilt_cache_bytes)
         self.chains = ChainDecoder(self.objects, self.object_record, ReferencePixelCache(refcache_bytes))
         # Two layers of room for catalog writes when data fills the disk: file data never uses the
-        # last space_reserve bytes (2% of the disk, 1-64 MiB), and the ballast (as large) is given up
-        # when something else took them anyway.
+        # last space_reserve bytes (2% of the disk, 1-64 MiB), and the ballast (as large, at most
+        # 16 MiB) is given up when something else took them anyway.
         self.ballast = store.ballast
-        self.space_reserve = self.ballast.size
+        self.space_reserve = reserve_bytes(store.path)
         if not read_only:
             self._recover()
-            self.ballast.refill(self.space_reserve)
+            if not self.ballast.refill(self.space_reserve):
+                log.warning("the disk is nearly full: no ballast (%d bytes) yet; it is written once deletes make "
+                            "room, and file data may not grow before", self.ballast.size)
         self._count_usage()
 
 
