@@ -92,6 +92,9 @@ def render(doc: dict[str, Any]) -> str:
                  f"{_human(doc.get('stored_bytes', 0))} on disk now (objects + catalog)")
     lines.append(f"workers          {doc.get('workers', 0)} ingest threads, {doc.get('codec_processes', 0)} "
                  f"codec processes; {doc.get('pending_writes', 0)} files open with unsaved writes")
+    if doc.get("ballast_held") is False and not doc.get("read_only"):
+        lines.append(f"disk full        the {_human(doc.get('ballast_bytes', 0))} ballast is released: delete files "
+                     "to make room (it is written again first)")
     return "\n".join(lines)
 
 

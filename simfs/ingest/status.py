@@ -27,6 +27,9 @@ def live_status(vfs: Vfs, store: Path, mountpoint: Path, started: float) -> dict
         "pending_writes": vfs.pending_writes(),
         # objects + catalog, as df reports it: watching it shrink is the ingest's progress in bytes
         "stored_bytes": vfs.stored_bytes + vfs._catalog_bytes(),
+        # the full-disk reserve: false while the ballast is released (the disk filled up)
+        "ballast_held": vfs.ballast.held,
+        "ballast_bytes": vfs.ballast.size,
     }
     if ingestor is None:  # read-only mount: no background work
         doc.update(workers=0, codec_processes=0, backlog={"total": 0}, done={}, megapixels_per_s={},

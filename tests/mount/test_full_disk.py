@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import shutil
 import subprocess
@@ -137,6 +138,7 @@ def test_disk_taken_by_another_program_deletes_and_remount_still_work(small_disk
     with Mount(store, mnt) as m:
         assert_intact(m.mountpoint, files)
         assert not Ballast(store).held  # given up to open the catalog
+        assert json.loads(os.getxattr(m.mountpoint, "user.simfs.status"))["ballast_held"] is False
         before = free(small_disk)
         for name in sorted(files)[:3]:
             os.unlink(m.mountpoint / name)
@@ -144,6 +146,7 @@ def test_disk_taken_by_another_program_deletes_and_remount_still_work(small_disk
         # 3 MiB freed: the ballast (1 MiB) is written again first, the rest is free
         assert wait_for_free(small_disk, before + FILE_BYTES) > before + FILE_BYTES
         assert Ballast(store).held
+        assert json.loads(os.getxattr(m.mountpoint, "user.simfs.status"))["ballast_held"] is True
         (m.mountpoint / "later.bin").write_bytes(b"x")
         assert (m.mountpoint / "later.bin").read_bytes() == b"x"
         # rm -rf of a whole directory while the disk is full again (it was "Directory not empty")
