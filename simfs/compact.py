@@ -34,6 +34,8 @@ def compact(store_path: Path, *, encode: bool = True, progress: bool | None = No
         for oid in tqdm(ingest.take_pending(), desc="encoding", unit="obj", disable=disable):
             ingest.process(oid)
         replanned = ingest.run_replans()
+        for oid in tqdm(ingest.take_pending(), desc="polishing", unit="obj", disable=disable):
+            ingest.process(oid)  # two-pass encoding: payloads re-coded at the final effort
         ingest.stop()
         vfs.shutdown()  # frees superseded generations once the switches are durable
         encoded = sum(ObjectRecord.unpack(v).codec != 0 for _, v in opened.catalog.scan(keys.OBJECT))

@@ -30,6 +30,7 @@ from ..catalog.records import (
     FLAG_ENCODE_TRIED,
     FLAG_LOCAL_DROPPED,
     FLAG_PIXEL_DUPLICATE,
+    FLAG_POLISHED,
     NO_OBJECT,
     ObjectRecord,
 )
@@ -350,6 +351,7 @@ class EncodeProcessor:
             txn.drop_dependent(old_base)
         rec.base, rec.depth, rec.intra_bytes = result.base, brec.depth + 1, result.intra_bytes
         rec.flags &= ~FLAG_PIXEL_DUPLICATE
+        rec.flags &= ~FLAG_POLISHED  # a new blob at the first-pass effort: polished again later
         txn.delete(keys.replan_key(object_id, result.base))
         old_stored = rec.stored
         self._switch_file(txn, object_id, result, rec)

@@ -339,6 +339,8 @@ class Ingestor:
                     batch = self.vfs.catalog.new_batch()
                     batch.delete(keys.replan_key(object_id, base))
                     self.vfs.catalog.write(batch, sync=False)
+        if switched:
+            self.enqueue(object_id)  # its new blob was coded at the first-pass effort: the polish pass's turn
         return switched
 
     def _replan(self, object_id: bytes, base: bytes) -> bool:
