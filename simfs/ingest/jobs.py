@@ -44,6 +44,8 @@ class JobResult:
     seconds: float = 0.0
 
 
+UPSCALE_BASE = 0.7  # a reference with fewer than this fraction of the target's pixels...
+UPSCALE_ACCEPT = 0.25  # ...is used only when it makes the target this small against intra
 FIRST_PASS_USEFUL = 0.9  # a first-pass blob above this fraction of the file is redone at the final effort
 
 
@@ -117,6 +119,13 @@ def encode_png(content: bytes, refs: list[Ref], knobs: Knobs, *, full_analysis: 
         for blob, i in sorted(inter_cands, key=lambda c: len(c[0])):
             if il is not None and not inter_accepted(len(blob), il, refs[i].depth, knobs):
                 break
+            if (il is not None and analysis.pixels is not None
+                    and refs[i].pixels.size < UPSCALE_BASE * analysis.pixels.size
+                    and len(blob) > UPSCALE_ACCEPT * il):
+                # Predicting a big image from a much smaller one (a thumbnail stored first) only
+                # half works, and the big one would then be stuck as the others' base: code it on
+                # its own, and re-planning codes the small one against it.
+                continue
             if codec.verifies(blob, content, codec.Reference(refs[i].pixels, refs[i].ref_id)):
                 return JobResult(blob, "inter", i, il or 0, sizes, seconds=time.perf_counter() - t0)
         for blob in intra_cands:

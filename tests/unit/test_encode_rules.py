@@ -166,3 +166,29 @@ def test_encoded_bases_before_verbatim_ones_of_the_same_depth() -> None:
     p = processor(records, [FakeCandidate(oid(2)), FakeCandidate(oid(3))])
     got = p.candidates(oid(1), records[oid(1)], {"descriptors": FakeDescriptors(b"me")})
     assert [c.object_id for c in got] == [oid(3), oid(2)]
+
+
+def test_a_big_image_is_not_coded_by_upscaling_a_much_smaller_one_unless_nearly_free() -> None:
+    """A thumbnail stored first must not become the base of its original (half-good prediction, and
+    the original would be stuck as everyone's base): the original is coded intra; an exact
+    replay from a same-size base is still taken."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    import codec
+    from simfs.ingest import jobs
+
+    rng = np.random.default_rng(4)
+    y, x = np.mgrid[0:160, 0:200].astype(np.float64)
+    big = np.clip(np.stack([x, y, x + y], axis=2) * 0.6 + rng.normal(0, 2, (160, 200, 3)), 0, 255).astype(np.uint8)
+    small = np.asarray(Image.fromarray(big).resize((100, 80), Image.Resampling.LANCZOS))
+    buf = io.BytesIO()
+    Image.fromarray(big).save(buf, format="PNG")
+    data = buf.getvalue()
+    job = jobs.encode_png(data, [jobs.Ref(b"s" * 32, small, 0, False)], jobs.Knobs(effort=3))
+    assert job.mode == "intra", (job.reason, job.sizes)
+    flipped = np.ascontiguousarray(big[:, ::-1])
+    job = jobs.encode_png(data, [jobs.Ref(b"f" * 32, flipped, 0, False)], jobs.Knobs(effort=3))
+    assert job.mode == "inter" and codec.verifies(job.blob, data, codec.Reference(flipped, b"f" * 32))
