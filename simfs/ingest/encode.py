@@ -156,8 +156,6 @@ class EncodeProcessor:
         """Verified similar stored images usable as a base (depth limit, no cycle), pixel-identical first."""
         if self.index is None or self.chains is None or self.record_of is None:
             return []
-        if rec.dependents > 0 or self.retries(object_id) >= self.opts.max_retries:
-            return []  # others are coded against it: it keeps depth 0 (their depths stay exact)
         d = earlier.get("descriptors") or self.index.get(object_id)
         if d is None:
             return []
@@ -168,7 +166,11 @@ class EncodeProcessor:
             return []
         out: list[Candidate] = []
         related = [c.object_id for c in found if c.relation]
+        # Even an object coded on its own may be the better base of copies stored before it (an
+        # original arriving after copies that were coded against each other): re-planning needs them.
         self._related[object_id] = related[: 2 * self.opts.candidates]
+        if rec.dependents > 0 or self.retries(object_id) >= self.opts.max_retries:
+            return []  # others are coded against it: it keeps depth 0 (their depths stay exact)
         for c in found:
             if not c.relation:
                 continue  # not verified: not worth an inter attempt
@@ -297,8 +299,9 @@ class EncodeProcessor:
             if other == me.base or other == object_id:
                 continue
             rec = txn.object_record(other)
-            if rec is None or rec.refcount == 0 or rec.dependents > 0 or rec.codec == CODEC_VERBATIM:
-                continue  # gone, depended on (its depth must stay), or not encodable at all
+            if (rec is None or rec.refcount == 0 or rec.dependents > 0 or rec.codec == CODEC_VERBATIM
+                    or rec.base == object_id):
+                continue  # gone, depended on (its depth must stay), not encodable, or already coded against it
             if chain_contains(txn.object_record, object_id, other):
                 continue  # object_id is coded against it (directly or not): would form a cycle
             txn.put(keys.replan_key(other, object_id), b"")
