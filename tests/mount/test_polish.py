@@ -18,12 +18,13 @@ PHOTO = DEVSET / "edit-sacre-coeur" / "02928139_3448003521.png"
 
 
 def _object_blob(store: Path) -> bytes:
-    """The only object file's blob (the file after its envelope header)."""
+    """The only object's current blob (its newest generation, after the envelope header)."""
     from simfs.store.envelope import HEADER_SIZE
 
     files = [p for p in (store / "objects").rglob("*.*") if p.is_file()]
-    assert len(files) == 1, files
-    return files[0].read_bytes()[HEADER_SIZE:]
+    assert len({p.stem for p in files}) == 1, files  # one object (an old generation may await GC)
+    newest = max(files, key=lambda p: int(p.suffix[1:]))
+    return newest.read_bytes()[HEADER_SIZE:]
 
 
 @pytest.mark.timeout(600)
