@@ -10,6 +10,7 @@ from pathlib import Path
 
 from .errors import BadStore, ExitCode, SimfsError, StoreInUse
 from .options import UsageError
+from .units import human_bytes as _human
 
 
 def positive_int(text: str) -> int:
@@ -22,12 +23,6 @@ def positive_int(text: str) -> int:
     return value
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def cmd_mount(args: argparse.Namespace) -> int:

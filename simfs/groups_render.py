@@ -11,6 +11,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from .groups import Group, Groups, Member
+from .units import human_bytes as human
 
 THUMB = 128  # thumbnail box, pixels
 CELL_W = THUMB + 16
@@ -22,12 +23,6 @@ ROW_H = LABEL_H + THUMB + CAPTION_H + PAD
 MAX_COLS = 8  # thumbnails per group on the sheet; the last cell says how many more
 
 
-def human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024 or unit == "GiB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} GiB"
 
 
 def thumbnail(member: Member) -> Image.Image:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ExitCode, SimfsError
+from .units import human_bytes as _human
 
 WIDTH_PX, HEIGHT_PX, DPI = 1200, 800, 100  # the PNG's size, documented in README
 KIND_COLOURS = {"verbatim": "#9e9e9e", "intra": "#4c72b0", "inter": "#55a868", "pixel-duplicate": "#c44e52",
@@ -16,12 +17,6 @@ def _mib(n: float) -> float:
     return n / (1 << 20)
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024:
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def _empty(ax: Any, title: str) -> None:

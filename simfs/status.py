@@ -14,6 +14,7 @@ from .errors import ExitCode, SimfsError
 from .ingest.status import STATUS_XATTR
 from .mounts import mount_entry, mountpoint_of_store
 from .storage import is_store
+from .units import human_bytes as _human
 
 
 class NotMounted(SimfsError):
@@ -49,12 +50,6 @@ def read_status(path: Path) -> dict[str, Any]:
     return dict(json.loads(raw))
 
 
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if abs(n) < 1024:
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1024
-    return f"{n:.1f} TiB"
 
 
 def _duration(seconds: float) -> str:
