@@ -5,9 +5,14 @@ byte-identical to zlib). Rebuilding a PNG byte for byte needs the same deflater 
 host, so re-deflating goes through the shared library shipped by the ``cmeel-zlib``
 dependency. Inflating may use any correct inflater (its output is defined by the format).
 
-The wheel's libz is an unoptimised (-O0) build, ~1.75x slower than a distribution libz with
+The wheel's libz is an unoptimised (-O0) build, ~2x slower than a distribution libz with
 identical output. SIMFS_CODEC_LIBZ=/path/libz.so selects another classic zlib for measurements;
 self_test() still refuses it unless it reproduces the test vectors byte for byte.
+
+Fast path: when the host's libz (Python's ``zlib`` module) reproduces the same test vectors it is
+a classic zlib with identical output, and rebuilds use it (``host_ok()``); callers check the rebuilt
+bytes against their SHA-256 anyway and fall back to the pinned library when they differ.
+SIMFS_CODEC_NO_HOST_ZLIB=1 disables the fast path.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ import ctypes
 import hashlib
 import os
 import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,6 +30,7 @@ Z_STREAM_END = 1
 Z_NO_FLUSH = 0
 Z_FINISH = 4
 Z_BUF_ERROR = -5
+Z_BLOCK = 5
 
 # Strategies (zlib.h)
 STRATEGIES = {0: "default", 1: "filtered", 2: "huffman", 3: "rle", 4: "fixed"}
@@ -113,6 +120,14 @@ def _load():
             lib.deflate.restype = ctypes.c_int
             lib.deflateEnd.argtypes = [ctypes.POINTER(_ZStream)]
             lib.deflateEnd.restype = ctypes.c_int
+            lib.deflateSetDictionary.argtypes = [ctypes.POINTER(_ZStream), ctypes.c_char_p, ctypes.c_uint]
+            lib.deflateSetDictionary.restype = ctypes.c_int
+            lib.inflateInit2_.argtypes = [ctypes.POINTER(_ZStream), ctypes.c_int, ctypes.c_char_p, ctypes.c_int]
+            lib.inflateInit2_.restype = ctypes.c_int
+            lib.inflate.argtypes = [ctypes.POINTER(_ZStream), ctypes.c_int]
+            lib.inflate.restype = ctypes.c_int
+            lib.inflateEnd.argtypes = [ctypes.POINTER(_ZStream)]
+            lib.inflateEnd.restype = ctypes.c_int
             _lib_path = path
             _lib = lib
     return _lib
@@ -130,17 +145,20 @@ def deflater_identity() -> str:
 class _Deflater:
     """One deflate stream over the pinned library (a thin RAII wrapper)."""
 
-    def __init__(self, p: DeflateParams):
+    def __init__(self, p: DeflateParams, *, raw: bool = False, zdict: bytes = b""):
         self.lib = _load()
         self.strm = _ZStream()
         ver = self.lib.zlibVersion()
         rc = self.lib.deflateInit2_(
-            ctypes.byref(self.strm), p.level, 8, p.wbits, p.mem_level, p.strategy, ver,
+            ctypes.byref(self.strm), p.level, 8, -p.wbits if raw else p.wbits, p.mem_level, p.strategy, ver,
             ctypes.sizeof(_ZStream),
         )
         if rc != Z_OK:
             raise ValueError(f"deflateInit2 failed ({rc}) for {p}")
         self.open = True
+        if zdict and self.lib.deflateSetDictionary(ctypes.byref(self.strm), zdict, len(zdict)) != Z_OK:
+            self.close()
+            raise ValueError("deflateSetDictionary failed")
 
     def close(self) -> None:
         if self.open:
@@ -157,6 +175,27 @@ class _Deflater:
 def _chunks(raw: bytes, step: int):
     for off in range(0, len(raw), step):
         yield off, min(step, len(raw) - off)
+
+
+class _HostStreamCompressor:
+    """StreamCompressor over the host's classic zlib (Python's zlib module; releases the GIL)."""
+
+    def __init__(self, p: DeflateParams):
+        self.c = zlib.compressobj(p.level, zlib.DEFLATED, p.wbits, p.mem_level, p.strategy)
+        self.out: list[bytes] = []
+
+    def feed(self, data: bytes) -> None:
+        if data:
+            self.out.append(self.c.compress(data))
+
+    def finish(self) -> bytes:
+        self.out.append(self.c.flush())
+        return b"".join(self.out)
+
+
+def stream_compressor(p: DeflateParams, *, host: bool = False):
+    """An incremental deflater: the host's zlib when ``host`` and host_ok(), else the pinned one."""
+    return _HostStreamCompressor(p) if host and host_ok() else StreamCompressor(p)
 
 
 class StreamCompressor:
@@ -225,6 +264,65 @@ def compress(raw: bytes, p: DeflateParams, *, out_chunk: int = 1 << 18) -> bytes
                 raise RuntimeError(f"deflate failed ({rc})")
     finally:
         d.close()
+
+
+def raw_deflate(data, p: DeflateParams, zdict: bytes = b"", *, host: bool = False) -> bytes:
+    """Raw deflate (no zlib header or trailer) of ``data`` to the end (Z_FINISH), the window primed
+    with ``zdict``: one segment of a split re-deflate (codec.split_deflate)."""
+    if host and host_ok():
+        c = zlib.compressobj(p.level, zlib.DEFLATED, -p.wbits, p.mem_level, p.strategy,
+                             **({"zdict": zdict} if zdict else {}))
+        return c.compress(data) + c.flush()
+    d = _Deflater(p, raw=True, zdict=bytes(zdict))
+    try:
+        keep = bytes(data)
+        out_chunk = max(1 << 16, len(keep) // 2)
+        buf = ctypes.create_string_buffer(out_chunk)
+        out = bytearray()
+        s = d.strm
+        s.next_in = ctypes.cast(ctypes.c_char_p(keep), ctypes.c_void_p).value or 0
+        s.avail_in = len(keep)
+        while True:
+            s.next_out = ctypes.addressof(buf)
+            s.avail_out = out_chunk
+            rc = d.lib.deflate(ctypes.byref(s), Z_FINISH)
+            out += buf.raw[: out_chunk - s.avail_out]
+            if rc == Z_STREAM_END:
+                return bytes(out)
+            if rc not in (Z_OK, Z_BUF_ERROR):
+                raise RuntimeError(f"deflate failed ({rc})")
+    finally:
+        d.close()
+
+
+def block_boundaries(body: bytes, wbits: int = 15) -> list[tuple[int, int]]:
+    """(inflated offset, bit offset) of every boundary between two deflate blocks of the raw
+    deflate stream ``body`` (inflate with Z_BLOCK, as zlib's zran example does); [] when the
+    stream does not inflate cleanly."""
+    lib = _load()
+    strm = _ZStream()
+    if lib.inflateInit2_(ctypes.byref(strm), -wbits, lib.zlibVersion(), ctypes.sizeof(_ZStream)) != Z_OK:
+        return []
+    try:
+        keep = bytes(body)
+        strm.next_in = ctypes.cast(ctypes.c_char_p(keep), ctypes.c_void_p).value or 0
+        strm.avail_in = len(keep)
+        size = 1 << 20
+        buf = ctypes.create_string_buffer(size)  # a rolling output window: inflate keeps its own
+        points: list[tuple[int, int]] = []
+        while True:
+            strm.next_out = ctypes.addressof(buf)
+            strm.avail_out = size
+            rc = lib.inflate(ctypes.byref(strm), Z_BLOCK)
+            if rc == Z_STREAM_END:
+                return points
+            if rc != Z_OK and not (rc == Z_BUF_ERROR and strm.avail_in):
+                return []
+            dt = strm.data_type
+            if dt & 128 and not dt & 64 and strm.total_out:
+                points.append((strm.total_out, strm.total_in * 8 - (dt & 7)))
+    finally:
+        lib.inflateEnd(ctypes.byref(strm))
 
 
 def reproduces(raw: bytes, target: bytes, p: DeflateParams, *, skip_header: int = 2,
@@ -310,6 +408,28 @@ def vector_digest() -> str:
 
 
 _self_test_ok = False
+_host_ok: bool | None = None
+
+
+def host_vector_digest() -> str:
+    h = hashlib.sha256()
+    for raw in _vector_inputs():
+        for p in VECTOR_PARAMS:
+            c = zlib.compressobj(p.level, zlib.DEFLATED, p.wbits, p.mem_level, p.strategy)
+            h.update(c.compress(raw) + c.flush())
+    return h.hexdigest()
+
+
+def host_ok() -> bool:
+    """True when the host's zlib (faster than the pinned build) reproduces the test vectors."""
+    global _host_ok
+    if _host_ok is None:
+        try:
+            _host_ok = (os.environ.get("SIMFS_CODEC_NO_HOST_ZLIB") != "1"
+                        and host_vector_digest() == EXPECTED_VECTOR_DIGEST)
+        except Exception:  # pragma: no cover - a broken host zlib
+            _host_ok = False
+    return _host_ok
 
 
 def self_test() -> None:

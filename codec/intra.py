@@ -20,7 +20,18 @@ def encode_pixels(pixels: np.ndarray, effort: int = DEFAULT_EFFORT) -> bytes:
     if pixels.dtype not in (np.uint8, np.uint16):
         raise TypeError(f"unsupported dtype {pixels.dtype}")
     arr = np.ascontiguousarray(pixels)
-    return bytes(_jxl().jpegxl_encode(arr, lossless=True, effort=int(effort), numthreads=2))
+    out = bytes(_jxl().jpegxl_encode(arr, lossless=True, effort=int(effort), numthreads=2))
+    if int(effort) == 1:
+        # Effort 1 is libjxl's separate fast-lossless encoder, which has produced payloads that decode
+        # to other pixels (libjxl#2039, #2281; seen here on a 10x17 residual with imagecodecs
+        # 2026.3.6). Its decode is cheap (~0.03 CPU s per MP), so check and fall back to effort 2.
+        try:
+            same = np.array_equal(decode_pixels(out, arr.shape, arr.dtype.name), pixels)
+        except Exception:
+            same = False
+        if not same:
+            out = bytes(_jxl().jpegxl_encode(arr, lossless=True, effort=2, numthreads=2))
+    return out
 
 
 def decode_pixels(payload: bytes, shape: tuple[int, ...], dtype: str) -> np.ndarray:

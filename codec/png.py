@@ -203,7 +203,7 @@ def unfilter(stream: bytes, rows: int, row_bytes: int, bpp: int) -> np.ndarray:
     ct, bd, spp = _SYNTH[bpp]
     width = row_bytes // bpp
     ihdr = struct.pack(">IIBBBBB", width, rows, bd, ct, 0, 0, 0)
-    png = SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(stream, 1)) + _chunk(b"IEND", b"")
+    png = SIGNATURE + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(stream, 0)) + _chunk(b"IEND", b"")
     img = cv2.imdecode(np.frombuffer(png, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
     if img is None:
         raise PngError("scanline unfiltering failed")
