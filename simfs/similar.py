@@ -56,7 +56,16 @@ def similar(path: Path, k: int = 10) -> tuple[list[SimilarFile], bool, str]:
     rel = os.path.relpath(path.absolute(), mountpoint)
     opened = OpenStore(store, read_only=True)
     try:
-        index = SimilarityIndex(opened.catalog)
+        from .catalog.records import ObjectRecord
+        from .ingest.describe import stored_pixels
+        from .store.chains import ChainDecoder
+
+        def record_of(oid: bytes) -> ObjectRecord | None:
+            raw = opened.catalog.get(keys.object_key(oid))
+            return None if raw is None else ObjectRecord.unpack(raw)
+
+        index = SimilarityIndex(opened.catalog, pixel_source=stored_pixels(
+            opened.objects, ChainDecoder(opened.objects, record_of), record_of))
         index.load()
         ino = _resolve(opened, rel)
         raw = opened.catalog.get(keys.inode_key(ino))
@@ -65,11 +74,13 @@ def similar(path: Path, k: int = 10) -> tuple[list[SimilarFile], bool, str]:
         note = "indexed"
         if desc is not None and not desc.mirror_code:
             # The index keeps no mirror-image features (they would double the T records), but a
-            # flipped copy is only found through them: describe the query's mirror image now.
+            # flipped copy is only found through them: describe the query's mirror image now; and its T
+            # record keeps only the best spread keypoints: the query side gets all of them.
             pixels = decode_image(path.read_bytes())
             if pixels is not None:
                 fresh = extract(pixels)
-                desc = dataclasses.replace(desc, mirror_code=fresh.mirror_code, mirror_local=fresh.mirror_local)
+                desc = dataclasses.replace(desc, local=fresh.local, mirror_code=fresh.mirror_code,
+                                           mirror_local=fresh.mirror_local)
         if desc is None:  # not described yet (ingest pending) or not stored as an image: do it now
             pixels = decode_image(path.read_bytes())
             if pixels is None:

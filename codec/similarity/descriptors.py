@@ -16,6 +16,7 @@ MAX_SIDE = 640  # local features and hashes are computed on a <= 640 px grey cop
 N_KEYPOINTS = 500
 LOW_TEXTURE_KEYPOINTS = 40  # below this, VLAD codes of different images degenerate towards one point
 COORD_SCALE = 32  # keypoint coordinates stored as u16 in 1/32 px of the grey copy (640*32 < 65536)
+SPREAD_GRID = 4  # keypoints are packed in spatial-priority order: the strongest of each of 4x4 cells first
 
 _F_LOW = 1
 _F_MIRROR = 2
@@ -132,15 +133,45 @@ def phash64(grey: np.ndarray) -> int:
     return int(np.packbits(bits).view(">u8")[0])
 
 
+def spread_order(xy: np.ndarray, response: np.ndarray, grey_shape: tuple[int, int]) -> np.ndarray:
+    """Indices of the keypoints in spatial-priority order: round robin over a SPREAD_GRID x SPREAD_GRID grid,
+    strongest first within each cell. Any prefix is then a well spread subset of the strongest corners,
+    which verifies more pairs than the same number of strongest corners (measured: bench_similarity)."""
+    h, w = grey_shape
+    g = SPREAD_GRID
+    cx = np.minimum(g - 1, (xy[:, 0] * g / max(1, w)).astype(np.int64))
+    cy = np.minimum(g - 1, (xy[:, 1] * g / max(1, h)).astype(np.int64))
+    cell = cy * g + cx
+    by_cell = np.lexsort((-response, cell))  # cell by cell, strongest first
+    rank = np.empty(len(xy), np.int64)
+    starts = np.searchsorted(cell[by_cell], np.arange(g * g))
+    rank[by_cell] = np.arange(len(xy)) - starts[cell[by_cell]]
+    return np.lexsort((-response, rank))  # every cell's best, then every cell's second best, ...
+
+
 def pack_local(kps, desc: np.ndarray | None, grey_shape: tuple[int, int]) -> bytes:
+    """Header + u16 x, y (1/COORD_SCALE px) of every keypoint + its 32-byte descriptor, in spread_order."""
     n = 0 if desc is None else len(desc)
     h, w = grey_shape
     head = _LOCAL_HEADER.pack(n, w, h)
     if n == 0:
         return head
     xy = np.array([kp.pt for kp in kps], dtype=np.float32)
+    order = spread_order(xy, np.array([kp.response for kp in kps], dtype=np.float32), grey_shape)
+    xy = xy[order]
+    desc = np.asarray(desc)[order]
     q = np.clip(np.round(xy * COORD_SCALE), 0, 65535).astype(">u2")
     return head + q.tobytes() + np.ascontiguousarray(desc, dtype=np.uint8).tobytes()
+
+
+def compact_local(blob: bytes, keep: int) -> bytes:
+    """The first `keep` keypoints of a packed local-feature blob (the best spread ones, see spread_order)."""
+    n, w, h = _LOCAL_HEADER.unpack_from(blob, 0)
+    if n <= keep:
+        return bytes(blob)
+    off = _LOCAL_HEADER.size
+    return (_LOCAL_HEADER.pack(keep, w, h) + bytes(blob[off:off + 4 * keep])
+            + bytes(blob[off + 4 * n:off + 4 * n + 32 * keep]))
 
 
 def unpack_local(blob: bytes) -> tuple[np.ndarray, np.ndarray, int, int]:

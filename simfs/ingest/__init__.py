@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from .describe import DescriptorProcessor, decode_image
+from .describe import DescriptorProcessor, decode_image, stored_pixels
 from .encode import EncodeOptions, EncodeProcessor
 from .polish import PolishProcessor
 from .pool import CodecPool
@@ -38,6 +38,8 @@ def make_ingestor(opened: OpenStore, vfs: Vfs, descriptors: DescriptorProcessor,
 
     workers threads feed `processes` codec worker processes (default: as many as threads)."""
     processors: list = [descriptors]
+    # near misses on the compact T records are verified again on features re-derived from the pixels
+    descriptors.index.pixel_source = stored_pixels(opened.objects, vfs.chains, vfs.object_record)
     ingestor = Ingestor(vfs, processors, workers=workers)
     if encode:
         pool = CodecPool(workers if processes is None else processes)

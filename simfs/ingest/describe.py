@@ -5,12 +5,14 @@ from __future__ import annotations
 import io
 import logging
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..catalog.records import FLAG_DESCRIBED, FLAG_NOT_IMAGE
 from ..similarity import SimilarityIndex
+from ..store.envelope import CODEC_VERBATIM
 
 if TYPE_CHECKING:
     from codec.similarity import Descriptors
@@ -45,6 +47,23 @@ def decode_image(content: bytes) -> np.ndarray | None:
     except Exception:  # any decoder failure means "not an image we can describe"
         return None
     return arr
+
+
+def stored_pixels(objects, chains, record_of) -> Callable[[bytes], np.ndarray | None]:
+    """The index's pixel source: decoded pixels of a stored image, to re-derive the local features its
+    compact T record left out. A verbatim object is decoded as the descriptor processor decoded it; an
+    encoded one through the chain decoder (its LRU of reference pixels: an encoder about to code against
+    that candidate finds its pixels there)."""
+
+    def pixels(object_id: bytes) -> np.ndarray | None:
+        rec = record_of(object_id)
+        if rec is None:
+            return None
+        if rec.codec == CODEC_VERBATIM:
+            return decode_image(objects.read_payload(object_id, rec.gen))
+        return chains.pixels(object_id) if chains is not None else None
+
+    return pixels
 
 
 def describe_content(content: bytes, object_id: bytes = b"") -> Descriptors | None:

@@ -268,7 +268,7 @@ class EncodeProcessor:
                 extra |= FLAG_PIXEL_DUPLICATE
             if self.index is not None and result.stored <= self.opts.drop_local_below * rec.size:
                 # A near-free copy (exact replay, re-save): its base carries the same local features,
-                # which would cost more than the copy itself (~18 KB). The S record stays.
+                # which would cost more than the copy itself (~4.6 KB). The S record stays.
                 self.index.stage_drop_local(txn.batch, object_id)
                 extra |= FLAG_LOCAL_DROPPED
         old_stored = rec.stored

@@ -3,25 +3,32 @@
 Keys (to be registered in simfs/catalog/keys.py):
   b"S" object_id(32) -> compact record: >B B Q 16s 32s = version, flags (1 = low texture), copy hash,
                         pixel hash, global code (58 bytes). Loaded into RAM at mount.
-  b"T" object_id(32) -> >B I I = version, width, height; then the packed local features (~18 KB).
-                        Read only for the few candidates being verified.
+  b"T" object_id(32) -> >B I I = version, width, height; then the packed local features: written with the
+                        LOCAL_KEEP best spread keypoints (4.6 KB; older simfs wrote all 500, 18 KB: both read).
+                        Read only for the few candidates being verified; a near miss on these few
+                        keypoints is verified again on all of them, re-derived from the stored pixels.
 Both keys of one object are written in the caller's WriteBatch, so they commit atomically with the
 file's other metadata; the in-memory arrays change only when the caller reports the commit (applied()).
 """
 
 from __future__ import annotations
 
+import logging
 import struct
 import threading
 import time
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from codec.similarity import Descriptors, relation_hint, thresholds, verify
+from codec.similarity import Descriptors, extract, relation_hint, thresholds, verify
+from codec.similarity.descriptors import compact_local
 from codec.similarity.verify import NO_MATCH, Match, Thresholds
+
+log = logging.getLogger("simfs.similarity")
 
 SIM_RECORD = b"S"
 SIM_LOCAL = b"T"
@@ -34,7 +41,18 @@ FAR = 300  # distance given to rows that must not be ranked (deleted, excluded, 
 COPY_SHORTLIST = 8
 VERIFY_BUDGET_S = 0.17  # CPU s of verification per query: with extract (<30 ms) keeps a whole query <= 250 ms
 MIRROR_PREFILTER = 2048  # rows whose first 64 bits are closest to the mirror code get its full distance
-MIRROR_GAP = 16  # bits: below this gap between a candidate's distances to the query and its mirror, verify both  # candidates taken by copy-hash distance besides the global top-K
+MIRROR_GAP = 16  # bits: below this gap between a candidate's distances to the query and its mirror, verify both
+# Local features kept in T records: the first LOCAL_KEEP keypoints in spread order (codec spread_order), 128 x 36 B
+# + 15 B = 4.6 KB instead of 18 KB for 500. The layout is the v1 layout (it always had a count), so the record
+# version stays 1 and older readers read these records correctly (they only verify on fewer keypoints).
+LOCAL_KEEP = 128
+# A candidate whose compact features gave at least this many inliers but no relation is a near miss: it is
+# verified again on its full features, re-derived from its stored pixels (pixel_source). Unrelated pairs
+# reach 6 on 0.1% of candidates (bench: 4 of 3,709), pairs that need the full features on 32 of 35.
+REDERIVE_MIN_INLIERS = 6
+REDERIVE_MAX = 3  # near misses re-derived per query, most inliers first (each costs a decode + ~15 ms)
+FULL_CACHE_BYTES = 16 << 20  # re-derived full local features kept in RAM (~16 KB each: ~1000 images)
+PixelSource = Callable[[bytes], "np.ndarray | None"]  # object id -> decoded pixels (None: not available)
 
 
 def record_key(object_id: bytes) -> bytes:
@@ -49,8 +67,9 @@ def encode_record(d: Descriptors) -> bytes:
     return _REC.pack(RECORD_VERSION, _F_LOW if d.low_texture else 0, d.copy_hash, d.pixel_hash, d.global_code)
 
 
-def encode_local(d: Descriptors) -> bytes:
-    return _LOC.pack(RECORD_VERSION, d.width, d.height) + d.local
+def encode_local(d: Descriptors, keep: int | None = None) -> bytes:
+    """T record: the first `keep` (LOCAL_KEEP) keypoints of d.local (extract() packs them best spread first)."""
+    return _LOC.pack(RECORD_VERSION, d.width, d.height) + compact_local(d.local, LOCAL_KEEP if keep is None else keep)
 
 
 def decode(rec: bytes, loc: bytes | None) -> Descriptors:
@@ -102,9 +121,16 @@ class Pending:
 class SimilarityIndex:
     """One per mounted store. Thread-safe; query() may run concurrently with staged writes."""
 
-    def __init__(self, catalog, *, thresholds_: Thresholds | None = None):
+    def __init__(self, catalog, *, thresholds_: Thresholds | None = None, pixel_source: PixelSource | None = None):
         self.catalog = catalog
         self.t = thresholds_ or thresholds()
+        # Decoded pixels of a stored object, to re-derive full local features for near misses (set by the
+        # mount once its chain decoder exists; None: verification uses the compact T records only).
+        self.pixel_source = pixel_source
+        self._full: OrderedDict[bytes, bytes] = OrderedDict()  # re-derived full local features, LRU
+        self._full_bytes = 0
+        self._full_lock = threading.Lock()
+        self.rederived = 0  # re-derivations done (cache misses), for the log and the bench
         self._lock = threading.RLock()
         self._in_use = False  # True once load() or applied() ran: the arrays then must mirror the records
         self._alloc(0)
@@ -263,6 +289,10 @@ class SimilarityIndex:
 
         If the write failed, simply drop the Pending objects (nothing in memory changed).
         """
+        with self._full_lock:
+            for p in pending:
+                old = self._full.pop(p.object_id, None)
+                self._full_bytes -= len(old) if old is not None else 0
         with self._lock:
             self._in_use = True
             for p in pending:
@@ -283,10 +313,45 @@ class SimilarityIndex:
         self.applied(p)
 
     def get(self, object_id: bytes) -> Descriptors | None:
+        """The stored descriptors (local features: the compact T record; see full_local())."""
         rec = self.catalog.get(record_key(object_id))
         if rec is None:
             return None
         return decode(rec, self.catalog.get(local_key(object_id)))
+
+    def full_local(self, object_id: bytes, d: Descriptors) -> bytes | None:
+        """All local features of a stored image (d: its stored descriptors): d.local when the T record kept
+        them all, else re-derived from its pixels (pixel_source) and kept in a bounded LRU. None if unknown."""
+        if d.n_keypoints != LOCAL_KEEP:
+            return d.local  # fewer than a compact record keeps, or an older full record: complete
+        with self._full_lock:
+            hit = self._full.get(object_id)
+            if hit is not None:
+                self._full.move_to_end(object_id)
+                return hit
+        if self.pixel_source is None:
+            return None
+        try:
+            px = self.pixel_source(object_id)
+            if px is None:
+                return None
+            full = extract(px, mirror=False).local
+        except Exception as exc:  # a damaged object must not break the query: verify on what T holds
+            log.info("local features of %s not re-derived: %s", object_id.hex()[:16], exc)
+            return None
+        with self._full_lock:
+            self.rederived += 1
+            if object_id not in self._full:
+                self._full[object_id] = full
+                self._full_bytes += len(full)
+            while self._full_bytes > FULL_CACHE_BYTES and self._full:
+                _, old = self._full.popitem(last=False)
+                self._full_bytes -= len(old)
+        return full
+
+    def _cached_full(self, object_id: bytes) -> bytes | None:
+        with self._full_lock:
+            return self._full.get(object_id)
 
     # ---- query ----
 
@@ -354,11 +419,14 @@ class SimilarityIndex:
             return rows, gsel, cd, mirror
 
     def query(self, d: Descriptors, k: int = 10, exclude: Iterable[bytes] = (), *, verify_k: int | None = None,
-              verify_candidates: bool = True, verify_budget: float | None = VERIFY_BUDGET_S) -> QueryResult:
+              verify_candidates: bool = True, verify_budget: float | None = VERIFY_BUDGET_S,
+              rederive: int = REDERIVE_MAX) -> QueryResult:
         """Top-k candidate references for d, verified and ranked; .worth_trying_inter is the yes/no decision.
 
         Candidates are verified most promising first (close copy hash, then global distance) until
         verify_budget seconds of this thread's CPU are spent; the rest keep their global rank unverified.
+        Then up to `rederive` near misses (compact T record: >= REDERIVE_MIN_INLIERS inliers, no relation)
+        are verified again on their full features (full_local(): a decode when not cached; outside the budget).
         """
         t0 = time.perf_counter()
         kk = max(k, verify_k if verify_k is not None else self.t.k)
@@ -369,6 +437,7 @@ class SimilarityIndex:
         cpu0 = time.thread_time()
         order = sorted(range(len(ids)), key=lambda i: (cd[i] > self.t.copy_max_bits, gd[i], cd[i]))
         cands = []
+        near: list[tuple[int, int, Descriptors, bool | None]] = []  # near misses on compact records
         skipped = 0
         for i in order:
             oid, g, c, mirror = ids[i], int(gd[i]), int(cd[i]), mir[i]
@@ -379,15 +448,34 @@ class SimilarityIndex:
                 continue  # deleted since the shortlist was taken
             m = NO_MATCH
             if b is not None and want and not d.low_texture and not b.low_texture:
+                full = self._cached_full(oid)
+                if full is not None:
+                    b.local = full
                 m = verify(d, b, mirror)
             skipped += verify_candidates and over
             rel = relation_hint(d, b, c, g, m, self.t) if b is not None else ""
             cands.append(Candidate(oid, g, c, m.inliers, _score(d, b, c, g, m, rel), rel, m))
+            if (not rel and b is not None and m.inliers >= REDERIVE_MIN_INLIERS and b.n_keypoints == LOCAL_KEEP):
+                near.append((m.inliers, len(cands) - 1, b, mirror))
         t2 = time.perf_counter()
+        n_rederived = 0
+        for _inl, i, b, mirror in sorted(near, key=lambda x: -x[0])[:max(0, rederive)]:
+            full = self.full_local(cands[i].object_id, b)
+            if full is None or full == b.local:
+                continue
+            n_rederived += 1
+            b.local = full
+            m = verify(d, b, mirror)
+            c0 = cands[i]
+            rel = relation_hint(d, b, c0.copy_distance, c0.global_distance, m, self.t)
+            cands[i] = Candidate(c0.object_id, c0.global_distance, c0.copy_distance, m.inliers,
+                                 _score(d, b, c0.copy_distance, c0.global_distance, m, rel), rel, m)
+        t3 = time.perf_counter()
         cands.sort(key=lambda x: (x.relation != "", x.score, -x.global_distance), reverse=True)
         worth = any(x.relation for x in cands)
         return QueryResult(cands[:k], worth, {"global": t1 - t0, "verify": t2 - t1, "verified": len(cands) - skipped,
-                                              "unverified_over_budget": skipped})
+                                              "unverified_over_budget": skipped, "rederived": n_rederived,
+                                              "rederive": t3 - t2})
 
     # ---- fsck ----
 

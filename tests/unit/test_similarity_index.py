@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from codec.similarity import Descriptors, extract, synthetic
+from codec.similarity.descriptors import N_KEYPOINTS, compact_local, unpack_local
 from simfs.catalog.db import Catalog
+from simfs.similarity import index as index_mod
 from simfs.similarity.index import SIM_LOCAL, SIM_RECORD, SimilarityIndex, local_key, record_key
 
 
@@ -48,8 +50,9 @@ def descs(images) -> dict[str, Descriptors]:
     return {k: extract(v) for k, v in images.items()}
 
 
-def test_query_finds_edits_and_rejects_unrelated(catalog, descs) -> None:
-    idx = SimilarityIndex(catalog)
+def test_query_finds_edits_and_rejects_unrelated(catalog, descs, images) -> None:
+    # as mounted: near misses on the compact T records are verified again on re-derived full features
+    idx = SimilarityIndex(catalog, pixel_source=lambda o: images[next(n for n in images if oid(n) == o)])
     for name, d in descs.items():
         if not name.endswith("-flip"):
             idx.put(oid(name), d)
@@ -87,7 +90,8 @@ def test_staged_writes_reach_memory_only_when_applied_and_survive_reopen(tmp_pat
     idx2 = SimilarityIndex(cat)
     assert idx2.load() == 1
     got = idx2.get(oid("s0"))
-    assert got.global_code == descs["s0"].global_code and got.local == descs["s0"].local
+    assert got.global_code == descs["s0"].global_code
+    assert got.local == compact_local(descs["s0"].local, index_mod.LOCAL_KEEP)  # T keeps the best spread ones
     assert (got.width, got.height) == (descs["s0"].width, descs["s0"].height)
     assert idx2.query(descs["s0-crop"], k=1)[0].object_id == oid("s0")
     assert idx2.check_consistency([oid("s0")], require_all=True) == []
@@ -238,3 +242,61 @@ def test_flipped_copy_found_among_many_codes(catalog, descs) -> None:
     idx.applied(*pend)
     res = idx.query(descs["s1-flip"], k=3)
     assert res[0].object_id == oid("s1") and res[0].match.mirrored and res.worth_trying_inter
+
+
+def test_t_records_keep_the_best_spread_keypoints(catalog, descs) -> None:
+    idx = SimilarityIndex(catalog)
+    d = descs["s0"]
+    assert d.n_keypoints > index_mod.LOCAL_KEEP  # the query side keeps all of them
+    idx.put(oid("s0"), d)
+    raw = catalog.get(local_key(oid("s0")))
+    assert raw[0] == 1 and len(raw) == 9 + 6 + 36 * index_mod.LOCAL_KEEP  # v1 layout, 4.6 KB instead of 18 KB
+    got = idx.get(oid("s0"))
+    xy, desc, _, _ = unpack_local(got.local)
+    fxy, fdesc, _, _ = unpack_local(d.local)
+    assert len(desc) == index_mod.LOCAL_KEEP
+    assert np.array_equal(desc, fdesc[: len(desc)]) and np.array_equal(xy, fxy[: len(xy)])  # a prefix
+    # spread: every cell of the 4x4 grid that has keypoints in the full set has some in the record
+    def cells(p):
+        return {(int(x * 4 // 480), int(y * 4 // 360)) for x, y in p}
+    assert cells(xy) == cells(fxy)
+
+
+def test_near_miss_is_verified_on_rederived_features(catalog, descs, images) -> None:
+    calls = []
+
+    def source(o):
+        calls.append(o)
+        return images["s0"] if o == oid("s0") else None
+
+    q = descs["s0-crop"]  # a crop that verifies with only ~11 inliers on the compact record, 34 on all of them
+    plain = SimilarityIndex(catalog)
+    plain.put(oid("s0"), descs["s0"])
+    res = plain.query(q, k=1, exclude=[oid("s0-crop")])
+    assert res[0].object_id == oid("s0") and index_mod.REDERIVE_MIN_INLIERS <= res[0].inliers < 20
+    assert not res.worth_trying_inter and res.timings["rederived"] == 0
+    idx = SimilarityIndex(catalog, pixel_source=source)
+    idx.load()
+    res = idx.query(q, k=1)
+    assert res.worth_trying_inter and res[0].relation == "edited" and res[0].inliers >= 20
+    assert res.timings["rederived"] == 1 and calls == [oid("s0")]
+    res = idx.query(q, k=1)  # the re-derived features are cached: no second decode
+    assert res.worth_trying_inter and calls == [oid("s0")] and idx.rederived == 1
+    idx.delete(oid("s0"))  # a changed record drops the cached features
+    assert idx._cached_full(oid("s0")) is None
+
+
+def test_full_t_record_written_by_older_simfs_still_decodes_and_verifies(catalog, descs) -> None:
+    """Before compact records, T held all 500 keypoints (same v1 layout): read as complete, never re-derived."""
+    d = descs["s1"]
+    idx = SimilarityIndex(catalog, pixel_source=lambda o: pytest.fail("an old full record needs no pixels"))
+    batch = catalog.new_batch()
+    batch.put(record_key(oid("s1")), index_mod.encode_record(d))
+    batch.put(local_key(oid("s1")), index_mod._LOC.pack(1, d.width, d.height) + d.local)  # as older simfs wrote
+    catalog.write(batch, sync=False)
+    assert idx.load() == 1 and idx.check_consistency([oid("s1")]) == []
+    got = idx.get(oid("s1"))
+    assert got.local == d.local and got.n_keypoints == d.n_keypoints <= N_KEYPOINTS
+    assert idx.full_local(oid("s1"), got) == d.local
+    res = idx.query(descs["s1-crop"], k=1, exclude=[oid("s1-crop")])
+    assert res[0].object_id == oid("s1") and res.worth_trying_inter and res.timings["rederived"] == 0
