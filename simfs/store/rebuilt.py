@@ -73,6 +73,10 @@ class RebuiltCache:
                 self._building.pop(name, None)
             event.set()
 
+    def cached(self, object_id: bytes, gen: int) -> bool:
+        with self._lock:
+            return self._name(object_id, gen) in self._sizes
+
     def open(self, object_id: bytes, gen: int) -> int | None:
         """fd of the rebuilt file (payload at HEADER_SIZE), or None if not (or no longer) cached."""
         name = self._name(object_id, gen)

@@ -16,6 +16,7 @@ from ..store.local import LocalObjectStore
 from ..store.rebuilt import RebuiltCache
 from .common import NAME_MAX, Context, fail, split_path
 from .files_state import Handle, OpenFile
+from .readahead import ReadAhead
 from .txn import Txn
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ class VfsBase:
     space_reserve: int
     ballast: Ballast
     rebuilt: RebuiltCache
+    readahead: ReadAhead
     chains: ChainDecoder
     processors: list[FreeHook]
     ingestor: Background | None

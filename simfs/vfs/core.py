@@ -13,13 +13,14 @@ from ..catalog import keys
 from ..catalog.records import Inode, ObjectRecord, unpack_dentry
 from ..storage import OpenStore
 from ..store.ballast import reserve_bytes
-from ..store.chains import ChainDecoder, ReferencePixelCache
+from ..store.chains import ChainDecoder, ReferencePixelCache, warm_up
 from ..store.rebuilt import RebuiltCache
 from .common import NAME_MAX, locked, log
 from .files import FilesMixin
 from .files_state import Handle, OpenFile
 from .maintenance import MaintenanceMixin
 from .namespace import NamespaceMixin
+from .readahead import ReadAhead
 from .xattrs import XattrMixin
 
 if TYPE_CHECKING:
@@ -50,6 +51,8 @@ class Vfs(MaintenanceMixin, NamespaceMixin, FilesMixin, XattrMixin):
         self.garbage_pending = False
         self.wal_unsynced = False
         self.rebuilt = RebuiltCache(store.path / "cache", rebuilt_cache_bytes)
+        self.readahead = ReadAhead()
+        threading.Thread(target=warm_up, name="simfs-warm-up", daemon=True).start()
         self.chains = ChainDecoder(self.objects, self.object_record, ReferencePixelCache(refcache_bytes))
         # Two layers of room for catalog writes when data fills the disk: file data never uses the
         # last space_reserve bytes (2% of the disk, 1-64 MiB), and the ballast (as large, at most

@@ -7,17 +7,20 @@ import hashlib
 import os
 import stat
 import time
+from collections.abc import Callable
 
 import xxhash
 
 from ..catalog import keys
-from ..catalog.records import NO_OBJECT, ObjectRecord
+from ..catalog.records import NO_OBJECT, ObjectRecord, unpack_dentry
 from ..errors import CorruptObject
 from ..store.envelope import CODEC_VERBATIM, HEADER_SIZE
 from ..store.local import StagingFile
 from .base import VfsBase
 from .common import COPY_CHUNK, FALLOC_FL_KEEP_SIZE, MAX_FILE_SIZE, ROOT_CONTEXT, Context, fail, locked, log
 from .files_state import Handle, OpenFile
+from .readahead import DEPTH as READ_AHEAD
+from .readahead import SCAN_LIMIT
 from .txn import Txn
 
 
@@ -98,12 +101,48 @@ class FilesMixin(VfsBase):
                        if node.is_reg and node.has_object and (of is None or of.reader_fd < 0) else None)
             rec = ObjectRecord.unpack(raw) if raw is not None else None
             if rec is not None and rec.codec != CODEC_VERBATIM:
+                if path is not None and not self.rebuilt.cached(node.object_id, rec.gen):
+                    self._read_ahead_after(path)
                 try:
                     self.rebuilt.ensure(node.object_id, rec.gen, lambda: self.rebuild(node.object_id, rec.gen))
                 except Exception:
                     pass  # reported (EIO + log) when the content is read
         with self.lock:
             return self._open_locked(path, flags, fh_hint)
+
+    def _read_ahead_after(self, path: str) -> None:
+        """A cold encoded file is being opened: if the previous one was in the same directory, rebuild
+        the next encoded files of that directory (name order) in the background, within the cache."""
+        parent, _, name = path.rstrip("/").rpartition("/")
+        if not self.readahead.sequential(parent):
+            return
+        targets: list[tuple[bytes, int]] = []
+        with self.lock:
+            try:
+                pino = self.resolve(parent or "/")
+            except OSError:
+                return
+            prefix = keys.dentry_prefix(pino)
+            start = keys.dentry_key(pino, name.encode("utf-8", "surrogateescape"))
+            for i, (key, raw) in enumerate(self.catalog.scan(prefix, start=start)):
+                if i > SCAN_LIMIT or len(targets) >= READ_AHEAD:
+                    break
+                child, mode = unpack_dentry(raw)
+                if key == start or not stat.S_ISREG(mode):
+                    continue
+                node = self.load_inode(child)
+                raw_rec = self.catalog.get(keys.object_key(node.object_id)) if node.has_object else None
+                if raw_rec is None:
+                    continue
+                rec = ObjectRecord.unpack(raw_rec)
+                if rec.codec != CODEC_VERBATIM and rec.size <= self.rebuilt.max_bytes // 8:
+                    targets.append((node.object_id, rec.gen))
+        for oid, gen in targets:
+            if not self.rebuilt.cached(oid, gen):
+                self.readahead.submit((oid, gen), self._prefetch_job(oid, gen))
+
+    def _prefetch_job(self, oid: bytes, gen: int) -> Callable[[], None]:
+        return lambda: self.rebuilt.ensure(oid, gen, lambda: self.rebuild(oid, gen))
 
     def _open_locked(self, path: str | None, flags: int, fh_hint: int | None = None) -> int:
         ino = self._ino_of(path, fh_hint)

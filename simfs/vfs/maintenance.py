@@ -197,6 +197,7 @@ class MaintenanceMixin(VfsBase):
     def shutdown(self) -> None:
         """Unmount: commit anything still open, free garbage, flush."""
         self.stop_background()
+        self.readahead.shutdown()
         with self.lock:
             self._shutdown_locked()
 
