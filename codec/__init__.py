@@ -15,6 +15,7 @@ from .api import (
     encode,
     repack,
     self_test,
+    verified_blob,
     verifies,
 )
 from .bitstream import FORMAT_VERSION, CorruptBlob
@@ -24,5 +25,5 @@ from .recipe import DEFAULT_MAX_PIXELS, Analysis, Recipe, png_pixels
 __all__ = [
     "Analysis", "CorruptBlob", "DEFAULT_MAX_PIXELS", "DeflaterUnavailable", "EncodeResult", "FORMAT_VERSION", "Recipe", "Reference",
     "ReferenceMismatch", "analyze", "blob_effort", "blob_features", "blob_info", "blob_reference", "decode", "decode_pixels", "deflater_identity", "encode",
-    "png_pixels", "repack", "self_test", "verifies",
+    "png_pixels", "repack", "self_test", "verified_blob", "verifies",
 ]

@@ -69,10 +69,12 @@ def plan(n_raw: int) -> int:
 
 
 def find_points(raw: bytes, body: bytes, p: zd.DeflateParams, *, segments: int | None = None,
-                host: bool = True) -> list[list[int]]:
+                host: bool = True, full_check: bool = True) -> list[list[int]]:
     """Split points [[inflated offset, bit offset], ...] of the raw deflate stream ``body`` (the zlib
     stream minus header and Adler-32) of ``raw`` that a primed restart reproduces; [] for none.
-    Every segment between consecutive points is deflated once and compared bit for bit."""
+    Each point is checked on the block that follows it; with ``full_check`` every segment between
+    consecutive points is then deflated and compared bit for bit (else the caller's verification
+    rebuild is that check: codec.verified_blob drops the points when it fails)."""
     n = plan(len(raw)) if segments is None else segments
     if n < 2 or not 9 <= p.wbits <= 15 or p.level == 0:
         return []
@@ -103,8 +105,8 @@ def find_points(raw: bytes, body: bytes, p: zd.DeflateParams, *, segments: int |
         for bd in ex.map(first_good, candidates):
             if bd is not None and (not chosen or bd[0] > chosen[-1][0]):
                 chosen.append(bd)
-    if not chosen:
-        return []
+    if not chosen or not full_check:
+        return [[x, b] for x, b in chosen]
     with ThreadPoolExecutor(_workers()) as ex:
         for _round in range(3):  # a failing segment drops its start point; the merged one is re-checked
             segs = _segments(chosen)

@@ -126,11 +126,13 @@ def encode_png(content: bytes, refs: list[Ref], knobs: Knobs, *, full_analysis: 
                 # half works, and the big one would then be stuck as the others' base: code it on
                 # its own, and re-planning codes the small one against it.
                 continue
-            if codec.verifies(blob, content, codec.Reference(refs[i].pixels, refs[i].ref_id)):
-                return JobResult(blob, "inter", i, il or 0, sizes, seconds=time.perf_counter() - t0)
+            checked = codec.verified_blob(blob, content, codec.Reference(refs[i].pixels, refs[i].ref_id))
+            if checked is not None:
+                return JobResult(checked, "inter", i, il or 0, sizes, seconds=time.perf_counter() - t0)
         for blob in intra_cands:
-            if codec.verifies(blob, content):
-                return JobResult(blob, "intra", -1, len(blob), sizes, seconds=time.perf_counter() - t0)
+            checked = codec.verified_blob(blob, content)
+            if checked is not None:
+                return JobResult(checked, "intra", -1, len(checked), sizes, seconds=time.perf_counter() - t0)
         return None
 
     res = verified()

@@ -145,3 +145,33 @@ def test_splice_joins_bit_strings_in_deflate_order():
     got = sd.splice([(bytes([0b101]), 3), (bytes([0b110011]), 6), (b"\xff", None)])
     want = 0b101 | (0b110011 << 3) | (0xFF << 9)
     assert got == want.to_bytes(3, "little")
+
+
+def test_verification_drops_split_points_that_do_not_rebuild(big_png):
+    """The encoder checks split points on one block each; the verification rebuild proves them, and a
+    blob whose points fail there is kept without them (single stream) instead of falling back forever."""
+    a = codec.analyze(big_png)
+    assert a.recipe is not None and a.recipe.splits
+    a.recipe.splits = [[x, b + 3] for x, b in a.recipe.splits]
+    r = codec.encode(big_png, effort=1, analysis=a, verify=False, allow_larger=True)
+    assert r.blob is not None and codec.blob_info(r.blob)["recipe"]["splits"]
+    fixed = codec.verified_blob(r.blob, big_png)
+    assert fixed is not None and "splits" not in codec.blob_info(fixed)["recipe"]
+    before = api.FALLBACKS[0]
+    assert codec.decode(fixed) == big_png
+    assert api.FALLBACKS[0] == before
+    # encode's own verification does the same
+    a.recipe.splits = [[x, b + 3] for x, b in codec.analyze(big_png).recipe.splits]
+    r2 = codec.encode(big_png, effort=1, analysis=a, allow_larger=True)
+    assert r2.blob is not None and "splits" not in codec.blob_info(r2.blob)["recipe"]
+    assert codec.verified_blob(r2.blob, big_png) == r2.blob
+    assert codec.verified_blob(r2.blob, big_png + b"x") is None
+
+
+def test_full_check_of_split_points_agrees_with_the_quick_one(big_png):
+    a = codec.analyze(big_png)
+    assert a.recipe is not None and a.pixels is not None
+    raw = recipe.filtered_stream(a.header, a.pixels, a.recipe.filters) + a.recipe.extra
+    p = zd.DeflateParams(*a.recipe.params)
+    body = zd.compress(raw, p)[2:-4]
+    assert sd.find_points(raw, body, p, full_check=True) == sd.find_points(raw, body, p, full_check=False) == a.recipe.splits
