@@ -2,6 +2,7 @@
 """Throughput of a simfs mount vs a plain directory on the same disk: prints a table.
 
     python scripts/bench_fs.py [--large-mb 256 --large-files 2] [--small 2000] [--tree DIR] [--json]
+                               [--latency [--photos DIR]]
 
 Measures, for each target: large-file write MB/s (copy + close, which commits durably on simfs),
 large-file read MB/s cold (after remount and dropping the page cache, when allowed) and warm,
@@ -18,6 +19,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -60,6 +62,16 @@ class SimfsTarget:
         self.start()
         return dropped
 
+    def wait_ingest(self, timeout: float = 3600) -> None:
+        """Until the background ingest (descriptors, encodings) has nothing left to do."""
+        deadline = time.monotonic() + timeout
+        time.sleep(0.5)
+        while time.monotonic() < deadline:
+            out = subprocess.run([*SIMFS, "stats", str(self.store), "--json"], capture_output=True, text=True, cwd=REPO)
+            if out.returncode == 0 and json.loads(out.stdout).get("ingest_pending", 1) == 0:
+                return
+            time.sleep(1)
+
 
 class PlainTarget:
     name = "plain"
@@ -92,6 +104,43 @@ def read_file(path: Path) -> int:
             if not chunk:
                 return n
             n += len(chunk)
+
+
+def _probe(root: Path, stop: threading.Event, lat: list[float]) -> None:
+    """stat one file and list the top directory every 10 ms (as `ls -l` would), recording latency."""
+    other = root / "probe.txt"
+    while not stop.is_set():
+        t = time.perf_counter()
+        os.stat(other)
+        for e in os.scandir(root):
+            e.stat(follow_symlinks=False)
+        lat.append(time.perf_counter() - t)
+        stop.wait(0.01)
+
+
+def latency_during(root: Path, label: str, action, out: dict[str, float]) -> None:
+    """p50/p99 (ms) of stat + ls of other files while ``action()`` runs (then 0.3 s more)."""
+    (root / "probe.txt").write_bytes(b"probe")
+    lat: list[float] = []
+    stop = threading.Event()
+    th = threading.Thread(target=_probe, args=(root, stop, lat), daemon=True)
+    th.start()
+    t = time.perf_counter()
+    action()
+    took = time.perf_counter() - t
+    time.sleep(0.3)
+    stop.set()
+    th.join()
+    lat.sort()
+    out[f"{label}: s"] = took
+    out[f"{label}: stat/ls p50 ms"] = lat[len(lat) // 2] * 1e3 if lat else 0.0
+    out[f"{label}: stat/ls p99 ms"] = lat[min(len(lat) - 1, int(len(lat) * 0.99))] * 1e3 if lat else 0.0
+
+
+def _photo_ingest(target, src: Path, dst: Path) -> None:
+    shutil.copytree(src, dst)
+    if isinstance(target, SimfsTarget):
+        target.wait_ingest()
 
 
 def bench(target, args) -> dict[str, float]:
@@ -137,6 +186,16 @@ def bench(target, args) -> dict[str, float]:
             if p.is_file():
                 read_file(p)
         out["tree read cold MB/s"] = size / (time.perf_counter() - t)
+    if args.latency:
+        big = root / "huge.bin"
+        latency_during(root, "truncate 2 GiB", lambda: subprocess.run(["truncate", "-s", "2G", str(big)], check=True), out)
+        big.unlink()
+        latency_during(root, "write 1 GiB", lambda: subprocess.run(
+            ["dd", "if=/dev/zero", f"of={root / 'gig.bin'}", "bs=1M", "count=1024", "conv=fsync", "status=none"],
+            check=True), out)
+        (root / "gig.bin").unlink()
+        if args.photos:
+            latency_during(root, f"ingest {args.photos.name}", lambda: _photo_ingest(target, args.photos, root / "photos"), out)
     target.stop()
     return out
 
@@ -147,6 +206,9 @@ def main() -> int:
     ap.add_argument("--large-files", type=int, default=2)
     ap.add_argument("--small", type=int, default=2000, help="number of small (4-64 KiB) files")
     ap.add_argument("--tree", type=Path, help="also copy this directory tree in and read it back")
+    ap.add_argument("--latency", action="store_true",
+                    help="stat/ls latency of other files during a 2 GiB truncate and a 1 GiB write")
+    ap.add_argument("--photos", type=Path, help="with --latency: also during the ingest of this photo directory")
     ap.add_argument("--workdir", type=Path, help="where to put store and plain dir (default: a temp dir)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
@@ -171,10 +233,10 @@ def main() -> int:
     results["plain"].pop("cold is cold", None)
     print(f"simfs bench_fs: {args.large_files} x {args.large_mb} MiB large files, {args.small} small files"
           + (f", tree {args.tree}" if args.tree else ""))
-    print(f"{'metric':<24} {'plain dir':>12} {'simfs':>12} {'simfs/plain':>12}")
+    print(f"{'metric':<36} {'plain dir':>12} {'simfs':>12} {'simfs/plain':>12}")
     for key in results["plain"]:
         p, s = results["plain"][key], results["simfs"][key]
-        print(f"{key:<24} {p:>12.1f} {s:>12.1f} {s / p if p else 0:>12.2f}")
+        print(f"{key:<36} {p:>12.1f} {s:>12.1f} {s / p if p else 0:>12.2f}")
     if not cold:
         print("note: could not drop the page cache (needs root); 'cold' reads of the backing files may be warm")
     return 0

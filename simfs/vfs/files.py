@@ -304,24 +304,28 @@ class FilesMixin(VfsBase):
         node = self.load_inode(of.ino)
         node.mtime = node.ctime = time.time_ns()
 
-    @locked
     def truncate(self, path: str | None, length: int, fh: int | None = None) -> None:
-        self._check_writable()
-        if length < 0:
-            fail(errno.EINVAL)
-        ino = self._ino_of(path, fh)
-        node = self.load_inode(ino)
-        if node.is_dir:
-            fail(errno.EISDIR)
-        if not node.is_reg:
-            fail(errno.EINVAL)
-        of = self._open_file(ino)
+        """Durable when it returns, like a close; a big file is hashed without the lock (no stall)."""
+        with self.lock:
+            self._check_writable()
+            if length < 0:
+                fail(errno.EINVAL)
+            ino = self._ino_of(path, fh)
+            node = self.load_inode(ino)
+            if node.is_dir:
+                fail(errno.EISDIR)
+            if not node.is_reg:
+                fail(errno.EINVAL)
+            of = self._open_file(ino)
         try:
-            self._truncate_open(of, length)
+            with self.lock:
+                self._truncate_open(of, length, commit=False)
+            self._commit_off_lock(of)
         finally:
-            of.refs -= 1
-            if of.refs == 0:
-                self._close_open_file(of)
+            with self.lock:
+                of.refs -= 1
+                if of.refs == 0:
+                    self._close_open_file(of)
 
     def _commit(self, of: OpenFile, *, sync: bool, known: tuple[bytes, int] | None = None) -> None:
         """Make an open file's staged content the committed object (dedup by content hash)."""
@@ -422,7 +426,23 @@ class FilesMixin(VfsBase):
         self._durable_commit(fh, fsync=True)
 
     def _durable_commit(self, fh: int, *, fsync: bool) -> None:
-        """Commit an open file; the slow part (hashing, flushing data to disk) runs without the lock.
+        """Commit an open file (close/fsync); the slow part runs without the lock (_commit_off_lock)."""
+        with self.lock:
+            handle = self.handles.get(fh) if not fsync else self._handle(fh)
+            if handle is None or handle.dir:
+                return
+            of = self.open_files.get(handle.ino)
+            if of is None:
+                if fsync:
+                    self.catalog.flush_wal()
+                    self.wal_unsynced = False
+                return
+            if fsync:
+                of.needs_sync = True
+        self._commit_off_lock(of)
+
+    def _commit_off_lock(self, of: OpenFile) -> None:
+        """Commit ``of``; hashing and flushing its data run without the lock.
 
         Under the lock we take a private descriptor on the staging file and note the content version;
         outside it we hash and fsync; back under the lock the commit goes through only if nothing
@@ -430,17 +450,8 @@ class FilesMixin(VfsBase):
         """
         for attempt in range(3):
             with self.lock:
-                handle = self.handles.get(fh) if not fsync else self._handle(fh)
-                if handle is None or handle.dir:
-                    return
-                of = self.open_files.get(handle.ino)
-                if of is None:
-                    if fsync:
-                        self.catalog.flush_wal()
-                        self.wal_unsynced = False
-                    return
-                if fsync:
-                    of.needs_sync = True
+                if self.open_files.get(of.ino) is not of:
+                    return  # closed (and so committed) meanwhile
                 if not of.dirty or of.staging is None or attempt == 2:
                     self._commit(of, sync=True)
                     return
@@ -464,7 +475,6 @@ class FilesMixin(VfsBase):
                     return
                 if not of.dirty:
                     return  # someone else committed it meanwhile
-
 
     @locked
     def fsyncdir(self, fh: int | None = None) -> None:
