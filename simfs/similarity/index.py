@@ -48,8 +48,10 @@ MIRROR_GAP = 16  # bits: below this gap between a candidate's distances to the q
 LOCAL_KEEP = 128
 # A candidate whose compact features gave at least this many inliers but no relation is a near miss: it is
 # verified again on its full features, re-derived from its stored pixels (pixel_source). Unrelated pairs
-# reach 6 on 0.1% of candidates (bench: 4 of 3,709), pairs that need the full features on 32 of 35.
-REDERIVE_MIN_INLIERS = 6
+# reach 6 on 0.1% of candidates (bench: 4 of 3,709), pairs that need the full features on 32 of 35. 4, not
+# 6: a half-size copy reached only 5 against its original's compact record (sacre-coeur, full dev-set run)
+# and was coded against a sibling at 186 KB instead of 1 KB against the original.
+REDERIVE_MIN_INLIERS = 4
 REDERIVE_MAX = 3  # near misses re-derived per query, most inliers first (each costs a decode + ~15 ms)
 FULL_CACHE_BYTES = 16 << 20  # re-derived full local features kept in RAM (~16 KB each: ~1000 images)
 PixelSource = Callable[[bytes], "np.ndarray | None"]  # object id -> decoded pixels (None: not available)

@@ -104,15 +104,15 @@ def test_t_record_of_a_real_photo_is_small(loaded) -> None:
 
 
 def test_known_copies_are_still_found_with_compact_records(loaded) -> None:
-    """The rotated and scaled copies of sacre-coeur find their original (rot180: 6 inliers on its compact T
-    record, 105 on all its features: found through re-derivation) or, for the half-size copy (5 inliers on
-    the compact record, not a near miss), a sibling copy."""
+    """The rotated and scaled copies of sacre-coeur find their original, verified as a relation (rot180: 6
+    inliers on its compact T record, 105 on all its features; the half-size copy: 5 on the compact record:
+    both found through re-derivation). Coded against a sibling instead, the half-size copy took 186 KB in a
+    full dev-set run, against 1 KB against the original."""
     groups, descs, idx = loaded
     stem = "edit-sacre-coeur/02928139_3448003521"
     for q in ("rot45", "rot90", "rot180", "scale0.8", "scale0.5"):
         res = idx.query(descs[f"{stem}_{q}.png"], k=10, exclude=[_oid(f"{stem}_{q}.png")])
         assert res.worth_trying_inter and groups[next(n for n in groups if _oid(n) == res[0].object_id)] == \
             "edit-sacre-coeur" and res[0].relation in ("copy", "edited"), (q, res[0])
-        if q != "scale0.5":
-            hit = next(c for c in res if c.object_id == _oid(f"{stem}.png"))
-            assert hit.relation in ("copy", "edited"), (q, hit)
+        hit = next(c for c in res if c.object_id == _oid(f"{stem}.png"))
+        assert hit.relation in ("copy", "edited"), (q, hit)
