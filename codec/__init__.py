@@ -20,10 +20,11 @@ from .api import (
 )
 from .bitstream import FORMAT_VERSION, CorruptBlob
 from .deflate import DeflaterUnavailable
-from .recipe import DEFAULT_MAX_PIXELS, Analysis, Recipe, png_pixels
+from .png import pixel_chunks_only, side_bytes
+from .recipe import DEFAULT_MAX_PIXELS, MAX_SIDE_BYTES, Analysis, Recipe, png_pixels
 
 __all__ = [
-    "Analysis", "CorruptBlob", "DEFAULT_MAX_PIXELS", "DeflaterUnavailable", "EncodeResult", "FORMAT_VERSION", "Recipe", "Reference",
+    "Analysis", "CorruptBlob", "DEFAULT_MAX_PIXELS", "MAX_SIDE_BYTES", "DeflaterUnavailable", "EncodeResult", "FORMAT_VERSION", "Recipe", "Reference",
     "ReferenceMismatch", "analyze", "blob_effort", "blob_features", "blob_info", "blob_reference", "decode", "decode_pixels", "deflater_identity", "encode",
-    "png_pixels", "repack", "self_test", "verified_blob", "verifies",
+    "pixel_chunks_only", "png_pixels", "repack", "self_test", "side_bytes", "verified_blob", "verifies",
 ]

@@ -86,6 +86,43 @@ class Header:
         return sum(ph for *_, ph in self.passes())
 
 
+def side_bytes(data: bytes) -> int:
+    """Bytes of a PNG outside its IDAT chunks' data (chunk headers walked, nothing read); 0 if not a PNG."""
+    if not data.startswith(SIGNATURE):
+        return 0
+    pos, n, idat = len(SIGNATURE), len(data), 0
+    while pos + 12 <= n:
+        length, ctype = struct.unpack(">I4s", data[pos: pos + 8])
+        if length > 0x7FFFFFFF or pos + 12 + length > n:
+            break
+        if ctype == b"IDAT":
+            idat += length
+        pos += 12 + length
+        if ctype == b"IEND":
+            break
+    return n - idat
+
+
+PIXEL_CHUNKS = (b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"IEND")
+
+
+def pixel_chunks_only(data: bytes) -> bytes:
+    """The PNG with only the chunks that define its pixels (for decoders that would read, and hold,
+    every ancillary chunk: Pillow reads unknown ones whole to skip them)."""
+    out = [SIGNATURE]
+    pos, n = len(SIGNATURE), len(data)
+    while pos + 12 <= n:
+        length, ctype = struct.unpack(">I4s", data[pos: pos + 8])
+        if length > 0x7FFFFFFF or pos + 12 + length > n:
+            break
+        if ctype in PIXEL_CHUNKS:
+            out.append(data[pos: pos + 12 + length])
+        pos += 12 + length
+        if ctype == b"IEND":
+            break
+    return b"".join(out)
+
+
 def parse_chunks(data: bytes) -> tuple[list[Chunk], int]:
     """Split a PNG into chunks. Returns (chunks, offset where parsing stopped).
 
@@ -102,7 +139,7 @@ def parse_chunks(data: bytes) -> tuple[list[Chunk], int]:
         if length > 0x7FFFFFFF or pos + 12 + length > n:
             break  # truncated or absurd length: rest of the file is opaque
         crc = struct.unpack(">I", data[pos + 8 + length: pos + 12 + length])[0]
-        crc_ok = zlib.crc32(data[pos + 4: pos + 8 + length]) == crc
+        crc_ok = zlib.crc32(memoryview(data)[pos + 4: pos + 8 + length]) == crc  # no copy of a huge chunk
         chunks.append(Chunk(ctype, pos, length, crc_ok))
         pos += 12 + length
         if ctype == b"IEND":

@@ -30,6 +30,7 @@ from .png import (
 DEFAULT_MAX_PIXELS = 100_000_000
 MAX_EXTRA_INFLATED = 1 << 16  # bytes tolerated after the image data inside the zlib stream
 MAX_TAIL = 1 << 16  # bytes tolerated after the zlib stream inside IDAT
+MAX_SIDE_BYTES = 16 << 20  # more bytes than this outside IDAT (huge ancillary chunks): not coded (png.side_bytes)
 
 
 @dataclass
@@ -322,6 +323,12 @@ def _analyze(data: bytes, max_pixels: int, search_budget_s: float, pixels_only: 
     if last - first + 1 != len(idat_idx):
         raise PngError("IDAT chunks are not consecutive")
     run = chunks[first: last + 1]
+    side = len(data) - sum(c.length for c in run)
+    if side > MAX_SIDE_BYTES and not pixels_only:
+        # The recipe keeps these bytes verbatim, so coding the image saves little, and the blob, its
+        # verification and the rebuild would each hold another copy: a bounded-memory verbatim file.
+        raise PngError(f"{side / 2**20:.0f} MiB outside the image data (ancillary chunks, trailing bytes): "
+                       "stored verbatim")
     if not all(c.crc_ok for c in run):
         raise PngError("bad CRC in IDAT")
     palette = None

@@ -32,6 +32,11 @@ def decode_image(content: bytes) -> np.ndarray | None:
         return None
     from PIL import Image
 
+    import codec
+
+    if codec.side_bytes(content) > codec.MAX_SIDE_BYTES:
+        content = codec.pixel_chunks_only(content)  # huge ancillary chunks: Pillow would read them whole
+
     try:
         with Image.open(io.BytesIO(content)) as img:
             w, h = img.size

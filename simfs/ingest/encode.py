@@ -204,6 +204,13 @@ class EncodeProcessor:
             why = "not a PNG" if content or rec is None or not rec.size else "too large to look at"
             log_object(object_id, "verbatim", stored, stored, 0.0, why)
             return None
+        side = codec.side_bytes(content)
+        if side > codec.MAX_SIDE_BYTES:
+            # Coding would keep these bytes verbatim anyway; not shipping the file to a worker keeps the
+            # memory per object at one copy of the file.
+            log_object(object_id, "verbatim", stored, stored, 0.0,
+                       f"{side / 2**20:.0f} MiB outside the image data (ancillary chunks)")
+            return None
         try:
             if hashlib.sha256(content).digest() != object_id:
                 log.error("object %s: content does not match its id; left as it is", object_id.hex())
@@ -313,6 +320,8 @@ class EncodeProcessor:
         if self.chains is None or not content.startswith(PNG_SIGNATURE):
             return None
         t0 = time.perf_counter()
+        if codec.side_bytes(content) > codec.MAX_SIDE_BYTES:
+            return None  # never coded (compute): nothing to re-plan
         try:
             if hashlib.sha256(content).digest() != object_id:
                 return None
