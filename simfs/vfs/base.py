@@ -57,6 +57,7 @@ class VfsBase:
     hidden: dict[tuple[int, bytes], int]
     next_ino: int
     stored_bytes: int
+    encoded_at_mount: int  # encoded objects when the store was opened (the codec warm-up runs if any)
     inode_count: int
     garbage_pending: bool
     wal_unsynced: bool

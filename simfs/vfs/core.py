@@ -52,7 +52,6 @@ class Vfs(MaintenanceMixin, NamespaceMixin, FilesMixin, XattrMixin):
         self.wal_unsynced = False
         self.rebuilt = RebuiltCache(store.path / "cache", rebuilt_cache_bytes)
         self.readahead = ReadAhead()
-        threading.Thread(target=warm_up, name="simfs-warm-up", daemon=True).start()
         self.chains = ChainDecoder(self.objects, self.object_record, ReferencePixelCache(refcache_bytes))
         # Two layers of room for catalog writes when data fills the disk: file data never uses the
         # last space_reserve bytes (2% of the disk, 1-64 MiB), and the ballast (as large, at most
@@ -65,6 +64,8 @@ class Vfs(MaintenanceMixin, NamespaceMixin, FilesMixin, XattrMixin):
                 log.warning("the disk is nearly full: no ballast (%d bytes) yet; it is written once deletes make "
                             "room, and file data may not grow before", self.ballast.size)
         self._count_usage()
+        if self.encoded_at_mount:  # something to rebuild: warm the codec up before the first cold read
+            threading.Thread(target=warm_up, name="simfs-warm-up", daemon=True).start()
 
 
     def open_for_writing(self, oid: bytes) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 
 from ..catalog import keys
 from ..catalog.records import Inode, ObjectRecord
+from ..store.envelope import CODEC_VERBATIM
 from .base import Background, VfsBase
 from .common import fail, locked, log
 from .txn import Txn
@@ -57,9 +58,13 @@ class MaintenanceMixin(VfsBase):
 
     def _count_usage(self) -> None:
         total = 0
+        encoded = 0
         for _, raw in self.catalog.scan(keys.OBJECT):
-            total += ObjectRecord.unpack(raw).stored
+            rec = ObjectRecord.unpack(raw)
+            total += rec.stored
+            encoded += rec.codec != CODEC_VERBATIM
         self.stored_bytes = total
+        self.encoded_at_mount = encoded
         self.inode_count = sum(1 for _ in self.catalog.scan(keys.INODE))
 
     @locked
