@@ -126,7 +126,11 @@ def deflate_split(raw: bytes, p: DeflateParamsLike, points: list[list[int]], *, 
     """The raw deflate stream of ``raw`` rebuilt from segments cut at ``points`` (see find_points)."""
     prm = p if isinstance(p, zd.DeflateParams) else zd.DeflateParams(*p)
     pts = [(int(x), int(b)) for x, b in points]
-    if any(b1 <= b0 or x1 <= x0 for (x0, b0), (x1, b1) in zip([(0, 0), *pts], pts, strict=False)) or (pts and pts[-1][0] >= len(raw)):
+    # Deflate never expands by more than ~5 bytes per 16 KiB stored block: a bit offset past this bound
+    # is damage, and would only cost memory in the bit arithmetic below.
+    max_bits = 8 * (len(raw) + len(raw) // 1000 + 1024)
+    if (any(b1 <= b0 or x1 <= x0 for (x0, b0), (x1, b1) in zip([(0, 0), *pts], pts, strict=False))
+            or (pts and (pts[-1][0] >= len(raw) or pts[-1][1] >= max_bits))):
         raise ValueError("split points out of order or outside the stream")
     segs = _segments(pts)
     view = memoryview(raw)

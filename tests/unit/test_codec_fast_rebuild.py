@@ -175,3 +175,15 @@ def test_full_check_of_split_points_agrees_with_the_quick_one(big_png):
     p = zd.DeflateParams(*a.recipe.params)
     body = zd.compress(raw, p)[2:-4]
     assert sd.find_points(raw, body, p, full_check=True) == sd.find_points(raw, body, p, full_check=False) == a.recipe.splits
+
+
+def test_absurd_split_points_are_refused_not_computed(big_png):
+    a = codec.analyze(big_png)
+    assert a.recipe is not None and a.pixels is not None
+    raw = recipe.filtered_stream(a.header, a.pixels, a.recipe.filters) + a.recipe.extra
+    for bad in ([[10, 10**12]], [[len(raw) + 5, 100]], [[-4, 8]], [[1000, 80], [900, 90]]):
+        with pytest.raises(ValueError):
+            sd.deflate_split(raw, a.recipe.params, bad, host=False)
+    a.recipe.splits = [[1000, 10**12]]
+    r = codec.encode(big_png, effort=1, analysis=a, verify=False, allow_larger=True)
+    assert r.blob is not None and codec.decode(r.blob) == big_png  # the single stream takes over
