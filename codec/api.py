@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import time
 from dataclasses import dataclass, field
 
@@ -13,6 +14,8 @@ from . import deflate as zd
 from .bitstream import CorruptBlob
 from .recipe import DEFAULT_MAX_PIXELS, Analysis, Recipe, rebuild
 from .recipe import analyze as _analyze
+
+log = logging.getLogger("codec")
 
 
 class ReferenceMismatch(ValueError):
@@ -309,6 +312,10 @@ def decode(blob: bytes, reference: Reference | None = None, *, _fast_only: bool 
             failure = f"rebuild failed: {type(e).__name__}: {e}"
         if (host, split) != attempts[-1]:
             FALLBACKS[0] += 1
+            # Expected never (the fast paths are checked at encode); worth knowing when it happens.
+            log.warning("fast rebuild (host zlib %s, split points %s) did not give the file (%s); "
+                        "rebuilding with the pinned deflater", host and zd.host_ok(), split and bool(recipe.splits),
+                        failure)
     raise CorruptBlob(failure)
 
 
