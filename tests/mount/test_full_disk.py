@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from conftest import Mount, assert_fsck_clean, fuse_available
 from simfs.store.ballast import Ballast
 
 FILE_BYTES = 1 << 20
+METADATA_SLACK = 256 << 10  # what catalog and log writes may take while space freed by deletes is measured
 
 
 @pytest.fixture
@@ -75,6 +76,13 @@ def wait_for_free(disk: Path, more_than: int, timeout: float = 10) -> int:
     return free(disk)
 
 
+def wait_for(condition: Callable[[], bool], timeout: float = 10) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return condition()
+
+
 def assert_intact(mnt: Path, files: dict[str, bytes]) -> None:
     for name, data in files.items():
         assert (mnt / name).read_bytes() == data, name
@@ -109,10 +117,9 @@ def test_fill_to_enospc_then_delete_frees_space(small_disk: Path, tmp_path: Path
     assert_fsck_clean(store)  # with the ballast in place: not reported as an unknown file
 
 
-# Flaky on the loaded 2-core machine (1 of 3 full runs: the daemon still held the store 60 s after the
-# unmount on the full disk): excluded from CI until the slow shutdown on a full disk is understood;
-# run with `pytest -m slow tests/mount/test_full_disk.py`.
-@pytest.mark.slow
+# It used to fail under load (the daemon still held the store 60 s after the unmount): the log on the
+# full disk could not be written, and logging's error tracebacks went to fd 2, the daemon's own stderr
+# pipe, until the pipe was full and the daemon hung (tests/unit/test_log_disk_full.py).
 def test_disk_taken_by_another_program_deletes_and_remount_still_work(small_disk: Path, tmp_path: Path) -> None:
     store = small_disk / "store"
     mnt = tmp_path / "mnt"
@@ -131,7 +138,10 @@ def test_disk_taken_by_another_program_deletes_and_remount_still_work(small_disk
         for name in sorted(files)[:3]:
             os.unlink(m.mountpoint / name)
             del files[name]
-        assert wait_for_free(small_disk, before + 2 * FILE_BYTES) > before + 2 * FILE_BYTES
+        # 3 MiB freed, 1 MiB of it goes to the ballast again; the WAL and the log grow meanwhile (3 pages
+        # of slack were not always enough on a loaded machine)
+        freed = before + 2 * FILE_BYTES - METADATA_SLACK
+        assert wait_for_free(small_disk, freed) > freed
         assert_intact(m.mountpoint, files)
         with open(hog, "ab", buffering=0) as fh:  # the other program takes that space too
             with pytest.raises(OSError):
@@ -147,9 +157,10 @@ def test_disk_taken_by_another_program_deletes_and_remount_still_work(small_disk
         for name in sorted(files)[:3]:
             os.unlink(m.mountpoint / name)
             del files[name]
-        # 3 MiB freed: the ballast (1 MiB) is written again first, the rest is free
+        # 3 MiB freed: the ballast (1 MiB) is written again (by the background thread, a moment after
+        # the garbage collection freed the space: waited for), the rest is free
+        assert wait_for(lambda: Ballast(store).held)
         assert wait_for_free(small_disk, before + FILE_BYTES) > before + FILE_BYTES
-        assert Ballast(store).held
         assert json.loads(os.getxattr(m.mountpoint, "user.simfs.status"))["ballast_held"] is True
         (m.mountpoint / "later.bin").write_bytes(b"x")
         assert (m.mountpoint / "later.bin").read_bytes() == b"x"
