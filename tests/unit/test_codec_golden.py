@@ -24,6 +24,9 @@ def test_golden_blob_decodes(name):
     ref = None
     if meta["reference"]:
         ref = codec.Reference(np.load(GOLDEN / "reference.npy"), b"golden-ref")
+    before = codec.api.FALLBACKS[0]
     data = codec.decode(blob, ref)
     assert len(data) == meta["file_size"]
     assert hashlib.sha256(data).hexdigest() == meta["file_sha256"]
+    if meta.get("splits"):  # recorded split points must keep working: the parallel path, no fallback
+        assert info["recipe"]["splits"] and codec.api.FALLBACKS[0] == before
