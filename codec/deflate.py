@@ -242,41 +242,10 @@ class StreamCompressor:
             self.d.close()
 
 
-def compress(raw: bytes, p: DeflateParams, *, out_chunk: int = 1 << 18) -> bytes:
-    """Deflate ``raw`` with the pinned zlib (zlib wrapper: header + data + Adler-32)."""
-    d = _Deflater(p)
-    try:
-        raw = bytes(raw)
-        base = ctypes.cast(ctypes.c_char_p(raw), ctypes.c_void_p).value or 0
-        buf = ctypes.create_string_buffer(out_chunk)
-        out = bytearray()
-        s = d.strm
-        s.next_in = base
-        s.avail_in = len(raw)
-        while True:
-            s.next_out = ctypes.addressof(buf)
-            s.avail_out = out_chunk
-            rc = d.lib.deflate(ctypes.byref(s), Z_FINISH)
-            out += buf.raw[: out_chunk - s.avail_out]
-            if rc == Z_STREAM_END:
-                return bytes(out)
-            if rc not in (Z_OK, Z_BUF_ERROR):
-                raise RuntimeError(f"deflate failed ({rc})")
-    finally:
-        d.close()
-
-
-def raw_deflate(data, p: DeflateParams, zdict: bytes = b"", *, host: bool = False) -> bytes:
-    """Raw deflate (no zlib header or trailer) of ``data`` to the end (Z_FINISH), the window primed
-    with ``zdict``: one segment of a split re-deflate (codec.split_deflate)."""
-    if host and host_ok():
-        c = zlib.compressobj(p.level, zlib.DEFLATED, -p.wbits, p.mem_level, p.strategy,
-                             **({"zdict": zdict} if zdict else {}))
-        return c.compress(data) + c.flush()
-    d = _Deflater(p, raw=True, zdict=bytes(zdict))
+def _finish(d: _Deflater, data, out_chunk: int) -> bytes:
+    """Deflate all of ``data`` to the end of the stream (Z_FINISH) on ``d``, which it closes."""
     try:
         keep = bytes(data)
-        out_chunk = max(1 << 16, len(keep) // 2)
         buf = ctypes.create_string_buffer(out_chunk)
         out = bytearray()
         s = d.strm
@@ -293,6 +262,21 @@ def raw_deflate(data, p: DeflateParams, zdict: bytes = b"", *, host: bool = Fals
                 raise RuntimeError(f"deflate failed ({rc})")
     finally:
         d.close()
+
+
+def compress(raw: bytes, p: DeflateParams, *, out_chunk: int = 1 << 18) -> bytes:
+    """Deflate ``raw`` with the pinned zlib (zlib wrapper: header + data + Adler-32)."""
+    return _finish(_Deflater(p), raw, out_chunk)
+
+
+def raw_deflate(data, p: DeflateParams, zdict: bytes = b"", *, host: bool = False) -> bytes:
+    """Raw deflate (no zlib header or trailer) of ``data`` to the end (Z_FINISH), the window primed
+    with ``zdict``: one segment of a split re-deflate (codec.split_deflate)."""
+    if host and host_ok():
+        c = zlib.compressobj(p.level, zlib.DEFLATED, -p.wbits, p.mem_level, p.strategy,
+                             **({"zdict": zdict} if zdict else {}))
+        return c.compress(data) + c.flush()
+    return _finish(_Deflater(p, raw=True, zdict=bytes(zdict)), data, max(1 << 16, len(data) // 2))
 
 
 def block_boundaries(body: bytes, wbits: int = 15) -> list[tuple[int, int]]:
