@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from codec.similarity import Descriptors, extract, synthetic  # noqa: E402
-from codec.similarity.verify import calibrate, recall_at, thresholds_json  # noqa: E402
+from codec.similarity.verify import Thresholds, calibrate, recall_at, relation_hint, thresholds_json  # noqa: E402
 from simfs.catalog.db import Catalog  # noqa: E402
 from simfs.similarity import index as index_mod  # noqa: E402
 from simfs.similarity.index import SimilarityIndex  # noqa: E402
@@ -70,6 +70,108 @@ def _trim() -> None:
         pass
 
 
+NULL_PREFIX = "null:"  # group names of the real null photos (never a dev-set group)
+
+
+def _holdout(group: str, fraction: float) -> bool:
+    """Stable split of null-photo groups: the same group is held out on every run and machine."""
+    h = int.from_bytes(hashlib.sha256(group.encode()).digest()[:8], "big") / 2**64
+    return h < fraction
+
+
+def _null_photos(args) -> tuple[dict, dict]:
+    """--null-photos DIR: (calibration, held-out) photos, name -> (group, source, pixels).
+
+    Groups and sources come from DIR/groups.tsv (scripts/fetch_null_photos.py writes it); an image it does not
+    list is its own group, its source the first directory under DIR. A group is held out whole: with
+    --holdout-sources when its source is listed, otherwise when the hash of its name falls under
+    --holdout-fraction.
+    """
+    cal: dict[str, tuple[str, str, np.ndarray]] = {}
+    held: dict[str, tuple[str, str, np.ndarray]] = {}
+    if not args.null_photos:
+        return cal, held
+    listed: dict[str, tuple[str, str]] = {}
+    tsv = args.null_photos / "groups.tsv"
+    if tsv.is_file():
+        with open(tsv, newline="") as fh:
+            for row in csv.DictReader(fh, delimiter="\t"):
+                listed[row["file"]] = (row["group"], row.get("source") or row["file"].split("/")[0])
+    held_sources = set(args.holdout_sources.split(",")) if args.holdout_sources else None
+    for p in sorted(args.null_photos.rglob("*")):
+        if not p.is_file() or p.suffix.lower() not in {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff"}:
+            continue
+        rel = p.relative_to(args.null_photos).as_posix()
+        if rel.startswith("."):
+            continue
+        group, source = listed.get(rel, (rel, rel.split("/")[0]))
+        if (img := _load(p)) is None:
+            continue
+        out = held if (source in held_sources if held_sources is not None
+                       else _holdout(group, args.holdout_fraction)) else cal
+        out[f"{NULL_PREFIX}{rel}"] = (NULL_PREFIX + group, source, img)
+    return cal, held
+
+
+def _verified_inliers(res) -> list[int]:
+    """Inliers of the candidates a query verified: the per-candidate null counts no unverified candidate.
+
+    Candidates left unverified by the CPU budget have 0 inliers; counting them as null pairs would lower
+    the measured per-candidate rate. The verified ones are the `verified` largest (0 for a failed fit).
+    """
+    return sorted((c.inliers for c in res), reverse=True)[:res.timings["verified"]]
+
+
+def _count_sources(photos: dict) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for _g, src, _img in photos.values():
+        out[src] = out.get(src, 0) + 1
+    return dict(sorted(out.items()))
+
+
+class _NullRun:
+    """Unrelated queries on real photos: how many said "similar images exist", and why."""
+
+    def __init__(self) -> None:
+        self.n = self.fp = self.fp_alt = 0
+        self.by_relation: dict[str, int] = {}
+        self.by_source: dict[str, list[int]] = {}  # source -> [queries, false positives]
+        self.examples: list[str] = []
+        self.max_inliers: list[int] = []
+        self.verified: list[int] = []
+
+    def add(self, q: str, res, name_of: dict, *, desc: dict | None = None, t_alt: Thresholds | None = None) -> None:
+        self.n += 1
+        src = q[len(NULL_PREFIX):].split("/")[0]
+        s = self.by_source.setdefault(src, [0, 0])
+        s[0] += 1
+        self.max_inliers.append(max((c.inliers for c in res), default=0))
+        self.verified.append(res.timings["verified"])
+        if res.worth_trying_inter:
+            self.fp += 1
+            s[1] += 1
+            c = next(c for c in res if c.relation)
+            self.by_relation[c.relation] = self.by_relation.get(c.relation, 0) + 1
+            self.examples.append(f"{q[len(NULL_PREFIX):]} -> {name_of[c.object_id].removeprefix(NULL_PREFIX)}: "
+                                 f"{c.relation}, {c.inliers} inliers, copy {c.copy_distance} / global "
+                                 f"{c.global_distance} bits")
+        if desc is not None and t_alt is not None:
+            dq = desc[q]
+            self.fp_alt += any(relation_hint(dq, desc[name_of[c.object_id]], c.copy_distance, c.global_distance,
+                                             c.match, t_alt) for c in res)
+
+    def summary(self) -> dict:
+        mx = np.array(self.max_inliers)
+        return {"queries": self.n, "false_positives": self.fp,
+                "false_positive_rate": round(self.fp / self.n, 4) if self.n else None,
+                "false_positives_by_relation": self.by_relation,
+                "candidates_verified_mean": round(float(np.mean(self.verified)), 1) if self.n else None,
+                "by_source_queries_fp": dict(sorted(self.by_source.items())),
+                "queries_with_a_candidate_at_inliers": {str(t): int(np.count_nonzero(mx >= t))
+                                                         for t in (10, 15, 20, 25, 30, 40)} if self.n else {},
+                "false_positive_examples": self.examples[:40]}
+
+
 def bench_images(args) -> dict:
     groups: dict[str, str] = {}
     with open(args.groups, newline="") as fh:
@@ -86,6 +188,9 @@ def bench_images(args) -> dict:
             continue  # format-conformance files, not a similarity group
         if (img := _load(p)) is not None:
             items.append((rel, g, img))
+    null_cal, null_held = _null_photos(args)  # real photos: name -> (group, source, pixels)
+    for name, (g, _, img) in null_cal.items():
+        items.append((name, g, img))
     rng = np.random.default_rng(args.seed)
     for i in range(args.distractors):  # procedural distractors: never related to anything
         maker = synthetic.low_texture_image if i % 10 == 0 else synthetic.textured_image
@@ -102,7 +207,8 @@ def bench_images(args) -> dict:
     for name, g in group_of.items():
         if g is not None:
             members.setdefault(g, []).append(name)
-    members = {g: m for g, m in members.items() if len(m) >= 2}
+    null_members = {g: m for g, m in members.items() if g.startswith(NULL_PREFIX)}
+    members = {g: m for g, m in members.items() if len(m) >= 2 and not g.startswith(NULL_PREFIX)}
 
     tmp = Path(tempfile.mkdtemp(prefix="simbench-"))
     cat = Catalog(tmp / "db")
@@ -110,7 +216,9 @@ def bench_images(args) -> dict:
         pixels_of = {_oid(name): img for name, _, img in items}
         # The mount re-derives full features from the stored object's decoded pixels; here the pixels are
         # in memory, so the decode's cost is not in these latencies (it is measured on its own, README).
-        idx = SimilarityIndex(cat, pixel_source=None if args.no_rederive else pixels_of.get)
+        t_arg = (Thresholds(**{k: v for k, v in json.loads(args.thresholds.read_text()).items()
+                               if k in Thresholds.__dataclass_fields__}) if args.thresholds else None)
+        idx = SimilarityIndex(cat, thresholds_=t_arg, pixel_source=None if args.no_rederive else pixels_of.get)
         if args.keep is not None:
             index_mod.LOCAL_KEEP = args.keep
         t_bytes = []
@@ -126,6 +234,7 @@ def bench_images(args) -> dict:
         sim_inl, null_inl = [], []
         hints: dict[str, dict[str, int]] = {}  # relation hint of the best same-group candidate
         tp = fp = n_pos = n_neg = 0
+        null_query_max: list[int] = []  # per unrelated query: most inliers of any candidate (query-level null)
         for g, ms in sorted(members.items()):
             cls = "edited" if g.startswith(edited_prefixes) else "scene"
             for q in ms:
@@ -167,19 +276,46 @@ def bench_images(args) -> dict:
                 res2 = idx.query(d, k=thr.k, exclude=[_oid(x) for x in ms])
                 n_neg += 1
                 fp += res2.worth_trying_inter
-                null_inl += [c.inliers for c in res2 if c.object_id not in {_oid(x) for x in ms}]
+                null_inl += _verified_inliers(res2)
+                null_query_max.append(max((c.inliers for c in res2), default=0))
         for name, g in group_of.items():  # distractors queried against everything else
             if g is None and name.startswith("synthetic/"):
                 res2 = idx.query(desc[name], k=thr.k, exclude=[_oid(name)])
                 n_neg += 1
                 fp += res2.worth_trying_inter
-                null_inl += [c.inliers for c in res2]
+                null_inl += _verified_inliers(res2)
+                null_query_max.append(max((c.inliers for c in res2), default=0))
+        # calibration photos: each queried with its whole group hidden (never a held-out photo in the index yet)
+        cal_photos = _NullRun()
+        for _g, ms in sorted(null_members.items()):
+            for q in ms:
+                res2 = idx.query(desc[q], k=thr.k, exclude=[_oid(x) for x in ms])
+                cal_photos.add(q, res2, name_of)
+                null_inl += _verified_inliers(res2)
+                null_query_max.append(max((c.inliers for c in res2), default=0))
         recall = {
             cls: {k: round(float(np.mean(v)), 3) for k, v in s.items()} | {"queries": len(s["pre1"])}
             for cls, s in per.items()
         }
         cal = calibrate(np.array(null_inl), np.array(sim_inl), k=thr.k, target=args.target_fp,
-                        floor=args.min_inliers_floor)
+                        floor=args.min_inliers_floor, base=thr, query_max_inliers=np.array(null_query_max))
+        # held-out photos: only now added to the index; queried with their group hidden, at the thresholds in
+        # use and (re-deciding the same verified candidates) at the calibrated ones
+        held = _NullRun()
+        if null_held:
+            for name, (_g, _src, img) in null_held.items():
+                desc[name] = extract(img)
+                group_of[name] = _g
+                name_of[_oid(name)] = name
+                pixels_of[_oid(name)] = img
+                idx.put(_oid(name), desc[name])
+            held_members: dict[str, list[str]] = {}
+            for name, (g, _src, _img) in null_held.items():
+                held_members.setdefault(g, []).append(name)
+            for _g, ms in sorted(held_members.items()):
+                for q in ms:
+                    res2 = idx.query(desc[q], k=thr.k, exclude=[_oid(x) for x in ms])
+                    held.add(q, res2, name_of, desc=desc, t_alt=cal)
         p_now = float(np.mean(np.array(null_inl) >= thr.min_inliers)) if null_inl else 0.0
         out = {
             "images": len(items), "groups": len(members), "distractors": sum(g is None for g in group_of.values()),
@@ -207,6 +343,15 @@ def bench_images(args) -> dict:
                                             "max": int(np.max(n_rederived)) if n_rederived else 0},
             "rederived_total": idx.rederived,
             "missed_at_10": missed,
+            "null_photos": {
+                "calibration": {"images": len(null_cal), "groups": len(null_members),
+                                "by_source": _count_sources(null_cal), **cal_photos.summary()},
+                "held_out": {"images": len(null_held), "groups": len({v[0] for v in null_held.values()}),
+                             "by_source": _count_sources(null_held), **held.summary(),
+                             "false_positive_rate_at_suggested": (round(held.fp_alt / held.n, 4)
+                                                                  if held.n else None)},
+                "calibration_null_queries": len(null_query_max),
+            },
             "low_texture_images": sum(d.low_texture for d in desc.values()),
         }
         if args.write_thresholds:
@@ -303,6 +448,20 @@ def main() -> int:
                     help="calibration never suggests fewer inliers (FINDINGS 6: real photos' false matches "
                          "rise below ~20; a small or synthetic null sample cannot show that)")
     ap.add_argument("--write-thresholds", type=Path, help="write the calibrated decision thresholds (JSON)")
+    ap.add_argument("--thresholds", type=Path,
+                    help="run with these decision thresholds (JSON, as --write-thresholds writes) instead of the "
+                         "shipped codec/similarity/decision_v1.json")
+    ap.add_argument("--null-photos", type=Path,
+                    help="directory of real photos unrelated to the dev set (scripts/fetch_null_photos.py), with "
+                         "groups.tsv (file, group, source): a group's images are hidden together. Groups not held "
+                         "out are queried with their group hidden and join the calibration; held-out groups are "
+                         "added to the index only after calibrating and give the held-out false-positive rate")
+    ap.add_argument("--holdout-fraction", type=float, default=0.5,
+                    help="share of the null-photo groups held out from calibration, chosen by a hash of the group "
+                         "name (stable over runs; default 0.5)")
+    ap.add_argument("--holdout-sources",
+                    help="hold out these null-photo sources (comma-separated groups.tsv source names) whole, "
+                         "instead of --holdout-fraction")
     ap.add_argument("--synthetic", type=int, help="N random codes with planted neighbours (scale run)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cv-threads", type=int, default=1,

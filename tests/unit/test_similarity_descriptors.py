@@ -153,3 +153,16 @@ def test_false_positive_rate_and_calibration() -> None:
     t = calibrate(null, np.array([40]), k=1, target=0.01)
     assert t.min_inliers == 13
     assert calibrate(null, np.array([40]), k=1, target=0.01, floor=20).min_inliers == 20
+
+
+def test_calibration_respects_the_query_level_null() -> None:
+    # Per pair the null looks safe at 20 (one pair of 100,000 at 25), but 3 of 100 queries had a candidate
+    # with 22-24 inliers: the query-level share must bound the threshold as well (issue 11, 3b).
+    pairs = np.array([0] * 99_990 + [12] * 9 + [25])
+    assert calibrate(pairs, np.array([40]), k=30, target=0.05, floor=20).min_inliers == 20
+    qmax = np.array([5] * 97 + [22, 23, 24])
+    t = calibrate(pairs, np.array([40]), k=30, target=0.02, floor=20, query_max_inliers=qmax)
+    assert t.min_inliers == 24 and t.query_fp <= 0.02
+    assert abs(t.query_fp - 2 / 101) < 1e-12  # (count >= 24 + 1) / (n + 1): the query-level upper estimate
+    t = calibrate(pairs, np.array([40]), k=30, target=0.01, floor=20, query_max_inliers=qmax)
+    assert t.min_inliers == 25 and t.query_fp <= 0.01
