@@ -189,8 +189,8 @@ def calibrate(unrelated_inliers: np.ndarray, similar_inliers: np.ndarray, *, k: 
     query_max_inliers: per unrelated query (its related images hidden), the most inliers any of its
     candidates had. When given, the share of those queries at or above the threshold must stay <= target
     as well: on real photos one query's candidates are not independent (a facade or a textured query
-    matches many candidates a little), and the per-pair estimate alone promised 0.26% where 2.1% of
-    unseen photos' queries passed (issue 11, 3b);
+    matches many candidates a little; issue 11, 3b reported 2.1% of unseen photos' queries passing where
+    the per-pair estimate promised 0.26%);
     floor: never go below this many inliers, whatever a small null sample says;
     similar_inliers is only used to report what recall the threshold keeps (see the bench).
     Both rates use +1 smoothing, (count + 1) / (n + 1): with few pairs or queries measured a zero count must
