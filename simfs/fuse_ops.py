@@ -74,6 +74,10 @@ class SimfsFuse(mfusepy.FUSE):
     def rename_fuse_3(self, old: bytes, new: bytes, flags: int) -> int:
         return self.operations.rename(self._p(old), self._p(new), flags)
 
+    def lseek(self, path: bytes | None, offset: int, whence: int, fip: Any) -> int:
+        # mfusepy lists libfuse 3's lseek but has no wrapper for it: SEEK_DATA/SEEK_HOLE need one
+        return self.operations.lseek(self._p(path), offset, whence, fip.contents if fip else None)
+
     def _p(self, path: bytes | None) -> str | None:
         return None if path is None else path.decode(self.encoding, self.errors)
 
@@ -247,6 +251,12 @@ class FuseOperations(mfusepy.Operations):
     def fallocate(self, path: str | None, mode: int, offset: int, size: int, fi: Any) -> int:
         self.vfs.fallocate(fi.fh, mode, offset, size)
         return 0
+
+    def lseek(self, path: str | None, offset: int, whence: int, fi: Any) -> int:
+        fh = _fh(fi)
+        if fh is None:
+            raise OSError(errno.EBADF, "lseek without an open file")
+        return self.vfs.lseek(fh, offset, whence)
 
     # -- xattrs
     def setxattr(self, path: str, name: str, value: bytes, options: int, position: int = 0) -> int:

@@ -8,6 +8,9 @@ All keys (catalog format version 1):
   b"I" ino(u64)                  -> inode record (records.Inode)
   b"D" parent(u64) name(bytes)   -> dentry: child ino (u64) + d_type (u8)
   b"X" ino(u64) name(bytes)      -> extended attribute value (raw bytes)
+  b"C" ino(u64) index(u64)       -> chunk of a chunked file (inode record v2): version + object id of the
+                                    bytes [index << shift, ...) (records.pack_chunk); no key: a hole. The
+                                    object may be shorter than the chunk (the rest reads as zeros)
   b"O" object_id(32)             -> object record (records.ObjectRecord); object_id = sha256 of content
   b"G" object_id(32)             -> (empty) object whose refcount reached 0; its file is deleted only
                                     after the WAL holding that decrement is synced (garbage list)
@@ -27,6 +30,8 @@ Invariants (fsck checks every one):
     naming it (directories: 2 + number of child directories), unless it is an orphan (U key, nlink 0)
   - a directory has exactly one dentry; its parent field names the directory holding that dentry
   - an inode's object, when set, has an O record; O.refcount == number of inodes naming it
+  - a C key belongs to a chunked inode, lies below its size and names an O record no longer than the
+    chunk; O.refcount counts C keys too; the inode's data_bytes is the sum of its chunk objects' sizes
   - G exists exactly for O records with refcount 0
   - every O record has its file on disk, with the recorded physical size
   - S and T exist together, only for live objects whose record has flag DESCRIBED and not NOT_IMAGE
@@ -43,6 +48,7 @@ INODE = b"I"
 DENTRY = b"D"
 XATTR = b"X"
 OBJECT = b"O"
+CHUNK = b"C"
 GARBAGE = b"G"
 ORPHAN = b"U"
 STALE = b"V"
@@ -81,6 +87,18 @@ def xattr_key(ino: int, name: bytes) -> bytes:
 
 def xattr_prefix(ino: int) -> bytes:
     return XATTR + u64(ino)
+
+
+def chunk_key(ino: int, index: int) -> bytes:
+    return CHUNK + u64(ino) + u64(index)
+
+
+def chunk_prefix(ino: int) -> bytes:
+    return CHUNK + u64(ino)
+
+
+def chunk_index(key: bytes) -> int:
+    return read_u64(key, 9)
 
 
 def object_key(object_id: bytes) -> bytes:

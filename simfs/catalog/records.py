@@ -11,6 +11,12 @@ NO_OBJECT = bytes(32)
 # version, mode, uid, gid, nlink, size, atime, mtime, ctime (ns), rdev, parent, object id; then a
 # variable tail (symlink target).
 _INODE_V1 = struct.Struct(">BIIIIQqqqQQ32s")
+# v2 (FORMAT feature "chunked-files"), written only for a chunked file: v1 fields, then log2 of its chunk
+# size and the bytes its chunks hold (holes excluded: st_blocks); its content is in C keys, object id zero
+_INODE_V2 = struct.Struct(">BIIIIQqqqQQ32sBQ")
+# C value: version, chunk object id
+_CHUNK_V1 = struct.Struct(">B32s")
+CHUNK_SHIFT_MIN, CHUNK_SHIFT_MAX = 12, 30
 # version, codec, flags, refcount, logical size, physical size, gen
 _OBJECT_V1 = struct.Struct(">BHHIQQI")
 # v2 (FORMAT feature "reference-chains"): v1 fields, then base object id (zero: none), depth, dependents,
@@ -46,20 +52,30 @@ class Inode:
     parent: int = 0  # directories only: the directory that holds the single dentry naming this one
     object_id: bytes = NO_OBJECT
     target: bytes = b""  # symlinks only
+    chunk_shift: int = 0  # chunked regular files: log2 of the chunk size (0: content is one object)
+    data_bytes: int = 0  # chunked files: content bytes held by chunks (holes are not counted)
 
     def pack(self) -> bytes:
-        return _INODE_V1.pack(
-            1, self.mode, self.uid, self.gid, self.nlink, self.size, self.atime, self.mtime,
-            self.ctime, self.rdev, self.parent, self.object_id,
-        ) + self.target
+        fields = (self.mode, self.uid, self.gid, self.nlink, self.size, self.atime, self.mtime,
+                  self.ctime, self.rdev, self.parent, self.object_id)
+        if self.chunk_shift:
+            return _INODE_V2.pack(2, *fields, self.chunk_shift, self.data_bytes) + self.target
+        return _INODE_V1.pack(1, *fields) + self.target
 
     @classmethod
     def unpack(cls, ino: int, raw: bytes) -> Inode:
-        if not raw or raw[0] != 1 or len(raw) < _INODE_V1.size:
-            raise RecordError(f"inode {ino}: unknown record version or short record")
-        (_, mode, uid, gid, nlink, size, atime, mtime, ctime, rdev, parent, oid) = _INODE_V1.unpack_from(raw)
-        return cls(ino, mode, uid, gid, nlink, size, atime, mtime, ctime, rdev, parent, oid,
-                   bytes(raw[_INODE_V1.size:]))
+        if raw and raw[0] == 1 and len(raw) >= _INODE_V1.size:
+            (_, mode, uid, gid, nlink, size, atime, mtime, ctime, rdev, parent, oid) = _INODE_V1.unpack_from(raw)
+            return cls(ino, mode, uid, gid, nlink, size, atime, mtime, ctime, rdev, parent, oid,
+                       bytes(raw[_INODE_V1.size:]))
+        if raw and raw[0] == 2 and len(raw) >= _INODE_V2.size:
+            (_, mode, uid, gid, nlink, size, atime, mtime, ctime, rdev, parent, oid, shift,
+             data) = _INODE_V2.unpack_from(raw)
+            if not CHUNK_SHIFT_MIN <= shift <= CHUNK_SHIFT_MAX or not stat.S_ISREG(mode) or oid != NO_OBJECT:
+                raise RecordError(f"inode {ino}: chunked record with chunk shift {shift}, mode {mode:o}")
+            return cls(ino, mode, uid, gid, nlink, size, atime, mtime, ctime, rdev, parent, oid,
+                       bytes(raw[_INODE_V2.size:]), shift, data)
+        raise RecordError(f"inode {ino}: unknown record version or short record")
 
     def copy(self) -> Inode:
         return replace(self)
@@ -79,6 +95,11 @@ class Inode:
     @property
     def has_object(self) -> bool:
         return self.object_id != NO_OBJECT
+
+    @property
+    def chunked(self) -> bool:
+        """Content stored as fixed-size chunks (C keys) rather than one object."""
+        return self.chunk_shift != 0
 
 
 @dataclass
@@ -123,6 +144,17 @@ class ObjectRecord:
             _, codec, flags, refcount, size, stored, gen, base, depth, deps, intra = _OBJECT_V2.unpack(raw)
             return cls(codec, refcount, size, stored, gen, flags, bytes(base), depth, deps, intra)
         raise RecordError("object record: unknown version or wrong length")
+
+
+def pack_chunk(object_id: bytes) -> bytes:
+    return _CHUNK_V1.pack(1, object_id)
+
+
+def unpack_chunk(raw: bytes) -> bytes:
+    """The object id a C key names."""
+    if len(raw) != _CHUNK_V1.size or raw[0] != 1:
+        raise RecordError("chunk record: unknown version or wrong length")
+    return bytes(raw[1:])
 
 
 def pack_dentry(ino: int, mode: int) -> bytes:

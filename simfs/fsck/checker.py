@@ -23,6 +23,7 @@ from ..catalog.records import (
     ObjectRecord,
     RecordError,
     pack_dentry,
+    unpack_chunk,
     unpack_dentry,
 )
 from ..errors import CorruptObject
@@ -50,6 +51,7 @@ class Scan:
     similarity_local: set[bytes] = field(default_factory=set)  # T keys
     stale: set[tuple[bytes, int]] = field(default_factory=set)  # V keys: superseded generations
     replans: set[tuple[bytes, bytes]] = field(default_factory=set)  # R keys: (object, new base)
+    chunks: dict[int, dict[int, bytes]] = field(default_factory=lambda: defaultdict(dict))  # C keys
 
 
 class Fsck:
@@ -136,6 +138,8 @@ class Fsck:
                     s.stale.add((bytes(key[1:33]), int.from_bytes(key[33:37], "big")))
                 elif prefix == keys.REPLAN:
                     s.replans.add((bytes(key[1:33]), bytes(key[33:65])))
+                elif prefix == keys.CHUNK:
+                    s.chunks[keys.read_u64(key, 1)][keys.chunk_index(key)] = unpack_chunk(raw)
                 elif prefix == keys.SIMILARITY_LOCAL:
                     s.similarity_local.add(bytes(key[1:]))
             except (RecordError, ValueError, IndexError) as exc:
@@ -258,16 +262,21 @@ class Fsck:
             if node.is_reg and node.object_id != NO_OBJECT:
                 refs[node.object_id] += 1
                 users[node.object_id].append(ino)
-            elif node.is_reg and node.size != 0:
+            elif node.is_reg and node.size != 0 and not node.chunked:
                 self.add("S112", f"inode {ino} ({self.paths_of(ino)[0]})", f"size {node.size} but no object")
+        for ino, chunks in s.chunks.items():
+            for oid in chunks.values():
+                refs[oid] += 1  # every C key holds its object, even a stray one: nothing is freed unexplained
+                users[oid].append(ino)
+        self._check_chunks()
         for oid, inos in users.items():
             rec = s.objects.get(oid)
             if rec is None:
                 self.add("O201", f"object {oid.hex()}", affected=self._affected(inos))
                 continue
             for ino in inos:
-                node = s.inodes[ino]
-                if node.size != rec.size:
+                node = s.inodes.get(ino)
+                if node is not None and not node.chunked and node.size != rec.size:
                     self.add("S112", f"inode {ino} ({self.paths_of(ino)[0]})", f"size {node.size}, object {rec.size}")
         for oid, rec in s.objects.items():
             if rec.refcount != refs[oid]:
@@ -336,6 +345,32 @@ class Fsck:
         self._users = users
 
     # ---------------------------------------------------------------- similarity index
+    def _check_chunks(self) -> None:
+        """C keys: of a chunked inode, below its size, no longer than a chunk; data_bytes adds up."""
+        s = self.scan
+        for ino, chunks in s.chunks.items():
+            node = s.inodes.get(ino)
+            if node is None or not node.chunked:
+                self.add("S115", f"inode {ino}", f"{len(chunks)} chunk records",
+                         affected=[] if node is None else self.paths_of(ino))
+                continue
+            cs = 1 << node.chunk_shift
+            total = 0
+            for index, oid in sorted(chunks.items()):
+                rec = s.objects.get(oid)
+                length = rec.size if rec is not None else 0
+                total += length
+                if index * cs >= node.size or length > min(cs, node.size - index * cs):
+                    self.add("S116", f"inode {ino} ({self.paths_of(ino)[0]})",
+                             f"chunk {index} of {length} bytes, file size {node.size}", affected=self.paths_of(ino))
+            if total != node.data_bytes:
+                f = self.add("S117", f"inode {ino} ({self.paths_of(ino)[0]})",
+                             f"data_bytes {node.data_bytes}, chunks hold {total}")
+                if self.repair:
+                    node.data_bytes = total
+                    self._save(node)
+                    f.repaired = True
+
     def check_similarity(self) -> None:
         """S/T records exist together, exactly for live objects the descriptor processor marked done."""
         from ..similarity.index import RECORD_VERSION

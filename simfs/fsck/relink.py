@@ -10,7 +10,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..catalog import keys
-from ..catalog.records import FLAG_ENCODE_TRIED, NO_OBJECT, Inode, ObjectRecord, pack_dentry, unpack_dentry
+from ..catalog.records import (
+    FLAG_ENCODE_TRIED,
+    NO_OBJECT,
+    Inode,
+    ObjectRecord,
+    pack_dentry,
+    unpack_chunk,
+    unpack_dentry,
+)
 from ..errors import CorruptObject
 from ..storage import OpenStore
 from ..store.envelope import CODEC_PNG, CODEC_VERBATIM, HEADER_SIZE, Header
@@ -95,6 +103,8 @@ def relink_objects(opened: OpenStore) -> RelinkResult:
         node = Inode.unpack(keys.read_u64(k, 1), v)
         if node.is_reg and node.has_object:
             named_by_files.add(node.object_id)
+    for _k, v in cat.scan(keys.CHUNK):
+        named_by_files.add(unpack_chunk(v))  # chunks of chunked files
     on_disk: dict[bytes, list[int]] = defaultdict(list)
     for oid, gen, _size in opened.objects.iter_files():
         if oid:

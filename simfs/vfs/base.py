@@ -71,7 +71,8 @@ class VfsBase:
     ingestor: Background | None
 
     # Implemented by one part, called by another (declared here so each part type-checks alone).
-    def _commit(self, of: OpenFile, *, sync: bool, known: tuple[bytes, int] | None = None) -> None:
+    def _commit(self, of: OpenFile, *, sync: bool, known: tuple[bytes, int] | None = None,
+                prepared: dict[int, Any] | None = None) -> None:
         raise NotImplementedError
 
     def _close_open_file(self, of: OpenFile) -> None:
@@ -96,6 +97,12 @@ class VfsBase:
         raise NotImplementedError
 
     def _ensure_space(self, growth: int) -> None:
+        raise NotImplementedError
+
+    def _reader(self, of: OpenFile) -> int:
+        raise NotImplementedError
+
+    def _open_object(self, oid: bytes) -> int:
         raise NotImplementedError
 
     def collect_garbage(self, *, force_sync: bool = False) -> int:

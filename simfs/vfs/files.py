@@ -16,7 +16,7 @@ from ..catalog.records import NO_OBJECT, ObjectRecord, unpack_dentry
 from ..errors import CorruptObject
 from ..store.envelope import CODEC_VERBATIM, HEADER_SIZE
 from ..store.local import StagingFile
-from .base import VfsBase
+from .chunks import SEEK_DATA, SEEK_HOLE, ChunksMixin, PreparedChunk
 from .common import COPY_CHUNK, FALLOC_FL_KEEP_SIZE, MAX_FILE_SIZE, ROOT_CONTEXT, Context, fail, locked, log
 from .files_state import Handle, OpenFile
 from .readahead import DEPTH as READ_AHEAD
@@ -24,7 +24,7 @@ from .readahead import SCAN_LIMIT
 from .txn import Txn
 
 
-class FilesMixin(VfsBase):
+class FilesMixin(ChunksMixin):
     def _new_handle(self, ino: int, flags: int, *, is_dir: bool = False) -> int:
         fh = self._next_fh
         self._next_fh += 1
@@ -37,6 +37,7 @@ class FilesMixin(VfsBase):
             node = self.load_inode(ino)
             of = OpenFile(ino, size=node.size)
             self.open_files[ino] = of
+            self._chunk_state_for(of)
         of.refs += 1
         return of
 
@@ -153,7 +154,7 @@ class FilesMixin(VfsBase):
             self._check_writable()
         if node.is_reg:
             of = self._open_file(ino)
-            if flags & os.O_TRUNC and (of.size if of.staging else node.size) != 0:
+            if flags & os.O_TRUNC and self._live_size(of) != 0:
                 # staged, committed with what is written at close: if that fails (ENOSPC) the old
                 # content is still the committed one
                 self._truncate_open(of, 0, commit=False)
@@ -177,6 +178,10 @@ class FilesMixin(VfsBase):
         of.new_name = (parent.ino, name)
         return self._new_handle(node.ino, flags)
 
+    def _live_size(self, of: OpenFile) -> int:
+        """The size programs see: staged changes included."""
+        return of.size if of.staging is not None or of.chunks is not None else self.load_inode(of.ino).size
+
     def _handle(self, fh: int) -> Handle:
         handle = self.handles.get(fh)
         if handle is None:
@@ -189,6 +194,8 @@ class FilesMixin(VfsBase):
         of = self.open_files.get(handle.ino)
         if of is None:
             fail(errno.EBADF)
+        if of.chunks is not None:
+            return self._chunk_read(of, size, offset)
         if of.staging is not None:
             end = min(offset + size, of.size)
             return of.staging.pread(end - offset, offset) if end > offset else b""
@@ -234,6 +241,11 @@ class FilesMixin(VfsBase):
         if (handle.flags & os.O_ACCMODE) == os.O_RDONLY:
             fail(errno.EBADF)
         of = self.open_files[handle.ino]
+        if of.chunks is None and self._should_chunk(of, max(self._live_size(of), offset + len(data)),
+                                                    head=bytes(data[:8]) if offset == 0 else b""):
+            self._with_space(lambda: self._convert_to_chunks(of))
+        if of.chunks is not None:
+            return self._write_chunked(of, handle, data, offset)
         staging = self._with_space(lambda: self._materialize(of))
         if handle.flags & os.O_APPEND:
             offset = of.size
@@ -262,9 +274,37 @@ class FilesMixin(VfsBase):
         of.version += 1
         return written
 
+    def _write_chunked(self, of: OpenFile, handle: Handle, data: bytes, offset: int) -> int:
+        if handle.flags & os.O_APPEND:
+            offset = of.size
+        if offset + len(data) > MAX_FILE_SIZE:
+            fail(errno.EFBIG)
+        try:
+            self._ensure_space(len(data))
+            written = self._chunk_write(of, data, offset)
+        except OSError as exc:
+            if exc.errno == errno.ENOSPC:
+                of.nospace = True  # all or nothing: close() fails too and commits none of it
+            raise
+        of.size = max(of.size, offset + written)
+        of.dirty = True
+        of.version += 1
+        node = self.load_inode(handle.ino)
+        node.mtime = node.ctime = time.time_ns()
+        return written
+
     def _truncate_open(self, of: OpenFile, length: int, *, commit: bool = True) -> None:
         if length > MAX_FILE_SIZE:
             fail(errno.EFBIG)
+        if of.chunks is None and self._should_chunk(of, length):
+            self._with_space(lambda: self._convert_to_chunks(of))
+        if of.chunks is not None:
+            self._chunk_truncate(of, length)  # holes: no space needed, nothing written
+            node = self.load_inode(of.ino)
+            node.mtime = node.ctime = time.time_ns()
+            if commit:
+                self._commit(of, sync=True)
+            return
         self._ensure_space(length - of.size)
         staging = self._materialize(of, keep=length)
         staging.truncate(length)  # first: the host's own limits (EFBIG, ENOSPC) come back right here
@@ -291,10 +331,17 @@ class FilesMixin(VfsBase):
             fail(errno.EBADF)
         of = self.open_files[handle.ino]
         end = offset + length
-        if mode & FALLOC_FL_KEEP_SIZE or end <= (of.size if of.staging else self.load_inode(of.ino).size):
+        if mode & FALLOC_FL_KEEP_SIZE or end <= self._live_size(of):
             return
         if end > MAX_FILE_SIZE:
             fail(errno.EFBIG)
+        if of.chunks is None and self._should_chunk(of, end):
+            self._with_space(lambda: self._convert_to_chunks(of))
+        if of.chunks is not None:
+            self._chunk_truncate(of, end)  # no reservation: chunks are written when data arrives
+            node = self.load_inode(of.ino)
+            node.mtime = node.ctime = time.time_ns()
+            return
         staging = self._materialize(of)
         staging.truncate(end)
         of.drop_seq()
@@ -327,11 +374,20 @@ class FilesMixin(VfsBase):
                 if of.refs == 0:
                     self._close_open_file(of)
 
-    def _commit(self, of: OpenFile, *, sync: bool, known: tuple[bytes, int] | None = None) -> None:
+    def _commit(self, of: OpenFile, *, sync: bool, known: tuple[bytes, int] | None = None,
+                prepared: dict[int, PreparedChunk] | None = None) -> None:
         """Make an open file's staged content the committed object (dedup by content hash)."""
         if of.nospace:
             self._drop_failed(of)
             fail(errno.ENOSPC)
+        if of.chunks is not None and of.dirty and not self._unchunk_for_png(of):
+            try:
+                self._commit_chunks(of, prepared)
+            except OSError as exc:
+                if exc.errno == errno.ENOSPC:
+                    self._drop_failed(of)
+                raise
+            return
         if not of.dirty or of.staging is None:
             if of.needs_sync and sync:
                 self.catalog.flush_wal()
@@ -361,6 +417,7 @@ class FilesMixin(VfsBase):
                 txn.incref(oid)
         if new_oid != old_oid and old_oid != NO_OBJECT:
             txn.decref(old_oid)
+        txn.drop_chunks(node)  # a chunked file rewritten as a PNG image: one object again
         node.object_id = new_oid
         node.size = length
         txn.save(node)
@@ -396,6 +453,7 @@ class FilesMixin(VfsBase):
 
     def _drop_failed(self, of: OpenFile) -> None:
         """After ENOSPC: forget the uncommitted content; a file this open created loses its name again."""
+        self._forget_chunk_changes(of)
         if of.staging is not None:
             of.staging.discard()
             of.staging = None
@@ -448,11 +506,23 @@ class FilesMixin(VfsBase):
         outside it we hash and fsync; back under the lock the commit goes through only if nothing
         changed meanwhile (else try again; the last attempt does everything under the lock).
         """
+        with self.lock:
+            if self.open_files.get(of.ino) is not of:
+                return
+            if of.chunks is not None and of.dirty:
+                self._unchunk_for_png(of)
+            chunked = of.chunks is not None
+        if chunked:
+            prepared = self._chunk_prepare_all(of)
+            with self.lock:
+                if self.open_files.get(of.ino) is of:
+                    self._commit(of, sync=True, prepared=prepared)
+            return
         for attempt in range(3):
             with self.lock:
                 if self.open_files.get(of.ino) is not of:
                     return  # closed (and so committed) meanwhile
-                if not of.dirty or of.staging is None or attempt == 2:
+                if of.chunks is not None or not of.dirty or of.staging is None or attempt == 2:
                     self._commit(of, sync=True)
                     return
                 staging, version, length = of.staging, of.version, of.size
@@ -475,6 +545,31 @@ class FilesMixin(VfsBase):
                     return
                 if not of.dirty:
                     return  # someone else committed it meanwhile
+
+    @locked
+    def lseek(self, fh: int, offset: int, whence: int) -> int:
+        """SEEK_DATA / SEEK_HOLE (the kernel answers the other kinds itself)."""
+        if whence not in (SEEK_DATA, SEEK_HOLE):
+            fail(errno.EINVAL)
+        of = self.open_files.get(self._handle(fh).ino)
+        if of is None:
+            fail(errno.EBADF)
+        if of.chunks is not None:
+            return self._chunk_seek(of, offset, whence)
+        size = self._live_size(of)
+        if offset < 0:
+            fail(errno.EINVAL)
+        if offset >= size:
+            fail(errno.ENXIO)
+        if of.staging is not None:
+            try:
+                found = os.lseek(of.staging.fd, HEADER_SIZE + offset, whence) - HEADER_SIZE
+            except OSError as exc:
+                if exc.errno == errno.ENXIO and whence == SEEK_DATA:
+                    raise
+                found = size
+            return min(found, size)
+        return offset if whence == SEEK_DATA else size  # one object: all data
 
     @locked
     def fsyncdir(self, fh: int | None = None) -> None:
@@ -502,6 +597,10 @@ class FilesMixin(VfsBase):
         if of.reader_fd >= 0:
             os.close(of.reader_fd)
             of.reader_fd = -1
+        if of.chunks is not None:
+            of.chunks.discard_all()  # only left after a failed commit: the committed chunks stay
+            of.chunks.close_readers()
+            of.chunks = None
         if of.staging is not None:
             # Only reached when a commit failed (e.g. ENOSPC): the old content stays committed.
             of.staging.discard()

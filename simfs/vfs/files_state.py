@@ -7,6 +7,7 @@ from typing import Any
 
 from ..catalog.records import NO_OBJECT
 from ..store.local import StagingFile
+from .chunk_state import ChunkState
 
 
 @dataclass
@@ -16,6 +17,7 @@ class OpenFile:
     ino: int
     refs: int = 0
     staging: StagingFile | None = None
+    chunks: ChunkState | None = None  # a chunked file: its staged chunks (never together with staging)
     size: int = 0  # live size while staging exists
     dirty: bool = False  # staging content differs from the committed object
     needs_sync: bool = False  # an unsynced batch touched this inode while open (create, chmod...)

@@ -34,9 +34,14 @@ class NamespaceMixin(VfsBase):
         size = node.size
         blocks = (size + 511) // 512
         of = self.open_files.get(ino)
-        if of is not None and of.staging is not None:
+        if of is not None and of.chunks is not None:
+            size = of.size  # holes take no blocks; staged chunks count in full until committed
+            blocks = (min(size, node.data_bytes + of.chunks.staged_bytes()) + 511) // 512
+        elif of is not None and of.staging is not None:
             size = of.size
             blocks = (size + 511) // 512
+        elif node.chunked:
+            blocks = (min(size, node.data_bytes) + 511) // 512
         elif node.is_reg and node.has_object:
             rec = self.object_record(node.object_id)
             if rec is not None and rec.refcount > 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..catalog import keys
-from ..catalog.records import Inode, ObjectRecord
+from ..catalog.records import Inode, ObjectRecord, unpack_chunk
 from ..store.envelope import CODEC_VERBATIM
 from .common import log
 
@@ -58,8 +58,18 @@ class Txn:
         self.delete(keys.inode_key(node.ino))
         if node.is_reg and node.has_object:
             self.decref(node.object_id)
+        self.drop_chunks(node)
         for key, _ in self.vfs.catalog.scan(keys.xattr_prefix(node.ino)):
             self.delete(key)
+
+    def drop_chunks(self, node: Inode) -> None:
+        """Release every chunk of a chunked file (deleted, or rewritten as one object)."""
+        if not node.chunked:
+            return
+        for key, raw in self.vfs.catalog.scan(keys.chunk_prefix(node.ino)):
+            self.delete(key)
+            self.decref(unpack_chunk(raw))
+        node.chunk_shift = node.data_bytes = 0
 
     def object_record(self, oid: bytes) -> ObjectRecord | None:
         raw = self.get(keys.object_key(oid))

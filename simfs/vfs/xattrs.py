@@ -75,8 +75,10 @@ class XattrMixin(VfsBase):
         of = self.open_files.get(ino)
         if field not in INFO_FIELDS or not node.is_reg:
             fail(errno.ENODATA)
-        if rec is None or (of is not None and of.staging is not None):
-            values = {"kind": "unsaved" if of is not None and of.staging is not None else "empty",
+        if node.chunked and (of is None or not of.dirty):
+            values = {"kind": "chunked", "depth": "0", "stored_bytes": str(node.data_bytes), "reference": ""}
+        elif rec is None or (of is not None and (of.staging is not None or of.dirty)):
+            values = {"kind": "unsaved" if of is not None and (of.staging is not None or of.dirty) else "empty",
                       "depth": "0", "stored_bytes": "0", "reference": ""}
         else:
             from ..catalog.records import FLAG_PIXEL_DUPLICATE

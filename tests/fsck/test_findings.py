@@ -539,3 +539,78 @@ def test_o218_replanning_job_for_a_missing_object_is_info(store_path: Path) -> N
     vfs.shutdown()
     store.close()
     assert "O218" not in codes(run_fsck(store_path))
+
+
+# ---------------------------------------------------------------- chunked files (S115-S117)
+def _add_chunked_file(path: Path) -> int:
+    """/big.bin: 12 MiB of which chunks 0, 1 and 11 hold data (the rest holes); returns its inode."""
+    store = OpenStore(path)
+    vfs = Vfs(store)
+    fh = vfs.create("/big.bin", 0o644, os.O_RDWR | os.O_CREAT)
+    vfs.write(fh, os.urandom(1 << 20) + b"tail of chunk one", 0)
+    vfs.write(fh, b"end", (12 << 20) - 3)
+    vfs.release(fh)
+    ino = vfs.resolve("/big.bin")
+    assert vfs.load_inode(ino).chunked
+    vfs.shutdown()
+    store.close()
+    assert not unclean(run_fsck(path)), "a store with a chunked file must be clean"
+    return ino
+
+
+def _chunks_of(s: OpenStore, ino: int) -> dict[int, bytes]:
+    from simfs.catalog.records import unpack_chunk
+
+    return {keys.chunk_index(k): unpack_chunk(v) for k, v in s.catalog.scan(keys.chunk_prefix(ino))}
+
+
+def test_s115_chunk_record_of_a_missing_inode(store_path: Path) -> None:
+    from simfs.catalog.records import pack_chunk
+
+    ino = _add_chunked_file(store_path)
+
+    def fault(s: OpenStore) -> None:
+        oid = _chunks_of(s, ino)[0]
+        s.catalog.put(keys.chunk_key(99_999, 0), pack_chunk(oid))
+    inject(store_path, fault)
+    expect(store_path, "S115", repairable=False)
+    found = run_fsck(store_path, repair=True)
+    assert "S115" in codes(found)
+    store = OpenStore(store_path, read_only=True)
+    try:  # the object the stray chunk names is still there: fsck frees nothing it cannot explain
+        oid = _chunks_of(store, 99_999)[0]
+        assert store.objects.path_of(oid, 0).exists()
+    finally:
+        store.close()
+
+
+def test_s116_chunk_past_the_file_size(store_path: Path) -> None:
+    ino = _add_chunked_file(store_path)
+
+    def fault(s: OpenStore) -> None:
+        node = inode(s, ino)
+        node.size = 2 << 20  # chunk 11 now lies past the end
+        put_inode(s, node)
+    inject(store_path, fault)
+    expect(store_path, "S116", repairable=False, affected="/big.bin")
+
+
+def test_s117_data_bytes_wrong(store_path: Path) -> None:
+    ino = _add_chunked_file(store_path)
+
+    def fault(s: OpenStore) -> None:
+        node = inode(s, ino)
+        node.data_bytes += 12345
+        put_inode(s, node)
+    inject(store_path, fault)
+    expect(store_path, "S117", repairable=True)
+
+
+def test_missing_chunk_object_names_the_file(store_path: Path) -> None:
+    ino = _add_chunked_file(store_path)
+
+    def fault(s: OpenStore) -> None:
+        oid = _chunks_of(s, ino)[11]
+        s.objects.path_of(oid, 0).unlink()
+    inject(store_path, fault)
+    expect(store_path, "O203", repairable=False, affected="/big.bin")
