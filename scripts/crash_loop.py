@@ -50,10 +50,41 @@ def writer(mnt: Path, journal: Path, seed: int) -> None:
         os.fsync(jfd)
 
     i = 0
+    big: dict[str, bytearray] = {}  # large (chunked) files written so far, edited in place later
     try:
         (mnt / f"w{seed}").mkdir(exist_ok=True)
         while True:
             i += 1
+            if rng.random() < 0.08:
+                # a large file (stored in chunks), sparse in part; or a small in-place edit of one
+                if big and rng.random() < 0.6:
+                    name = rng.choice(sorted(big))
+                    content = big[name]
+                    off = rng.randrange(0, len(content) + (1 << 20))
+                    patch = rng.randbytes(rng.choice([1, 4096, 70_000]))
+                    if off > len(content):
+                        content.extend(bytes(off - len(content)))
+                    content[off:off + len(patch)] = patch
+                    note("pending", name, hashlib.sha256(content).hexdigest())
+                    with open(mnt / name, "r+b") as fh:
+                        fh.seek(off)
+                        fh.write(patch)
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                else:
+                    name = f"w{seed}/big{i}"
+                    content = bytearray(rng.randbytes(rng.randrange(9 << 20, 14 << 20)))
+                    hole = rng.randrange(0, len(content) - (3 << 20))
+                    content[hole:hole + (3 << 20)] = bytes(3 << 20)
+                    with open(mnt / name, "wb") as fh:
+                        fh.write(content[:hole])
+                        fh.seek(hole + (3 << 20))
+                        fh.write(content[hole + (3 << 20):])
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                    big[name] = content
+                note("done", name, hashlib.sha256(big[name]).hexdigest())
+                continue
             size = rng.choice([0, 1, 100, 4096, 65_536, 300_000]) if rng.random() < 0.85 else rng.randrange(1, 6 << 20)
             data = rng.randbytes(size) if rng.random() < 0.7 else bytes([i % 256]) * size
             if images and rng.random() < 0.25:

@@ -5,6 +5,9 @@
 (feature `encoded-objects`). `--chains` writes tests/golden/v<N>-chains/: the encoded tree plus a
 reference chain of depth 2 (a flipped copy coded against the PNG, a re-saved copy of that coded
 against the flip) and a pinned base (its file deleted, its dependent kept) (feature `reference-chains`).
+`--chunked` writes tests/golden/v<N>-chunked/: the plain tree plus chunked files (feature
+`chunked-files`): a 64 MiB sparse disk image with three data extents, one of them edited in place,
+and a 9 MiB file whose nine identical chunks share one object.
 
 Run once per released format version, commit the result, never regenerate an old one: the test
 `tests/golden/test_golden_stores.py` proves today's code still mounts, reads and fscks every one.
@@ -113,7 +116,24 @@ def add_chains(store: OpenStore, vfs: Vfs) -> None:
     assert max(r.depth for r in recs) == 2 and any(r.pinned for r in recs)
 
 
-def build(store_dir: Path, *, encoded: bool = False, chains: bool = False) -> dict:
+def add_chunked(vfs: Vfs) -> None:
+    vfs.mkdir("/vm", 0o755)
+    fh = vfs.create("/vm/disk.img", 0o644, os.O_RDWR | os.O_CREAT)
+    vfs.truncate(None, 64 << 20, fh)
+    vfs.write(fh, b"boot sector " * 400, 0)
+    vfs.write(fh, bytes(range(256)) * 12, 20 << 20)
+    vfs.write(fh, b"end", (64 << 20) - 3)
+    vfs.release(fh)
+    fh = vfs.open("/vm/disk.img", os.O_RDWR)  # an edit in place: one chunk replaced
+    vfs.write(fh, b"EDITED", (20 << 20) + 100)
+    vfs.release(fh)
+    fh = vfs.create("/vm/dup.bin", 0o644, os.O_WRONLY | os.O_CREAT)
+    vfs.write(fh, (b"0123456789abcdef" * 65536) * 9, 0)
+    vfs.release(fh)
+    assert vfs.load_inode(vfs.resolve("/vm/disk.img")).chunked
+
+
+def build(store_dir: Path, *, encoded: bool = False, chains: bool = False, chunked: bool = False) -> dict:
     store = OpenStore(store_dir, create=True)
     processors = []
     if encoded or chains:
@@ -147,6 +167,8 @@ def build(store_dir: Path, *, encoded: bool = False, chains: bool = False) -> di
         assert 1 in codecs, "the golden store must hold at least one encoded object"
     if chains:
         add_chains(store, vfs)
+    if chunked:
+        add_chunked(vfs)
     manifest = {}
     for raw_path, _ino in sorted(vfs.iter_paths()):
         path = raw_path.decode("utf-8", "surrogateescape")
@@ -169,7 +191,8 @@ def build(store_dir: Path, *, encoded: bool = False, chains: bool = False) -> di
 def main() -> int:
     encoded = "--encoded" in sys.argv
     chains = "--chains" in sys.argv
-    suffix = "-chains" if chains else "-encoded" if encoded else ""
+    chunked = "--chunked" in sys.argv
+    suffix = "-chains" if chains else "-encoded" if encoded else "-chunked" if chunked else ""
     out = REPO / "tests" / "golden" / f"v{FORMAT_VERSION_WRITTEN}{suffix}"
     if out.exists():
         print(f"{out} exists; golden stores are never regenerated", file=sys.stderr)
@@ -177,7 +200,7 @@ def main() -> int:
     out.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
         store_dir = Path(tmp) / "store"
-        manifest = build(store_dir, encoded=encoded, chains=chains)
+        manifest = build(store_dir, encoded=encoded, chains=chains, chunked=chunked)
         for leftover in ("simfs.log", "mount.lock"):
             (store_dir / leftover).unlink(missing_ok=True)
         with tarfile.open(out / "store.tar.gz", "w:gz") as tar:

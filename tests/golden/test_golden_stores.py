@@ -58,6 +58,8 @@ def test_golden_store_mounts_reads_and_fscks(archive: Path, tmp_path: Path) -> N
         assert any(p.name.endswith(".1") for p in (store / "objects").rglob("*.1"))
     if archive.parent.name.endswith("-chains"):  # a depth-2 chain and a pinned base, decoded by today's code
         assert "reference-chains" in json.loads((store / "FORMAT").read_text())["features"]
+    if archive.parent.name.endswith("-chunked"):
+        assert "chunked-files" in json.loads((store / "FORMAT").read_text())["features"]
     assert_fsck_clean(store)
     with Mount(store, tmp_path / "mnt") as m:
         check_tree(m.mountpoint, manifest)
@@ -68,6 +70,17 @@ def test_golden_store_mounts_reads_and_fscks(archive: Path, tmp_path: Path) -> N
             dep = m.mountpoint / "photos" / "pinned-dependent.png"
             assert os.getxattr(dep, "user.simfs.kind") == b"inter"
             assert len(os.getxattr(dep, "user.simfs.reference")) == 64  # its base has no file: the object id
+        if archive.parent.name.endswith("-chunked"):  # holes and shared chunks, read by today's code
+            disk = m.mountpoint / "vm" / "disk.img"
+            assert os.getxattr(disk, "user.simfs.kind") == b"chunked"
+            assert os.stat(disk).st_blocks * 512 < 4 << 20
+            fd = os.open(disk, os.O_RDWR)
+            try:
+                assert os.lseek(fd, 1 << 20, os.SEEK_DATA) == 20 << 20
+                assert os.pread(fd, 6, (20 << 20) + 100) == b"EDITED"
+                os.pwrite(fd, b"today", 40 << 20)  # and edited in place by today's code
+            finally:
+                os.close(fd)
         # still writable by today's code
         (m.mountpoint / "new.txt").write_bytes(b"written by today's simfs")
         assert stat.S_ISREG(os.stat(m.mountpoint / "new.txt").st_mode)
