@@ -264,10 +264,10 @@ def main() -> int:
     results["plain"].pop("cold is cold", None)
     print(f"simfs bench_fs: {args.large_files} x {args.large_mb} MiB large files, {args.small} small files"
           + (f", tree {args.tree}" if args.tree else ""))
-    print(f"{'metric':<36} {'plain dir':>12} {'simfs':>12} {'simfs/plain':>12}")
+    print(f"{'metric':<40} {'plain dir':>12} {'simfs':>12} {'simfs/plain':>12}")
     for key in results["plain"]:
         p, s = results["plain"][key], results["simfs"][key]
-        print(f"{key:<36} {p:>12.1f} {s:>12.1f} {s / p if p else 0:>12.2f}")
+        print(f"{key:<40} {p:>12.4g} {s:>12.4g} {s / p if p else 0:>12.2f}")
     if not cold:
         print("note: could not drop the page cache (needs root); 'cold' reads of the backing files may be warm")
     return 0

@@ -22,8 +22,8 @@ RENAME_NOREPLACE = 1
 RENAME_EXCHANGE = 2
 FALLOC_FL_KEEP_SIZE = 1
 COPY_CHUNK = 1 << 20
-# Largest file accepted (EFBIG above): every commit hashes the whole file, holes included, so an
-# unbounded sparse truncate would keep close() busy for hours. 1 TiB is far beyond any photo.
+# Largest file accepted (EFBIG above). Chunked files cost nothing for their holes, but a file stored
+# as one object (a PNG) is hashed whole at each commit; 1 TiB is far beyond any photo.
 MAX_FILE_SIZE = 1 << 40
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import fsck_findings
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,8 +18,6 @@ from simfs.storage import OpenStore
 from simfs.vfs import Vfs
 from simfs.vfs import chunks as chunks_mod
 from simfs.vfs.chunks import SEEK_DATA, SEEK_HOLE
-
-from conftest import fsck_findings
 
 MiB = 1 << 20
 PNG_HEAD = b"\x89PNG\r\n\x1a\n"

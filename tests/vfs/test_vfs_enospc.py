@@ -56,3 +56,27 @@ def test_partial_write_after_enospc_is_not_committed(vfs: Vfs, monkeypatch: pyte
         rfh = vfs.open("/keep.bin", os.O_RDONLY)
         assert vfs.read(rfh, 10_000, 0) == old, flags  # neither appended to nor truncated
         vfs.release(rfh)
+
+
+def test_chunked_file_keeps_its_committed_chunks_after_enospc(vfs: Vfs, monkeypatch: pytest.MonkeyPatch) -> None:
+    old = os.urandom(10 << 20)  # chunked (past 8 MiB)
+    fh = vfs.create("/big.bin", 0o644, os.O_WRONLY | os.O_CREAT)
+    vfs.write(fh, old, 0)
+    vfs.release(fh)
+    assert vfs.load_inode(vfs.resolve("/big.bin")).chunked
+    fh = vfs.open("/big.bin", os.O_RDWR)
+    vfs.write(fh, b"x" * 100, 5 << 20)  # fits: one chunk staged
+    disk_full(vfs, monkeypatch)
+    with pytest.raises(OSError) as info:
+        vfs.write(fh, b"y" * 100_000, 8 << 20)  # another chunk: no room for it
+    assert info.value.errno == errno.ENOSPC
+    with pytest.raises(OSError) as info:
+        vfs.fsync(fh)
+    assert info.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    assert vfs.read(fh, len(old) + 10, 0) == old  # all or nothing: the fitting write is not committed either
+    vfs.release(fh)
+    rfh = vfs.open("/big.bin", os.O_RDONLY)
+    assert vfs.read(rfh, len(old) + 10, 0) == old
+    vfs.release(rfh)
+    assert not list((vfs.store.path / "staging").iterdir())
