@@ -73,6 +73,8 @@ def render(doc: dict[str, Any]) -> str:
     steps = [f"{backlog.get('descriptors', 0)} to describe", f"{backlog.get('encode', 0)} to encode",
              f"{backlog.get('replan', 0)} to re-plan"]
     extra = [f"{backlog.get('in_progress', 0)} in progress"]
+    if doc.get("yielding"):
+        extra.append("paused while programs write to the mount")
     if backlog.get("deferred"):
         extra.append(f"{backlog['deferred']} waiting for their file to be closed")
     lines.append(f"backlog          {backlog.get('total', 0)} objects: {', '.join(steps)} ({', '.join(extra)})")

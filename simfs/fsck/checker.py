@@ -275,9 +275,9 @@ class Fsck:
                 self.add("O201", f"object {oid.hex()}", affected=self._affected(inos))
                 continue
             for ino in inos:
-                node = s.inodes.get(ino)
-                if node is not None and not node.chunked and node.size != rec.size:
-                    self.add("S112", f"inode {ino} ({self.paths_of(ino)[0]})", f"size {node.size}, object {rec.size}")
+                user = s.inodes.get(ino)
+                if user is not None and not user.chunked and user.size != rec.size:
+                    self.add("S112", f"inode {ino} ({self.paths_of(ino)[0]})", f"size {user.size}, object {rec.size}")
         for oid, rec in s.objects.items():
             if rec.refcount != refs[oid]:
                 f = self.add("O202", f"object {oid.hex()}", f"refcount {rec.refcount}, counted {refs[oid]}")

@@ -38,6 +38,7 @@ def live_status(vfs: Vfs, store: Path, mountpoint: Path, started: float) -> dict
     backlog = ingestor.backlog()
     backlog["total"] = ingestor.pending()
     meter = ingestor.meter.snapshot()
+    doc.update(yielding=ingestor.yielding)
     doc.update(workers=ingestor.workers, codec_processes=ingestor.codec_processes, backlog=backlog,
                done=meter["done"], failed=ingestor.failed, megapixels_per_s=meter["megapixels_per_s"],
                window_s=meter["window_s"], saved_bytes=meter["saved_bytes"])

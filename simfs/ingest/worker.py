@@ -60,6 +60,12 @@ class Processor(Protocol):
         """The deleting batch is committed: update in-memory structures."""
 
 
+# The ingest yields the cores to programs using the mount: it starts no new object while a file was
+# written or opened in the last QUIET_S seconds, for at most MAX_YIELD_S at a time.
+QUIET_S = 0.5
+MAX_YIELD_S = 20.0
+
+
 class Ingestor:
     """Worker threads draining the set of objects that still lack some processor's flag."""
 
@@ -87,6 +93,7 @@ class Ingestor:
         self.started_at = time.monotonic()
         self.meter = IngestMeter()
         self.codec_processes = 0  # set by make_ingestor when the encoder runs
+        self.yielding = False  # waiting for programs writing to the mount to pause (_yield_to_programs)
 
     # ---------------------------------------------------------------- queue
     def enqueue(self, object_id: bytes) -> None:
@@ -163,12 +170,31 @@ class Ingestor:
             t.join(timeout=timeout)
         self._threads = []
 
+    def _yield_to_programs(self) -> None:
+        """Wait (lock of the queue held, released while waiting) while programs are writing or opening
+        files: a copy into the mount gets the cores first, and the ingest catches up once it is quiet
+        for QUIET_S. Never more than MAX_YIELD_S in a row, so a store written to without pause still
+        gets one object done between waits."""
+        started = time.monotonic()
+        while not self._stop:
+            now = time.monotonic()
+            quiet_for = now - self.vfs.last_activity
+            if quiet_for >= QUIET_S or now - started >= MAX_YIELD_S:
+                self.yielding = False
+                return
+            self.yielding = True
+            self._cond.wait(min(QUIET_S - quiet_for, MAX_YIELD_S - (now - started)) + 0.01)
+
     def _take(self) -> tuple[bytes, bytes | None] | None:
         """Next (object, None) no other worker is processing, else a re-plan (object, base); None: stopping."""
         with self._cond:
             while True:
                 if self._stop:
                     return None
+                if self._pending or self._replans or self._deferred:
+                    self._yield_to_programs()
+                    if self._stop:
+                        return None
                 oid = self._due_deferred()
                 if oid is not None:
                     self._active.add(oid)

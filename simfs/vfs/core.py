@@ -49,6 +49,7 @@ class Vfs(MaintenanceMixin, NamespaceMixin, FilesMixin, XattrMixin):
         self.stored_bytes = 0
         self.inode_count = 0
         self.garbage_pending = False
+        self.last_activity = 0.0
         self.wal_unsynced = False
         self.rebuilt = RebuiltCache(store.path / "cache", rebuilt_cache_bytes)
         self.readahead = ReadAhead()

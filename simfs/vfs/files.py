@@ -92,6 +92,7 @@ class FilesMixin(ChunksMixin):
             os.close(fd)
 
     def open(self, path: str | None, flags: int, fh_hint: int | None = None) -> int:
+        self.last_activity = time.monotonic()  # the background ingest yields meanwhile
         # An encoded file is decoded before taking the lock: other programs are not held up meanwhile.
         if not flags & os.O_TRUNC:
             with self.lock:
@@ -162,6 +163,7 @@ class FilesMixin(ChunksMixin):
 
     @locked
     def create(self, path: str, mode: int, flags: int, ctx: Context = ROOT_CONTEXT) -> int:
+        self.last_activity = time.monotonic()
         self._check_writable()
         txn = Txn(self)
         parent, name = self._parent_and_name(path, txn)
@@ -236,6 +238,7 @@ class FilesMixin(ChunksMixin):
 
     @locked
     def write(self, fh: int, data: bytes, offset: int) -> int:
+        self.last_activity = time.monotonic()
         self._check_writable()
         handle = self._handle(fh)
         if (handle.flags & os.O_ACCMODE) == os.O_RDONLY:
