@@ -102,15 +102,25 @@ class LocalObjectStore:
             offset += len(chunk)
         return sha.digest(), xx.intdigest()
 
-    def commit_staging(self, staging: StagingFile, object_id: bytes, xxh: int, length: int) -> int:
+    @staticmethod
+    def seal_staging(fd: int, object_id: bytes, xxh: int, length: int) -> None:
+        """Write the object header into a staging file and flush it (done without the VFS lock)."""
+        os.pwrite(fd, Header(CODEC_VERBATIM, 0, length, length, xxh, object_id).pack(), 0)
+        os.fsync(fd)
+
+    def commit_staging(self, staging: StagingFile, object_id: bytes, xxh: int, length: int, *,
+                       sealed: bool = False) -> int:
         """Turn a staging file into object (object_id, gen 0): header, fsync, rename, fsync dir.
 
+        sealed: seal_staging() already wrote this header and flushed the file, and nothing changed
+        since (the caller checked the content version); only the rename and the directory flush remain.
         Returns the physical size of the object file.
         """
-        header = Header(CODEC_VERBATIM, 0, length, length, xxh, object_id)
-        os.pwrite(staging.fd, header.pack(), 0)
-        os.ftruncate(staging.fd, HEADER_SIZE + length)  # staging may hold bytes past a truncate
-        os.fsync(staging.fd)
+        if not sealed or os.fstat(staging.fd).st_size != HEADER_SIZE + length:
+            header = Header(CODEC_VERBATIM, 0, length, length, xxh, object_id)
+            os.pwrite(staging.fd, header.pack(), 0)
+            os.ftruncate(staging.fd, HEADER_SIZE + length)  # staging may hold bytes past a truncate
+            os.fsync(staging.fd)
         staging.close()
         final = self.path_of(object_id, 0)
         os.rename(staging.path, final)

@@ -73,7 +73,7 @@ class VfsBase:
 
     # Implemented by one part, called by another (declared here so each part type-checks alone).
     def _commit(self, of: OpenFile, *, sync: bool, known: tuple[bytes, int] | None = None,
-                prepared: dict[int, Any] | None = None) -> None:
+                prepared: dict[int, Any] | None = None, sealed: bool = False) -> None:
         raise NotImplementedError
 
     def _close_open_file(self, of: OpenFile) -> None:

@@ -378,7 +378,7 @@ class FilesMixin(ChunksMixin):
                     self._close_open_file(of)
 
     def _commit(self, of: OpenFile, *, sync: bool, known: tuple[bytes, int] | None = None,
-                prepared: dict[int, PreparedChunk] | None = None) -> None:
+                prepared: dict[int, PreparedChunk] | None = None, sealed: bool = False) -> None:
         """Make an open file's staged content the committed object (dedup by content hash)."""
         if of.nospace:
             self._drop_failed(of)
@@ -413,7 +413,7 @@ class FilesMixin(ChunksMixin):
         else:
             new_oid = oid
             if txn.object_record(oid) is None:
-                stored = self.objects.commit_staging(staging, oid, xxh, length)
+                stored = self.objects.commit_staging(staging, oid, xxh, length, sealed=sealed and known is not None)
                 stored_new = True
                 txn.add_object(oid, length, stored)
             elif new_oid != old_oid:
@@ -532,19 +532,24 @@ class FilesMixin(ChunksMixin):
                 seq = (of.seq_sha.copy(), of.seq_xx.copy()) if of.seq_sha is not None and of.seq_len == length else None
                 fd = os.dup(staging.fd)
             known: tuple[bytes, int] | None = None
+            sealed = False
             try:
                 if seq is not None:
                     known = (seq[0].digest(), seq[1].intdigest())
                 else:
                     known = self.objects.hash_staging(StagingFile(staging.path, fd), length)
-                os.fsync(fd)  # the data; the header written at commit makes a second, tiny flush
+                if self.catalog.get(keys.object_key(known[0])) is None:
+                    # new content: header and data flushed here, so the commit only renames. (Content
+                    # already stored needs no flush at all: the commit only counts one more reference.)
+                    self.objects.seal_staging(fd, known[0], known[1], length)
+                    sealed = True
             except OSError:
                 known = None  # changed under us (shrunk by a truncate...): the next attempt sees why
             finally:
                 os.close(fd)
             with self.lock:
                 if known is not None and of.staging is staging and of.version == version and of.dirty and self.open_files.get(of.ino) is of:
-                    self._commit(of, sync=True, known=known)
+                    self._commit(of, sync=True, known=known, sealed=sealed)
                     return
                 if not of.dirty:
                     return  # someone else committed it meanwhile
