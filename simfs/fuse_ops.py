@@ -288,6 +288,7 @@ class FuseOperations(mfusepy.Operations):
 def run_fuse(ops: FuseOperations, mountpoint: str, *, foreground: bool = True, options: dict[str, Any]) -> None:
     """Blocks until unmounted. options are FUSE -o options (ro, allow_other, default_permissions...)."""
     opts = {"fsname": "simfs", "subtype": "simfs", **options}
+    _raise_open_file_limit()
     _exit_requested.clear()
     # mfusepy resets SIGINT to SIG_DFL so that libfuse installs its handler; simfs has its own
     # (simfs/stop_signals.py), so the reset is skipped while the loop runs.
@@ -297,6 +298,20 @@ def run_fuse(ops: FuseOperations, mountpoint: str, *, foreground: bool = True, o
         SimfsFuse(ops, mountpoint, raw_fi=True, foreground=foreground, **opts)
     finally:
         mfusepy.signal = real_signal
+
+
+def _raise_open_file_limit() -> None:
+    """Open chunked files keep descriptors on their staged chunks (up to 40 each): a daemon serving many
+    of them needs more than a login shell's 1024, so the soft limit goes up to the hard one."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 1 << 20
+    if soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-file limit from %d: %s", soft, exc)
 
 
 def _keep_signal_handler(signum: int, handler: Any) -> Any:

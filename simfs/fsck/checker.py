@@ -596,8 +596,11 @@ class Fsck:
         batch.delete(keys.orphan_key(node.ino))
         for k in self.scan.xattr_inos.get(node.ino, []):
             batch.delete(k)
+        for index in self.scan.chunks.get(node.ino, {}):
+            batch.delete(keys.chunk_key(node.ino, index))  # its chunk objects become garbage (O202/O206)
         self.cat.write(batch, sync=False)
         self.scan.inodes.pop(node.ino, None)  # refcounts are recomputed without it
+        self.scan.chunks.pop(node.ino, None)
 
     def _to_lost_found(self, node: Inode) -> None:
         """Give an unreachable inode a name under /lost+found (created if needed)."""

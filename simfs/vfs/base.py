@@ -60,6 +60,7 @@ class VfsBase:
     encoded_at_mount: int  # encoded objects when the store was opened (the codec warm-up runs if any)
     inode_count: int
     garbage_pending: bool
+    allocated_cache: dict[tuple[bytes, int], int]  # verbatim object file -> bytes allocated on the host
     last_activity: float  # time.monotonic() of the last open/create/write by a program (ingest yields)
     wal_unsynced: bool
     _next_fh: int

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +53,9 @@ class ChunkState:
     committed: dict[int, tuple[bytes, int] | None] = field(default_factory=dict)  # index -> (oid, len)
     readers: OrderedDict[bytes, int] = field(default_factory=OrderedDict)
     fds_open: OrderedDict[int, None] = field(default_factory=OrderedDict)  # staged chunks with an open fd
+    # one commit at a time: a commit writes object headers into staged files without the VFS lock, so
+    # a second one must not rename those files into objects/ meanwhile
+    committing: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def size(self) -> int:

@@ -7,7 +7,6 @@ commit hashes and flushes them without the lock and then switches the C keys in 
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import functools
 import hashlib
@@ -39,8 +38,6 @@ FEATURE_CHUNKED = "chunked-files"
 # Chunk objects are data, not images: the background ingest has nothing to do with them.
 CHUNK_FLAGS = FLAG_DESCRIBED | FLAG_NOT_IMAGE | FLAG_ENCODE_TRIED | FLAG_POLISHED
 SEEK_DATA, SEEK_HOLE = 3, 4
-# Above this many chunks one syncfs() is cheaper than a flush per file.
-SYNCFS_ABOVE = 8
 _ZERO_SHA: dict[int, bytes] = {}
 
 
@@ -60,14 +57,6 @@ def _zero_sha(length: int) -> bytes:
     if length not in _ZERO_SHA:
         _ZERO_SHA[length] = hashlib.sha256(bytes(length)).digest()
     return _ZERO_SHA[length]
-
-
-def _syncfs(fd: int) -> bool:
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        return libc.syncfs(fd) == 0
-    except (OSError, AttributeError):
-        return False
 
 
 def _copy(src: int, dst: int, length: int, src_off: int, dst_off: int) -> None:
@@ -122,6 +111,8 @@ class ChunksMixin(VfsBase):
         """Is this whole-object file about to grow past the chunking threshold, and not a PNG image?"""
         if of.chunks is not None or new_size <= CHUNK_THRESHOLD:
             return False
+        if len(head) >= 8:  # a write at offset 0 decides (a preallocated download writes its header now)
+            return not head.startswith(PNG_SIGNATURE)
         node = self.load_inode(of.ino)
         size = of.size if of.staging is not None else node.size
         if of.staging is not None:
@@ -133,8 +124,6 @@ class ChunksMixin(VfsBase):
             first = os.pread(self._reader(of), 8, HEADER_SIZE) if size >= 8 else b""
         else:
             first = b""
-        if len(first) < 8:
-            first = head  # the write that starts the file
         return not first.startswith(PNG_SIGNATURE)
 
     def _convert_to_chunks(self, of: OpenFile) -> None:
@@ -147,8 +136,7 @@ class ChunksMixin(VfsBase):
         else:
             src, length = (self._reader(of) if node.has_object else -1), node.size
         try:
-            if length:
-                self._ensure_space(min(length, CHUNK_THRESHOLD))
+            regions: list[tuple[int, int]] = []  # (chunk index, bytes to copy): chunks holding data
             for index in range((length + cs - 1) >> state.shift):
                 start = index * cs
                 region = min(cs, length - start)
@@ -158,12 +146,15 @@ class ChunksMixin(VfsBase):
                     if exc.errno != errno.ENXIO:
                         raise
                     break  # nothing but holes from here on
-                if data_at >= start + region:
-                    continue
+                if data_at < start + region:
+                    regions.append((index, region))
+            # the copies need room (the original stays until the commit)
+            self._ensure_space(sum(region for _, region in regions))
+            for index, region in regions:
                 staging = self.objects.new_staging(f"i{of.ino}c{index}")
                 state.add(index, staging, region, sequential=False)
                 state.fd_of(index)
-                _copy(src, staging.fd, region, HEADER_SIZE + start, HEADER_SIZE)
+                _copy(src, staging.fd, region, HEADER_SIZE + index * cs, HEADER_SIZE)
         except BaseException:
             state.discard_all()
             raise
@@ -295,6 +286,10 @@ class ChunksMixin(VfsBase):
         if length < of.size:
             last, within = length >> state.shift, length & (state.size - 1)
             first_gone = last + (1 if within else 0)
+            if within and last not in state.staged:
+                found = self._chunk_lookup(of, last)
+                if found is not None and found[1] > within:
+                    self._chunk_stage(of, last, keep=within)  # first: ENOSPC here changes nothing
             for index in [i for i in state.staged if i >= first_gone]:
                 state.discard(index)
             if within:
@@ -306,10 +301,6 @@ class ChunksMixin(VfsBase):
                         chunk.version += 1
                         if chunk.seq_len > within:
                             chunk.drop_seq()
-                else:
-                    found = self._chunk_lookup(of, last)
-                    if found is not None and found[1] > within:
-                        self._chunk_stage(of, last, keep=within)
             state.cut_from = first_gone if state.cut_from is None else min(state.cut_from, first_gone)
         of.size = length
         of.dirty = True
@@ -382,14 +373,10 @@ class ChunksMixin(VfsBase):
         self._flush_staged([p.path for p in prepared.values() if not p.zero])
         return prepared
 
-    def _flush_staged(self, paths: list[str]) -> None:
-        if len(paths) > SYNCFS_ABOVE:
-            fd = os.open(self.objects.staging, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                if _syncfs(fd):
-                    return
-            finally:
-                os.close(fd)
+    @staticmethod
+    def _flush_staged(paths: list[str]) -> None:
+        # One fsync per file, never syncfs(): that would also wait for every other program's dirty
+        # data on the same disk (minutes on a busy machine, seen in a test run).
         for path in paths:
             try:
                 fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
@@ -402,10 +389,25 @@ class ChunksMixin(VfsBase):
 
     def _commit_chunks(self, of: OpenFile, prepared: dict[int, PreparedChunk] | None = None) -> None:
         """Under the lock: store the staged chunks (those prepared unchanged as they are; the rest now)
-        and switch the file's C keys, size and data_bytes in one synced batch."""
+        and switch the file's C keys, size and data_bytes in one synced batch.
+
+        prepared is given by a caller holding the file's commit lock (_commit_off_lock); without it the
+        lock is taken here, and if another thread is committing this file, that commit (which sees
+        everything staged when it takes the VFS lock) is left to do the work."""
         state = of.chunks
         assert state is not None
-        prepared = dict(prepared or {})
+        if prepared is not None:
+            self._commit_chunks_locked(of, state, dict(prepared))
+            return
+        if not state.committing.acquire(blocking=False):
+            log.info("inode %d: a commit is already in progress; it commits the staged chunks", of.ino)
+            return
+        try:
+            self._commit_chunks_locked(of, state, {})
+        finally:
+            state.committing.release()
+
+    def _commit_chunks_locked(self, of: OpenFile, state: ChunkState, prepared: dict[int, PreparedChunk]) -> None:
         redo = [i for i, c in state.staged.items()
                 if i not in prepared or prepared[i].version != c.version or prepared[i].path != str(c.staging.path)]
         for index in redo:
@@ -418,13 +420,14 @@ class ChunksMixin(VfsBase):
                 raise OSError(errno.EIO, f"staged chunk {index} of inode {of.ino} vanished")
             prepared[index] = done
         self._flush_staged([prepared[i].path for i in redo if not prepared[i].zero])
-        if state.staged:
-            self.store.require_feature(FEATURE_CHUNKED)  # before the first record that needs it
+        self.store.require_feature(FEATURE_CHUNKED)  # before the first record that needs it (v2 inode)
         txn = Txn(self)
         node = txn.inode(of.ino)
         renamed: list[bytes] = []
         renamed_idx: set[int] = set()
         dirs: set[str] = set()
+        if state.converted:
+            txn.drop_chunks(node)  # was chunked, then emptied (O_TRUNC) and refilled: its old chunks go
         data_bytes = 0 if state.converted else node.data_bytes
         new_committed: dict[int, tuple[bytes, int] | None] = {}
         try:
@@ -470,18 +473,8 @@ class ChunksMixin(VfsBase):
                     data_bytes -= rec.size if rec is not None else 0
                     txn.delete(key)
                     txn.decref(oid)
-            if len(dirs) > SYNCFS_ABOVE:
-                fd = os.open(self.objects.objects, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    synced = _syncfs(fd)
-                finally:
-                    os.close(fd)
-                if not synced:
-                    for d in dirs:
-                        fsync_dir(d)
-            else:
-                for d in dirs:
-                    fsync_dir(d)
+            for d in dirs:  # at most the 256 fan-out directories
+                fsync_dir(d)
             if state.converted and node.has_object:
                 txn.decref(node.object_id)
             node.object_id = NO_OBJECT
@@ -516,6 +509,21 @@ class ChunksMixin(VfsBase):
         if self.garbage_pending:
             self.collect_garbage()
 
+    def _chunks_to_empty_whole(self, of: OpenFile) -> None:
+        """Truncated to zero (O_TRUNC, cp over it): start again as one object, so that whatever is
+        written now is chunked or kept whole (a PNG) by the usual rule; the chunks go at the commit."""
+        state = of.chunks
+        assert state is not None
+        staging = self.objects.new_staging(f"i{of.ino}")
+        state.discard_all()
+        state.close_readers()
+        of.chunks = None
+        of.staging = staging
+        of.size = 0
+        of.seq_sha, of.seq_xx, of.seq_len = hashlib.sha256(), xxhash.xxh3_64(), 0
+        of.dirty = True
+        of.version += 1
+
     def _forget_chunk_changes(self, of: OpenFile) -> None:
         """After a failed commit (ENOSPC...): drop what was staged; the committed content stays."""
         state = of.chunks
@@ -528,6 +536,12 @@ class ChunksMixin(VfsBase):
             of.chunks = None  # it is still the whole object it was
         of.size = self.load_inode(of.ino).size
         of.dirty = of.nospace = False
+
+    def _restore_chunk_state(self, of: OpenFile) -> None:
+        """After a failed commit that dropped the staged content: a chunked inode gets its state back."""
+        if of.staging is None and of.chunks is None:
+            self._chunk_state_for(of)
+            of.size = self.load_inode(of.ino).size
 
     def _unchunk_for_png(self, of: OpenFile) -> bool:
         """A chunked file rewritten as a PNG image goes back to one object, so the codec can take it."""

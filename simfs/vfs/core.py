@@ -50,6 +50,7 @@ class Vfs(MaintenanceMixin, NamespaceMixin, FilesMixin, XattrMixin):
         self.inode_count = 0
         self.garbage_pending = False
         self.last_activity = 0.0
+        self.allocated_cache: dict[tuple[bytes, int], int] = {}
         self.wal_unsynced = False
         self.rebuilt = RebuiltCache(store.path / "cache", rebuilt_cache_bytes)
         self.readahead = ReadAhead()

@@ -16,12 +16,15 @@ from ..catalog.records import NO_OBJECT, ObjectRecord, unpack_dentry
 from ..errors import CorruptObject
 from ..store.envelope import CODEC_VERBATIM, HEADER_SIZE
 from ..store.local import StagingFile
+from .chunk_state import CHUNK_THRESHOLD
 from .chunks import SEEK_DATA, SEEK_HOLE, ChunksMixin, PreparedChunk
 from .common import COPY_CHUNK, FALLOC_FL_KEEP_SIZE, MAX_FILE_SIZE, ROOT_CONTEXT, Context, fail, locked, log
 from .files_state import Handle, OpenFile
 from .readahead import DEPTH as READ_AHEAD
 from .readahead import SCAN_LIMIT
 from .txn import Txn
+
+BLOCK = 4096  # the block size SEEK_DATA/SEEK_HOLE answers are aligned to for files stored whole
 
 
 class FilesMixin(ChunksMixin):
@@ -180,6 +183,12 @@ class FilesMixin(ChunksMixin):
         of.new_name = (parent.ino, name)
         return self._new_handle(node.ino, flags)
 
+    def _chunk_before_commit(self, of: OpenFile) -> None:
+        """A file stored whole that only grew past the threshold by truncate/fallocate (no write at 0
+        decided it) and is not a PNG: chunked now, so its holes stay holes."""
+        if of.staging is not None and of.dirty and not of.nospace and self._should_chunk(of, of.size):
+            self._with_space(lambda: self._convert_to_chunks(of))
+
     def _live_size(self, of: OpenFile) -> int:
         """The size programs see: staged changes included."""
         return of.size if of.staging is not None or of.chunks is not None else self.load_inode(of.ino).size
@@ -299,8 +308,10 @@ class FilesMixin(ChunksMixin):
     def _truncate_open(self, of: OpenFile, length: int, *, commit: bool = True) -> None:
         if length > MAX_FILE_SIZE:
             fail(errno.EFBIG)
-        if of.chunks is None and self._should_chunk(of, length):
-            self._with_space(lambda: self._convert_to_chunks(of))
+        # Growing a file stored whole makes a sparse staging file; whether it is chunked is decided by
+        # its first write at offset 0, or at its commit (a PNG downloaded into a preallocated file stays whole).
+        if of.chunks is not None and length == 0:
+            self._chunks_to_empty_whole(of)
         if of.chunks is not None:
             self._chunk_truncate(of, length)  # holes: no space needed, nothing written
             node = self.load_inode(of.ino)
@@ -308,7 +319,7 @@ class FilesMixin(ChunksMixin):
             if commit:
                 self._commit(of, sync=True)
             return
-        self._ensure_space(length - of.size)
+        self._ensure_space(min(length - of.size, CHUNK_THRESHOLD))  # the rest is a hole until written
         staging = self._materialize(of, keep=length)
         staging.truncate(length)  # first: the host's own limits (EFBIG, ENOSPC) come back right here
         if length != of.seq_len:
@@ -338,8 +349,6 @@ class FilesMixin(ChunksMixin):
             return
         if end > MAX_FILE_SIZE:
             fail(errno.EFBIG)
-        if of.chunks is None and self._should_chunk(of, end):
-            self._with_space(lambda: self._convert_to_chunks(of))
         if of.chunks is not None:
             self._chunk_truncate(of, end)  # no reservation: chunks are written when data arrives
             node = self.load_inode(of.ino)
@@ -383,6 +392,7 @@ class FilesMixin(ChunksMixin):
         if of.nospace:
             self._drop_failed(of)
             fail(errno.ENOSPC)
+        self._chunk_before_commit(of)
         if of.chunks is not None and of.dirty and not self._unchunk_for_png(of):
             try:
                 self._commit_chunks(of, prepared)
@@ -433,6 +443,7 @@ class FilesMixin(ChunksMixin):
                 self.objects.delete(oid, 0)
                 of.staging = None
                 of.dirty = False
+                self._restore_chunk_state(of)
             if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
                 self._drop_failed(of)
             raise
@@ -462,6 +473,7 @@ class FilesMixin(ChunksMixin):
             of.staging = None
         of.dirty = of.nospace = False
         of.drop_seq()
+        self._restore_chunk_state(of)
         if of.new_name is None:
             return
         parent_ino, name = of.new_name
@@ -512,14 +524,19 @@ class FilesMixin(ChunksMixin):
         with self.lock:
             if self.open_files.get(of.ino) is not of:
                 return
-            if of.chunks is not None and of.dirty:
+            self._chunk_before_commit(of)
+            if of.chunks is not None and of.dirty and not of.nospace:
                 self._unchunk_for_png(of)
             chunked = of.chunks is not None
         if chunked:
-            prepared = self._chunk_prepare_all(of)
-            with self.lock:
-                if self.open_files.get(of.ino) is of:
-                    self._commit(of, sync=True, prepared=prepared)
+            state = of.chunks
+            assert state is not None
+            with state.committing:  # one commit of this file at a time (see ChunkState.committing)
+                prepared = self._chunk_prepare_all(of)
+                with self.lock:
+                    if self.open_files.get(of.ino) is of:
+                        # prepared (maybe empty) says this thread holds the commit lock
+                        self._commit(of, sync=True, prepared=prepared if of.chunks is state else None)
             return
         for attempt in range(3):
             with self.lock:
@@ -569,15 +586,35 @@ class FilesMixin(ChunksMixin):
             fail(errno.EINVAL)
         if offset >= size:
             fail(errno.ENXIO)
-        if of.staging is not None:
-            try:
-                found = os.lseek(of.staging.fd, HEADER_SIZE + offset, whence) - HEADER_SIZE
-            except OSError as exc:
-                if exc.errno == errno.ENXIO and whence == SEEK_DATA:
-                    raise
-                found = size
-            return min(found, size)
-        return offset if whence == SEEK_DATA else size  # one object: all data
+        fd = of.staging.fd if of.staging is not None else self._reader(of)
+        return self._seek_in_file(fd, offset, whence, size) if fd >= 0 else offset
+
+    @staticmethod
+    def _seek_in_file(fd: int, offset: int, whence: int, size: int) -> int:
+        """SEEK_DATA/SEEK_HOLE answered by the host file holding the content after its 128-byte header.
+
+        The host's block edges sit 128 bytes off ours: a hole's start is moved up to our next 4 KiB edge
+        (zeros reported as data, which is allowed) and a data start up to it only if the bytes skipped
+        read as zeros, so tools that expect block-aligned answers (xfstests seek_sanity) get them."""
+        try:
+            found = os.lseek(fd, HEADER_SIZE + offset, whence) - HEADER_SIZE
+        except OSError as exc:
+            if exc.errno == errno.ENXIO and whence == SEEK_DATA:
+                raise
+            return size
+        found = max(offset, found)
+        if whence == SEEK_HOLE and found > offset and offset < BLOCK < size and not os.pread(fd, BLOCK - offset, HEADER_SIZE + offset).strip(b"\0"):
+            return offset  # our first block is zeros; the host counts it as data for the header's sake
+        if whence == SEEK_DATA and found < BLOCK < size and not os.pread(fd, BLOCK - found, HEADER_SIZE + found).strip(b"\0"):
+            # the host's first block always holds the header: our first block counts as data only if
+            # it holds something other than zeros
+            return FilesMixin._seek_in_file(fd, BLOCK, whence, size)
+        edge = -(-found // BLOCK) * BLOCK
+        if whence == SEEK_HOLE:
+            return min(size, edge if found > offset else found)
+        if found > offset and edge > found and edge < size and not os.pread(fd, edge - found, HEADER_SIZE + found).strip(b"\0"):
+            return edge
+        return min(found, size)
 
     @locked
     def fsyncdir(self, fh: int | None = None) -> None:

@@ -38,8 +38,8 @@ class NamespaceMixin(VfsBase):
             size = of.size  # holes take no blocks; staged chunks count in full until committed
             blocks = (min(size, node.data_bytes + of.chunks.staged_bytes()) + 511) // 512
         elif of is not None and of.staging is not None:
-            size = of.size
-            blocks = (size + 511) // 512
+            size = of.size  # what the sparse staging file really holds on the host
+            blocks = min((size + 511) // 512, os.fstat(of.staging.fd).st_blocks)
         elif node.chunked:
             blocks = (min(size, node.data_bytes) + 511) // 512
         elif node.is_reg and node.has_object:
@@ -47,7 +47,8 @@ class NamespaceMixin(VfsBase):
             if rec is not None and rec.refcount > 0:
                 # the file's share of the physical bytes (as ZFS reports compressed files), so du tells
                 # the truth; never 0 for a non-empty file (tar would take it for one big hole)
-                blocks = max(1, (rec.stored // rec.refcount + 511) // 512) if size else 0
+                physical = rec.stored if rec.codec else self._allocated(node.object_id, rec.gen, rec.stored)
+                blocks = max(1, (physical // rec.refcount + 511) // 512) if size else 0
         return {
             "st_ino": ino,
             "st_mode": node.mode,
@@ -62,6 +63,21 @@ class NamespaceMixin(VfsBase):
             "st_ctime": node.ctime,
             "st_rdev": node.rdev,
         }
+
+    def _allocated(self, oid: bytes, gen: int, stored: int) -> int:
+        """Bytes the backing disk really holds for a (possibly sparse) verbatim object file; cached, as
+        object files never change."""
+        key = (oid, gen)
+        hit = self.allocated_cache.get(key)
+        if hit is None:
+            try:
+                hit = min(stored, os.stat(self.objects.path_of(oid, gen)).st_blocks * 512)
+            except OSError:
+                hit = stored
+            if len(self.allocated_cache) > 100_000:
+                self.allocated_cache.clear()
+            self.allocated_cache[key] = hit
+        return hit
 
     @locked
     def chmod(self, path: str | None, mode: int, fh: int | None = None) -> None:

@@ -614,3 +614,27 @@ def test_missing_chunk_object_names_the_file(store_path: Path) -> None:
         s.objects.path_of(oid, 0).unlink()
     inject(store_path, fault)
     expect(store_path, "O203", repairable=False, affected="/big.bin")
+
+
+def test_repair_of_a_chunked_orphan_frees_its_chunks(store_path: Path) -> None:
+    ino = _add_chunked_file(store_path)
+
+    def fault(s: OpenStore) -> None:  # unlinked while open, then the daemon died
+        node = inode(s, ino)
+        node.nlink = 0
+        batch = s.catalog.new_batch()
+        batch.delete(keys.dentry_key(keys.ROOT_INO, b"big.bin"))
+        batch.put(keys.inode_key(ino), node.pack())
+        batch.put(keys.orphan_key(ino), b"")
+        s.catalog.write(batch, sync=True)
+    inject(store_path, fault)
+    run_fsck(store_path, repair=True)
+    again = run_fsck(store_path)
+    assert not unclean(again), [f.line() for f in again]
+    store = OpenStore(store_path)
+    try:
+        assert not _chunks_of(store, ino)
+        Vfs(store).shutdown()  # a mount frees the chunk objects, now garbage
+    finally:
+        store.close()
+    assert not unclean(run_fsck(store_path))

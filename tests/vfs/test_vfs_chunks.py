@@ -234,3 +234,93 @@ def test_chunked_file_matches_a_model(tmp_path_factory: pytest.TempPathFactory, 
         store.close()
     left = unclean(fsck_findings(path))
     assert not left, [f.line() for f in left]
+
+
+def test_concurrent_commits_of_one_file_keep_every_byte(vfs: Vfs) -> None:
+    import threading
+
+    data = bytearray(os.urandom(12 * MiB))
+    fh = vfs.create("/c", 0o644, os.O_WRONLY | os.O_CREAT)
+    vfs.write(fh, bytes(data), 0)
+    vfs.release(fh)
+    fds = [vfs.open("/c", os.O_RDWR) for _ in range(2)]
+    lock = threading.Lock()
+    errors: list[BaseException] = []
+
+    def worker(k: int) -> None:
+        try:
+            for i in range(25):
+                off = (k * 6 + i % 6) * MiB + i * 1000  # both threads hit the same chunks at times
+                patch = bytes([k * 100 + i]) * 5000
+                with lock:
+                    vfs.write(fds[k], patch, off)
+                    data[off:off + len(patch)] = patch
+                vfs.fsync(fds[k])
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not any(t.is_alive() for t in threads), "commits of one file deadlocked or stalled"
+    assert not errors, errors
+    for f in fds:
+        vfs.release(f)
+    assert read_all(vfs, "/c") == data
+
+
+def test_a_chunked_file_of_holes_only_records_the_feature(vfs: Vfs) -> None:
+    fh = vfs.create("/holes", 0o644, os.O_RDWR | os.O_CREAT)
+    vfs.truncate(None, 16 * MiB, fh)
+    vfs.release(fh)
+    assert vfs.load_inode(vfs.resolve("/holes")).chunked
+    assert "chunked-files" in vfs.store.format.features
+    assert read_all(vfs, "/holes") == bytes(16 * MiB)
+
+
+def test_truncate_that_fails_for_want_of_space_changes_nothing(vfs: Vfs, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = os.urandom(10 * MiB)
+    fh = vfs.create("/t", 0o644, os.O_WRONLY | os.O_CREAT)
+    vfs.write(fh, data, 0)
+    vfs.release(fh)
+    fh = vfs.open("/t", os.O_RDWR)
+    vfs.write(fh, b"W" * 4, 8 * MiB + 10)  # staged, not committed
+    monkeypatch.setattr(vfs, "free_bytes", lambda: 0)
+    with pytest.raises(OSError) as info:
+        vfs.truncate(None, 5 * MiB + 3, fh)  # needs a copy of the chunk it cuts
+    assert info.value.errno == errno.ENOSPC
+    monkeypatch.undo()
+    vfs.release(fh)
+    assert read_all(vfs, "/t") == data[:8 * MiB + 10] + b"W" * 4 + data[8 * MiB + 14:]
+
+
+def test_o_trunc_of_a_chunked_file_starts_it_again_as_one_object(vfs: Vfs) -> None:
+    fh = vfs.create("/o", 0o644, os.O_WRONLY | os.O_CREAT)
+    vfs.write(fh, os.urandom(10 * MiB), 0)
+    vfs.release(fh)
+    assert vfs.load_inode(vfs.resolve("/o")).chunked
+    fh = vfs.open("/o", os.O_WRONLY | os.O_TRUNC)
+    vfs.write(fh, b"small now", 0)
+    vfs.release(fh)
+    node = vfs.load_inode(vfs.resolve("/o"))
+    assert not node.chunked and node.has_object and chunk_keys(vfs, "/o") == {}
+    assert read_all(vfs, "/o") == b"small now"
+    vfs.collect_all_garbage()
+    assert len(objects_in(vfs)) == 1
+
+
+def test_seek_in_a_small_sparse_file_is_block_aligned(vfs: Vfs) -> None:
+    fh = vfs.create("/s", 0o644, os.O_RDWR | os.O_CREAT)
+    vfs.write(fh, b"x", 4096)
+    vfs.write(fh, b"y", 1 << 20)
+    for _ in range(2):  # open (staging) and committed (object file)
+        assert vfs.lseek(fh, 0, SEEK_DATA) == 4096
+        assert vfs.lseek(fh, 4096, SEEK_HOLE) == 8192
+        assert vfs.lseek(fh, 8192, SEEK_DATA) == 1 << 20
+        assert vfs.lseek(fh, 0, SEEK_HOLE) == 0
+        vfs.fsync(fh)
+    vfs.release(fh)
+    st = vfs.getattr("/s")
+    assert st["st_size"] == (1 << 20) + 1 and st["st_blocks"] * 512 <= 64 << 10  # du sees the holes
