@@ -593,27 +593,34 @@ class FilesMixin(ChunksMixin):
     def _seek_in_file(fd: int, offset: int, whence: int, size: int) -> int:
         """SEEK_DATA/SEEK_HOLE answered by the host file holding the content after its 128-byte header.
 
-        The host's block edges sit 128 bytes off ours: a hole's start is moved up to our next 4 KiB edge
-        (zeros reported as data, which is allowed) and a data start up to it only if the bytes skipped
-        read as zeros, so tools that expect block-aligned answers (xfstests seek_sanity) get them."""
+        The host's block edges sit 128 bytes off ours, so its answers are moved to our 4 KiB block
+        edges (tools such as xfstests' seek_sanity expect that): a hole starts at our next edge (zeros
+        reported as data, which is allowed); data starts at our next edge when the bytes before it
+        read as zeros, else at the start of our block (or at offset)."""
+        def zeros(start: int, end: int) -> bool:
+            return not os.pread(fd, end - start, HEADER_SIZE + start).strip(b"\0")
+
         try:
-            found = os.lseek(fd, HEADER_SIZE + offset, whence) - HEADER_SIZE
+            found = max(offset, os.lseek(fd, HEADER_SIZE + offset, whence) - HEADER_SIZE)
         except OSError as exc:
             if exc.errno == errno.ENXIO and whence == SEEK_DATA:
                 raise
             return size
-        found = max(offset, found)
-        if whence == SEEK_HOLE and found > offset and offset < BLOCK < size and not os.pread(fd, BLOCK - offset, HEADER_SIZE + offset).strip(b"\0"):
-            return offset  # our first block is zeros; the host counts it as data for the header's sake
-        if whence == SEEK_DATA and found < BLOCK < size and not os.pread(fd, BLOCK - found, HEADER_SIZE + found).strip(b"\0"):
-            # the host's first block always holds the header: our first block counts as data only if
-            # it holds something other than zeros
-            return FilesMixin._seek_in_file(fd, BLOCK, whence, size)
-        edge = -(-found // BLOCK) * BLOCK
         if whence == SEEK_HOLE:
-            return min(size, edge if found > offset else found)
-        if found > offset and edge > found and edge < size and not os.pread(fd, edge - found, HEADER_SIZE + found).strip(b"\0"):
-            return edge
+            if found > offset and offset < BLOCK < size and zeros(offset, BLOCK):
+                return offset  # our first block is zeros; the host counts it as data for the header's sake
+            return min(size, -(-found // BLOCK) * BLOCK if found > offset else found)
+        if found < BLOCK < size and zeros(found, BLOCK):
+            # the host's first block always holds the header: ours is data only if not all zeros
+            return FilesMixin._seek_in_file(fd, BLOCK, whence, size)
+        within = found % BLOCK
+        if within:
+            edge = found - within + BLOCK
+            if zeros(found, min(edge, size)):
+                if edge >= size:
+                    fail(errno.ENXIO)
+                return edge
+            return max(offset, found - within)
         return min(found, size)
 
     @locked
