@@ -594,34 +594,40 @@ class FilesMixin(ChunksMixin):
         """SEEK_DATA/SEEK_HOLE answered by the host file holding the content after its 128-byte header.
 
         The host's block edges sit 128 bytes off ours, so its answers are moved to our 4 KiB block
-        edges (tools such as xfstests' seek_sanity expect that): a hole starts at our next edge (zeros
-        reported as data, which is allowed); data starts at our next edge when the bytes before it
-        read as zeros, else at the start of our block (or at offset)."""
-        def zeros(start: int, end: int) -> bool:
-            return not os.pread(fd, end - start, HEADER_SIZE + start).strip(b"\0")
+        edges (tools such as xfstests' seek_sanity expect that). A hole starts at our next edge (zeros
+        reported as data, which is allowed). For data, the zeros of a host extent that fall into a
+        partial block of ours (its first and last 128 bytes, the header's block) are skipped."""
+        def host(pos: int, how: int) -> int:
+            return os.lseek(fd, HEADER_SIZE + pos, how) - HEADER_SIZE
 
-        try:
-            found = max(offset, os.lseek(fd, HEADER_SIZE + offset, whence) - HEADER_SIZE)
-        except OSError as exc:
-            if exc.errno == errno.ENXIO and whence == SEEK_DATA:
-                raise
-            return size
+        def zeros(start: int, end: int) -> bool:
+            return end <= start or not os.pread(fd, end - start, HEADER_SIZE + start).strip(b"\0")
+
         if whence == SEEK_HOLE:
+            found = max(offset, host(offset, SEEK_HOLE))
             if found > offset and offset < BLOCK < size and zeros(offset, BLOCK):
                 return offset  # our first block is zeros; the host counts it as data for the header's sake
             return min(size, -(-found // BLOCK) * BLOCK if found > offset else found)
-        if found < BLOCK < size and zeros(found, BLOCK):
-            # the host's first block always holds the header: ours is data only if not all zeros
-            return FilesMixin._seek_in_file(fd, BLOCK, whence, size)
-        within = found % BLOCK
-        if within:
-            edge = found - within + BLOCK
-            if zeros(found, min(edge, size)):
-                if edge >= size:
+        pos = offset
+        for _ in range(64):  # each turn moves past one partial block of zeros
+            found = max(pos, host(pos, SEEK_DATA))  # ENXIO: no data from pos on
+            if found >= size:
+                fail(errno.ENXIO)
+            extent_end = min(size, host(found, SEEK_HOLE))
+            skip = 0
+            if found % BLOCK:
+                skip = min(extent_end, found - found % BLOCK + BLOCK)  # the rest of our block
+            elif found < BLOCK:
+                skip = min(extent_end, BLOCK)  # the header's block
+            if extent_end % BLOCK and found >= extent_end - extent_end % BLOCK:
+                skip = max(skip, extent_end)  # the extent's tail, in a block of ours it only partly covers
+            if skip and zeros(found, skip):
+                if skip >= size:
                     fail(errno.ENXIO)
-                return edge
-            return max(offset, found - within)
-        return min(found, size)
+                pos = skip
+                continue
+            return max(offset, found - found % BLOCK)
+        return pos
 
     @locked
     def fsyncdir(self, fh: int | None = None) -> None:
