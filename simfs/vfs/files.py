@@ -27,6 +27,31 @@ from .txn import Txn
 BLOCK = 4096  # the block size SEEK_DATA/SEEK_HOLE answers are aligned to for files stored whole
 
 
+def copy_sparse(src: int, staging: StagingFile, length: int) -> None:
+    """Copy the first length content bytes of src (payload after the header) into a staging file,
+    data extents only: a sparse file stays sparse across commits (copy_file_range writes holes out)."""
+    staging.truncate(length)
+    pos = 0
+    while pos < length:
+        try:
+            start = os.lseek(src, HEADER_SIZE + pos, os.SEEK_DATA) - HEADER_SIZE
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                return
+            raise
+        if start >= length:
+            return
+        end = min(length, os.lseek(src, HEADER_SIZE + start, os.SEEK_HOLE) - HEADER_SIZE)
+        copied = start
+        while copied < end:
+            n = os.copy_file_range(src, staging.fd, min(COPY_CHUNK << 4, end - copied),
+                                   HEADER_SIZE + copied, HEADER_SIZE + copied)
+            if n <= 0:
+                raise OSError(errno.EIO, "short copy while staging")
+            copied += n
+        pos = end
+
+
 class FilesMixin(ChunksMixin):
     def _new_handle(self, ino: int, flags: int, *, is_dir: bool = False) -> int:
         fh = self._next_fh
@@ -226,14 +251,7 @@ class FilesMixin(ChunksMixin):
         try:
             self._ensure_space(copy_len)  # an in-place edit needs room for a copy
             if copy_len:
-                reader = self._reader(of)
-                copied = 0
-                while copied < copy_len:
-                    n = os.copy_file_range(reader, staging.fd, min(COPY_CHUNK << 4, copy_len - copied),
-                                           HEADER_SIZE + copied, HEADER_SIZE + copied)
-                    if n <= 0:
-                        raise OSError(errno.EIO, "short copy while staging")
-                    copied += n
+                copy_sparse(self._reader(of), staging, copy_len)
         except BaseException:
             staging.discard()
             raise
