@@ -623,9 +623,14 @@ class FilesMixin(ChunksMixin):
 
         if whence == SEEK_HOLE:
             found = max(offset, host(offset, SEEK_HOLE))
-            if found > offset and offset < BLOCK < size and zeros(offset, BLOCK):
+            if found == offset:
+                return offset
+            if offset < BLOCK < size and zeros(offset, BLOCK):
                 return offset  # our first block is zeros; the host counts it as data for the header's sake
-            return min(size, -(-found // BLOCK) * BLOCK if found > offset else found)
+            low = max(offset, found - found % BLOCK)
+            if zeros(low, found):
+                return low  # the zeros before the host's hole, in a block of ours, belong to the hole
+            return min(size, -(-found // BLOCK) * BLOCK)
         pos = offset
         for _ in range(64):  # each turn moves past one partial block of zeros
             found = max(pos, host(pos, SEEK_DATA))  # ENXIO: no data from pos on
