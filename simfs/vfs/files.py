@@ -614,7 +614,7 @@ class FilesMixin(ChunksMixin):
         The host's block edges sit 128 bytes off ours, so its answers are moved to our 4 KiB block
         edges (tools such as xfstests' seek_sanity expect that). A hole starts at our next edge (zeros
         reported as data, which is allowed). For data, the zeros of a host extent that fall into a
-        partial block of ours (its first and last 128 bytes, the header's block) are skipped."""
+        block of ours (at most 64 blocks: reporting zeros as data is allowed) are skipped."""
         def host(pos: int, how: int) -> int:
             return os.lseek(fd, HEADER_SIZE + pos, how) - HEADER_SIZE
 
@@ -637,11 +637,9 @@ class FilesMixin(ChunksMixin):
             if found >= size:
                 fail(errno.ENXIO)
             extent_end = min(size, host(found, SEEK_HOLE))
-            skip = 0
-            if found % BLOCK:
-                skip = min(extent_end, found - found % BLOCK + BLOCK)  # the rest of our block
-            elif found < BLOCK:
-                skip = min(extent_end, BLOCK)  # the header's block
+            # the rest of our block: the host's blocks overlap two of ours, so one of ours can be all
+            # zeros inside a host extent (and the first always is allocated, for the header)
+            skip = min(extent_end, found - found % BLOCK + BLOCK)
             if extent_end % BLOCK and found >= extent_end - extent_end % BLOCK:
                 skip = max(skip, extent_end)  # the extent's tail, in a block of ours it only partly covers
             if skip and zeros(found, skip):
