@@ -32,12 +32,12 @@ from .base import VfsBase
 from .chunk_state import CHUNK_SHIFT, CHUNK_THRESHOLD, OPEN_READERS, PNG_SIGNATURE, ChunkState
 from .common import COPY_CHUNK, fail, log
 from .files_state import OpenFile
+from .seek import SEEK_DATA, SEEK_HOLE, seek_in_file
 from .txn import Txn
 
 FEATURE_CHUNKED = "chunked-files"
 # Chunk objects are data, not images: the background ingest has nothing to do with them.
 CHUNK_FLAGS = FLAG_DESCRIBED | FLAG_NOT_IMAGE | FLAG_ENCODE_TRIED | FLAG_POLISHED
-SEEK_DATA, SEEK_HOLE = 3, 4
 _ZERO_SHA: dict[int, bytes] = {}
 
 
@@ -307,33 +307,49 @@ class ChunksMixin(VfsBase):
         of.version += 1
 
     def _chunk_seek(self, of: OpenFile, offset: int, whence: int) -> int:
-        """SEEK_DATA / SEEK_HOLE over staged and committed chunks."""
+        """SEEK_DATA / SEEK_HOLE over staged and committed chunks; inside a chunk, its (sparse) host
+        file says where its data is."""
         state = of.chunks
         assert state is not None
-        if offset < 0:
-            fail(errno.EINVAL)
-        if offset >= of.size:
+        if offset < 0 or offset >= of.size:
             fail(errno.ENXIO)
         cs = state.size
-        index = offset >> state.shift
         if whence == SEEK_HOLE:
             pos = offset
             while pos < of.size:
-                index = pos >> state.shift
-                extent_end = index * cs + self._chunk_extent(of, index)
-                if pos >= extent_end:
+                index, within = pos >> state.shift, pos & (cs - 1)
+                extent = self._chunk_extent(of, index)
+                if within >= extent:
                     return pos
-                if extent_end < (index + 1) * cs:
-                    return min(extent_end, of.size)
-                pos = extent_end
+                hole = seek_in_file(self._chunk_fd(of, index), within, SEEK_HOLE, extent)
+                if hole < extent or extent < cs:
+                    return min(index * cs + hole, of.size)
+                pos = (index + 1) * cs
             return of.size
+        index = offset >> state.shift
         while True:
             nxt = self._next_chunk_with_data(of, index)
             if nxt is None or nxt * cs >= of.size:
                 fail(errno.ENXIO)
-            if offset < nxt * cs + self._chunk_extent(of, nxt):
-                return max(offset, nxt * cs)
+            within = max(0, offset - nxt * cs)
+            extent = self._chunk_extent(of, nxt)
+            if within < extent:
+                try:
+                    return nxt * cs + seek_in_file(self._chunk_fd(of, nxt), within, SEEK_DATA, extent)
+                except OSError as exc:
+                    if exc.errno != errno.ENXIO:
+                        raise
             index = nxt + 1
+
+    def _chunk_fd(self, of: OpenFile, index: int) -> int:
+        """A descriptor on the host file of chunk index (staged, else committed), content after the header."""
+        state = of.chunks
+        assert state is not None
+        if index in state.staged:
+            return state.fd_of(index)
+        found = self._chunk_lookup(of, index)
+        assert found is not None
+        return self._chunk_reader(state, found[0])
 
     def _next_chunk_with_data(self, of: OpenFile, index: int) -> int | None:
         state = of.chunks

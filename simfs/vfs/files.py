@@ -17,14 +17,13 @@ from ..errors import CorruptObject
 from ..store.envelope import CODEC_VERBATIM, HEADER_SIZE
 from ..store.local import StagingFile
 from .chunk_state import CHUNK_THRESHOLD
-from .chunks import SEEK_DATA, SEEK_HOLE, ChunksMixin, PreparedChunk
+from .chunks import ChunksMixin, PreparedChunk
 from .common import COPY_CHUNK, FALLOC_FL_KEEP_SIZE, MAX_FILE_SIZE, ROOT_CONTEXT, Context, fail, locked, log
 from .files_state import Handle, OpenFile
 from .readahead import DEPTH as READ_AHEAD
 from .readahead import SCAN_LIMIT
+from .seek import SEEK_DATA, SEEK_HOLE, seek_in_file
 from .txn import Txn
-
-BLOCK = 4096  # the block size SEEK_DATA/SEEK_HOLE answers are aligned to for files stored whole
 
 
 def copy_sparse(src: int, staging: StagingFile, length: int) -> None:
@@ -600,55 +599,10 @@ class FilesMixin(ChunksMixin):
         if of.chunks is not None:
             return self._chunk_seek(of, offset, whence)
         size = self._live_size(of)
-        if offset < 0:
-            fail(errno.EINVAL)
-        if offset >= size:
-            fail(errno.ENXIO)
+        if offset < 0 or offset >= size:
+            fail(errno.ENXIO)  # as Linux answers a negative offset
         fd = of.staging.fd if of.staging is not None else self._reader(of)
-        return self._seek_in_file(fd, offset, whence, size) if fd >= 0 else offset
-
-    @staticmethod
-    def _seek_in_file(fd: int, offset: int, whence: int, size: int) -> int:
-        """SEEK_DATA/SEEK_HOLE answered by the host file holding the content after its 128-byte header.
-
-        The host's block edges sit 128 bytes off ours, so its answers are moved to our 4 KiB block
-        edges (tools such as xfstests' seek_sanity expect that). A hole starts at our next edge (zeros
-        reported as data, which is allowed). For data, the zeros of a host extent that fall into a
-        block of ours (at most 64 blocks: reporting zeros as data is allowed) are skipped."""
-        def host(pos: int, how: int) -> int:
-            return os.lseek(fd, HEADER_SIZE + pos, how) - HEADER_SIZE
-
-        def zeros(start: int, end: int) -> bool:
-            return end <= start or not os.pread(fd, end - start, HEADER_SIZE + start).strip(b"\0")
-
-        if whence == SEEK_HOLE:
-            found = max(offset, host(offset, SEEK_HOLE))
-            if found == offset:
-                return offset
-            if offset < BLOCK < size and zeros(offset, BLOCK):
-                return offset  # our first block is zeros; the host counts it as data for the header's sake
-            low = max(offset, found - found % BLOCK)
-            if zeros(low, found):
-                return low  # the zeros before the host's hole, in a block of ours, belong to the hole
-            return min(size, -(-found // BLOCK) * BLOCK)
-        pos = offset
-        for _ in range(64):  # each turn moves past one partial block of zeros
-            found = max(pos, host(pos, SEEK_DATA))  # ENXIO: no data from pos on
-            if found >= size:
-                fail(errno.ENXIO)
-            extent_end = min(size, host(found, SEEK_HOLE))
-            # the rest of our block: the host's blocks overlap two of ours, so one of ours can be all
-            # zeros inside a host extent (and the first always is allocated, for the header)
-            skip = min(extent_end, found - found % BLOCK + BLOCK)
-            if extent_end % BLOCK and found >= extent_end - extent_end % BLOCK:
-                skip = max(skip, extent_end)  # the extent's tail, in a block of ours it only partly covers
-            if skip and zeros(found, skip):
-                if skip >= size:
-                    fail(errno.ENXIO)
-                pos = skip
-                continue
-            return max(offset, found - found % BLOCK)
-        return pos
+        return seek_in_file(fd, offset, whence, size) if fd >= 0 else offset
 
     @locked
     def fsyncdir(self, fh: int | None = None) -> None:

@@ -17,7 +17,7 @@ from simfs.fsck.checker import unclean
 from simfs.storage import OpenStore
 from simfs.vfs import Vfs
 from simfs.vfs import chunks as chunks_mod
-from simfs.vfs.chunks import SEEK_DATA, SEEK_HOLE
+from simfs.vfs.seek import SEEK_DATA, SEEK_HOLE
 
 MiB = 1 << 20
 PNG_HEAD = b"\x89PNG\r\n\x1a\n"
