@@ -61,7 +61,7 @@ class Processor(Protocol):
 
 
 # The ingest yields the cores to programs using the mount: it starts no new object while a file was
-# written or opened in the last QUIET_S seconds, for at most MAX_YIELD_S at a time.
+# created, opened for writing or written in the last QUIET_S seconds, for at most MAX_YIELD_S at a time.
 QUIET_S = 0.5
 MAX_YIELD_S = 20.0
 
@@ -171,7 +171,7 @@ class Ingestor:
         self._threads = []
 
     def _yield_to_programs(self) -> None:
-        """Wait (lock of the queue held, released while waiting) while programs are writing or opening
+        """Wait (lock of the queue held, released while waiting) while programs are writing
         files: a copy into the mount gets the cores first, and the ingest catches up once it is quiet
         for QUIET_S. Never more than MAX_YIELD_S in a row, so a store written to without pause still
         gets one object done between waits."""

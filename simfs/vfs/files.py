@@ -119,7 +119,8 @@ class FilesMixin(ChunksMixin):
             os.close(fd)
 
     def open(self, path: str | None, flags: int, fh_hint: int | None = None) -> int:
-        self.last_activity = time.monotonic()  # the background ingest yields meanwhile
+        if (flags & os.O_ACCMODE) != os.O_RDONLY or flags & os.O_TRUNC:
+            self.last_activity = time.monotonic()  # a writer: the background ingest yields meanwhile
         # An encoded file is decoded before taking the lock: other programs are not held up meanwhile.
         if not flags & os.O_TRUNC:
             with self.lock:
