@@ -190,17 +190,20 @@ def test_s108_next_inode_counter_too_low(store_path: Path) -> None:
     expect(store_path, "S108", repairable=True)
 
 
+def make_orphan(s: OpenStore, name: bytes) -> None:
+    """The file /name as the daemon leaves it when it dies after an unlink while the file was open."""
+    ino = ino_of(s, name)
+    node = inode(s, ino)
+    node.nlink = 0
+    batch = s.catalog.new_batch()
+    batch.delete(keys.dentry_key(keys.ROOT_INO, name))
+    batch.put(keys.inode_key(ino), node.pack())
+    batch.put(keys.orphan_key(ino), b"")
+    s.catalog.write(batch, sync=True)
+
+
 def test_s109_orphan_is_info_and_mount_reclaims_it(store_path: Path) -> None:
-    def fault(s: OpenStore) -> None:
-        ino = ino_of(s, b"notes.txt")
-        node = inode(s, ino)
-        node.nlink = 0
-        batch = s.catalog.new_batch()
-        batch.delete(keys.dentry_key(keys.ROOT_INO, b"notes.txt"))
-        batch.put(keys.inode_key(ino), node.pack())
-        batch.put(keys.orphan_key(ino), b"")
-        s.catalog.write(batch, sync=True)
-    inject(store_path, fault)
+    inject(store_path, lambda s: make_orphan(s, b"notes.txt"))
     ALL_TESTED.add("S109")
     found = run_fsck(store_path)
     assert "S109" in codes(found) and not unclean(found), [f.line() for f in found]
@@ -619,15 +622,7 @@ def test_missing_chunk_object_names_the_file(store_path: Path) -> None:
 def test_repair_of_a_chunked_orphan_frees_its_chunks(store_path: Path) -> None:
     ino = _add_chunked_file(store_path)
 
-    def fault(s: OpenStore) -> None:  # unlinked while open, then the daemon died
-        node = inode(s, ino)
-        node.nlink = 0
-        batch = s.catalog.new_batch()
-        batch.delete(keys.dentry_key(keys.ROOT_INO, b"big.bin"))
-        batch.put(keys.inode_key(ino), node.pack())
-        batch.put(keys.orphan_key(ino), b"")
-        s.catalog.write(batch, sync=True)
-    inject(store_path, fault)
+    inject(store_path, lambda s: make_orphan(s, b"big.bin"))
     run_fsck(store_path, repair=True)
     again = run_fsck(store_path)
     assert not unclean(again), [f.line() for f in again]
