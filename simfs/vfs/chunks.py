@@ -39,7 +39,7 @@ from .txn import Txn
 FEATURE_CHUNKED = "chunked-files"
 # Chunk objects are data, not images: the background ingest has nothing to do with them.
 CHUNK_FLAGS = FLAG_DESCRIBED | FLAG_NOT_IMAGE | FLAG_ENCODE_TRIED | FLAG_POLISHED
-FLUSH_THREADS = 8  # concurrent fsyncs of staged chunks at a commit
+FLUSH_THREADS = 8  # staged chunks hashed and flushed at once by a commit
 _ZERO_SHA: dict[int, bytes] = {}
 
 
@@ -70,12 +70,15 @@ def _copy(src: int, dst: int, length: int, src_off: int, dst_off: int) -> None:
         copied += n
 
 
-def prepare_chunk(path: str, length: int, version: int, seq: tuple[object, object] | None) -> PreparedChunk | None:
-    """Hash a staged chunk and write its object header (no lock held); None if it vanished meanwhile."""
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return None
+def prepare_chunk(path: str, length: int, version: int, seq: tuple[object, object] | None,
+                  fd: int = -1) -> PreparedChunk | None:
+    """Hash a staged chunk, write its object header and flush it (no lock held); None if it vanished
+    meanwhile. fd: a descriptor of the staged file (a dup, closed here), else it is opened by path."""
+    if fd < 0:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return None
     try:
         zero = False
         if seq is not None:
@@ -96,6 +99,8 @@ def prepare_chunk(path: str, length: int, version: int, seq: tuple[object, objec
             oid, xxh = sha.digest(), xx.intdigest()
         if not zero and length:
             os.pwrite(fd, Header(CODEC_VERBATIM, 0, length, length, xxh, oid).pack(), 0)
+            os.fsync(fd)  # one flush per file, never syncfs(): that would also wait for every other
+            # program's dirty data on the same disk (minutes on a busy machine, seen in a test run)
         return PreparedChunk(version, path, oid, xxh, length, zero or length == 0)
     finally:
         os.close(fd)
@@ -378,40 +383,24 @@ class ChunksMixin(VfsBase):
             if state is None or self.open_files.get(of.ino) is not of:
                 return {}
             jobs = [(i, str(c.staging.path), c.length, c.version,
-                     (c.seq_sha.copy(), c.seq_xx.copy()) if c.seq_sha is not None and c.seq_len == c.length else None)
+                     (c.seq_sha.copy(), c.seq_xx.copy()) if c.seq_sha is not None and c.seq_len == c.length else None,
+                     os.dup(c.staging.fd) if c.staging.fd >= 0 else -1)
                     for i, c in state.staged.items()]
-        prepared: dict[int, PreparedChunk] = {}
-        for index, path, length, version, seq in jobs:
+
+        def run(job: tuple) -> tuple[int, PreparedChunk | None]:
+            index, path, length, version, seq, fd = job
             try:
-                done = prepare_chunk(path, length, version, seq)
+                return index, prepare_chunk(path, length, version, seq, fd)
             except OSError:
-                done = None
-            if done is not None:
-                prepared[index] = done
-        self._flush_staged([p.path for p in prepared.values() if not p.zero])
-        return prepared
+                return index, None
 
-    @staticmethod
-    def _flush_staged(paths: list[str]) -> None:
-        # One fsync per file, never syncfs(): that would also wait for every other program's dirty
-        # data on the same disk (minutes on a busy machine, seen in a test run). Several at once: the
-        # file system's journal commits concurrent flushes together.
-        def flush(path: str) -> None:
-            try:
-                fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-            except FileNotFoundError:
-                return
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-
-        if len(paths) <= 2:
-            for path in paths:
-                flush(path)
-            return
-        with ThreadPoolExecutor(max_workers=FLUSH_THREADS) as pool:
-            list(pool.map(flush, paths))
+        # Several at once: hashing releases the GIL, and the journal commits concurrent flushes together.
+        if len(jobs) <= 2:
+            results = [run(job) for job in jobs]
+        else:
+            with ThreadPoolExecutor(max_workers=FLUSH_THREADS) as pool:
+                results = list(pool.map(run, jobs))
+        return {index: done for index, done in results if done is not None}
 
     def _commit_chunks(self, of: OpenFile, prepared: dict[int, PreparedChunk] | None = None) -> None:
         """Under the lock: store the staged chunks (those prepared unchanged as they are; the rest now)
@@ -445,7 +434,6 @@ class ChunksMixin(VfsBase):
             if done is None:
                 raise OSError(errno.EIO, f"staged chunk {index} of inode {of.ino} vanished")
             prepared[index] = done
-        self._flush_staged([prepared[i].path for i in redo if not prepared[i].zero])
         self.store.require_feature(FEATURE_CHUNKED)  # before the first record that needs it (v2 inode)
         txn = Txn(self)
         node = txn.inode(of.ino)
@@ -499,8 +487,12 @@ class ChunksMixin(VfsBase):
                     data_bytes -= rec.size if rec is not None else 0
                     txn.delete(key)
                     txn.decref(oid)
-            for d in dirs:  # at most the 256 fan-out directories
-                fsync_dir(d)
+            if len(dirs) <= 2:
+                for d in dirs:
+                    fsync_dir(d)
+            else:  # at most the 256 fan-out directories, flushed at once (the journal groups them)
+                with ThreadPoolExecutor(max_workers=FLUSH_THREADS) as pool:
+                    list(pool.map(fsync_dir, dirs))
             if state.converted and node.has_object:
                 txn.decref(node.object_id)
             node.object_id = NO_OBJECT
