@@ -161,6 +161,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
         return 0
     print(f"store              {stats['store']}")
     print(f"files              {stats['files']}  (directories {stats['directories']}, symlinks {stats['symlinks']})")
+    if stats.get("chunked_files"):
+        print(f"chunked files      {stats['chunked_files']} (large non-PNG files in 1 MiB chunks; "
+              f"{_human(stats['chunked_data_bytes'])} of data, holes excluded)")
     print(f"logical size       {_human(stats['logical_bytes'])}  ({stats['logical_bytes']} bytes)")
     print(f"unique content     {_human(stats['unique_bytes'])}  in {stats['objects']} objects "
           f"({stats['objects_encoded']} stored encoded)")

@@ -63,12 +63,15 @@ def _live_pending(store: Path) -> int | None:
 def store_stats(store: Path) -> dict[str, Any]:
     opened = OpenStore(store, read_only=True)
     try:
-        files = dirs = links = logical = 0
+        files = dirs = links = logical = chunked = chunked_data = 0
         for key, raw in opened.catalog.scan(keys.INODE):
             node = Inode.unpack(keys.read_u64(key, 1), raw)
             if node.is_reg:
                 files += 1
                 logical += node.size  # hard links share one inode: counted once
+                if node.chunked:
+                    chunked += 1
+                    chunked_data += node.data_bytes
             elif node.is_dir:
                 dirs += 1
             elif node.is_symlink:
@@ -112,6 +115,8 @@ def store_stats(store: Path) -> dict[str, Any]:
         "directories": dirs,
         "symlinks": links,
         "logical_bytes": logical,
+        "chunked_files": chunked,  # large non-PNG files stored as 1 MiB chunks
+        "chunked_data_bytes": chunked_data,  # what their chunks hold (holes excluded)
         "objects": objects,
         "unique_bytes": unique,
         "object_bytes": object_bytes,

@@ -175,6 +175,10 @@ def test_chunks_survive_a_remount(tmp_path: Path) -> None:
         vfs.shutdown()
         store.close()
     assert not unclean(fsck_findings(tmp_path / "store"))
+    from simfs.stats import store_stats
+
+    stats = store_stats(tmp_path / "store")
+    assert stats["chunked_files"] == 1 and stats["chunked_data_bytes"] == 12 * MiB
 
 
 # A model check with small chunks (16 KiB, chunked past 64 KiB), so many chunk boundaries are crossed.
