@@ -328,6 +328,11 @@ class ChunksMixin(VfsBase):
                 extent = self._chunk_extent(of, index)
                 if within >= extent:
                     return pos
+                if extent == cs and index not in state.staged:
+                    # a full committed chunk counts as data: looking inside would open (and verify)
+                    # every chunk of a large file under the lock, for one lseek
+                    pos = (index + 1) * cs
+                    continue
                 hole = seek_in_file(self._chunk_fd(of, index), within, SEEK_HOLE, extent)
                 if hole < extent or extent < cs:
                     return min(index * cs + hole, of.size)
