@@ -31,7 +31,10 @@ def thumbnail(member: Member) -> Image.Image:
         try:
             with Image.open(member.paths[0]) as img:
                 img.thumbnail((THUMB, THUMB))
-                return img.convert("RGB")
+                rgb = img.convert("RGB")
+                # a palette or grey PNG's tRNS colour (an int) would make saving the RGB copy fail
+                rgb.info.pop("transparency", None)
+                return rgb
         except (OSError, ValueError, Image.DecompressionBombError):
             pass  # unreadable or not decodable by Pillow: a grey box says so
     box = Image.new("RGB", (THUMB, THUMB), (200, 200, 200))
