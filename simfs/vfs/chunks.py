@@ -33,7 +33,7 @@ from .base import VfsBase
 from .chunk_state import CHUNK_SHIFT, CHUNK_THRESHOLD, OPEN_READERS, PNG_SIGNATURE, ChunkState
 from .common import COPY_CHUNK, fail, log
 from .files_state import OpenFile
-from .seek import SEEK_DATA, SEEK_HOLE, seek_in_file
+from .seek import SEEK_DATA, SEEK_HOLE, copy_data, seek_in_file
 from .txn import Txn
 
 FEATURE_CHUNKED = "chunked-files"
@@ -59,15 +59,6 @@ def _zero_sha(length: int) -> bytes:
     if length not in _ZERO_SHA:
         _ZERO_SHA[length] = hashlib.sha256(bytes(length)).digest()
     return _ZERO_SHA[length]
-
-
-def _copy(src: int, dst: int, length: int, src_off: int, dst_off: int) -> None:
-    copied = 0
-    while copied < length:
-        n = os.copy_file_range(src, dst, min(COPY_CHUNK << 4, length - copied), src_off + copied, dst_off + copied)
-        if n <= 0:
-            raise OSError(errno.EIO, "short copy while staging a chunk")
-        copied += n
 
 
 def prepare_chunk(path: str, length: int, version: int, seq: tuple[object, object] | None,
@@ -161,7 +152,7 @@ class ChunksMixin(VfsBase):
                 staging = self.objects.new_staging(f"i{of.ino}c{index}")
                 state.add(index, staging, region, sequential=False)
                 state.fd_of(index)
-                _copy(src, staging.fd, region, HEADER_SIZE + index * cs, HEADER_SIZE)
+                copy_data(src, staging.fd, region, HEADER_SIZE + index * cs, HEADER_SIZE)
         except BaseException:
             state.discard_all()
             raise
@@ -254,7 +245,7 @@ class ChunksMixin(VfsBase):
             try:
                 if copy_len:
                     assert found is not None
-                    _copy(self._chunk_reader(state, found[0]), staging.fd, copy_len, HEADER_SIZE, HEADER_SIZE)
+                    copy_data(self._chunk_reader(state, found[0]), staging.fd, copy_len, HEADER_SIZE, HEADER_SIZE)
             except BaseException:
                 staging.discard()
                 raise
@@ -586,7 +577,7 @@ class ChunksMixin(VfsBase):
                     found = self._chunk_lookup(of, index)
                     assert found is not None
                     src = self._chunk_reader(state, found[0])
-                _copy(src, staging.fd, have, HEADER_SIZE, HEADER_SIZE + index * state.size)
+                copy_data(src, staging.fd, have, HEADER_SIZE, HEADER_SIZE + index * state.size)
             staging.truncate(of.size)
         except BaseException:
             staging.discard()

@@ -18,37 +18,12 @@ from ..store.envelope import CODEC_VERBATIM, HEADER_SIZE
 from ..store.local import StagingFile
 from .chunk_state import CHUNK_THRESHOLD
 from .chunks import ChunksMixin, PreparedChunk
-from .common import COPY_CHUNK, FALLOC_FL_KEEP_SIZE, MAX_FILE_SIZE, ROOT_CONTEXT, Context, fail, locked, log
+from .common import FALLOC_FL_KEEP_SIZE, MAX_FILE_SIZE, ROOT_CONTEXT, Context, fail, locked, log
 from .files_state import Handle, OpenFile
 from .readahead import DEPTH as READ_AHEAD
 from .readahead import SCAN_LIMIT
-from .seek import SEEK_DATA, SEEK_HOLE, seek_in_file
+from .seek import SEEK_DATA, SEEK_HOLE, copy_data, seek_in_file
 from .txn import Txn
-
-
-def copy_sparse(src: int, staging: StagingFile, length: int) -> None:
-    """Copy the first length content bytes of src (payload after the header) into a staging file,
-    data extents only: a sparse file stays sparse across commits (copy_file_range writes holes out)."""
-    staging.truncate(length)
-    pos = 0
-    while pos < length:
-        try:
-            start = os.lseek(src, HEADER_SIZE + pos, os.SEEK_DATA) - HEADER_SIZE
-        except OSError as exc:
-            if exc.errno == errno.ENXIO:
-                return
-            raise
-        if start >= length:
-            return
-        end = min(length, os.lseek(src, HEADER_SIZE + start, os.SEEK_HOLE) - HEADER_SIZE)
-        copied = start
-        while copied < end:
-            n = os.copy_file_range(src, staging.fd, min(COPY_CHUNK << 4, end - copied),
-                                   HEADER_SIZE + copied, HEADER_SIZE + copied)
-            if n <= 0:
-                raise OSError(errno.EIO, "short copy while staging")
-            copied += n
-        pos = end
 
 
 class FilesMixin(ChunksMixin):
@@ -251,7 +226,7 @@ class FilesMixin(ChunksMixin):
         try:
             self._ensure_space(copy_len)  # an in-place edit needs room for a copy
             if copy_len:
-                copy_sparse(self._reader(of), staging, copy_len)
+                copy_data(self._reader(of), staging.fd, copy_len, HEADER_SIZE, HEADER_SIZE)
         except BaseException:
             staging.discard()
             raise
@@ -602,6 +577,12 @@ class FilesMixin(ChunksMixin):
         size = self._live_size(of)
         if offset < 0 or offset >= size:
             fail(errno.ENXIO)  # as Linux answers a negative offset
+        if of.staging is None:
+            node = self.load_inode(of.ino)
+            rec = self.object_record(node.object_id) if node.has_object else None
+            if rec is None or rec.codec != CODEC_VERBATIM:
+                # an encoded file rebuilds dense: all data, and no rebuild under the lock to say so
+                return offset if whence == SEEK_DATA else size
         fd = of.staging.fd if of.staging is not None else self._reader(of)
         return seek_in_file(fd, offset, whence, size) if fd >= 0 else offset
 

@@ -1,4 +1,4 @@
-"""SEEK_DATA/SEEK_HOLE inside a host file that holds content after the 128-byte object header."""
+"""Host-file extents of content stored after the 128-byte object header: SEEK_DATA/SEEK_HOLE, sparse copies."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import errno
 import os
 
 from ..store.envelope import HEADER_SIZE
-from .common import fail
+from .common import COPY_CHUNK, fail
 
 SEEK_DATA, SEEK_HOLE = 3, 4
 BLOCK = 4096  # answers are aligned to this block size, as on a local file system
@@ -53,3 +53,28 @@ def seek_in_file(fd: int, offset: int, whence: int, size: int) -> int:
             continue
         return max(offset, found - found % BLOCK)
     return pos
+
+
+def copy_data(src: int, dst: int, length: int, src_off: int, dst_off: int) -> None:
+    """Copy length bytes from src at src_off to dst at dst_off, data extents only: holes stay holes
+    (copy_file_range would write them out). dst is extended to dst_off + length if shorter."""
+    if os.fstat(dst).st_size < dst_off + length:
+        os.ftruncate(dst, dst_off + length)
+    pos = 0
+    while pos < length:
+        try:
+            start = os.lseek(src, src_off + pos, os.SEEK_DATA) - src_off
+        except OSError as exc:
+            if exc.errno == errno.ENXIO:
+                return
+            raise
+        if start >= length:
+            return
+        end = min(length, os.lseek(src, src_off + start, os.SEEK_HOLE) - src_off)
+        copied = start
+        while copied < end:
+            n = os.copy_file_range(src, dst, min(COPY_CHUNK << 4, end - copied), src_off + copied, dst_off + copied)
+            if n <= 0:
+                raise OSError(errno.EIO, "short copy while staging")
+            copied += n
+        pos = end
