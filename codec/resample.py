@@ -140,6 +140,16 @@ def apply(ref: np.ndarray, g: dict, shape: tuple[int, int]) -> np.ndarray:
     s_h, ph, ah = positions(w, ww, sw, dx, th)
     iv, ih = _gather(ref, sv, tv, hh), _gather(ref, s_h, th, ww)
     cv, ch = _coefs(kv, pv, av), _coefs(kh, ph, ah)            # scale 2^(TAP_BITS + ALPHA_BITS)
+    shift = 2 * (TAP_BITS + ALPHA_BITS)
+    bound = 255 * int(np.abs(cv).sum(axis=1).max(initial=0)) * int(np.abs(ch).sum(axis=1).max(initial=0))
+    if bound < EXACT_FLOAT:
+        # Every product and partial sum is an integer below 2^52: float64 matrix products (BLAS,
+        # any summation order, FMA or not) give exactly the integer sums of the loop below.
+        c = ref.shape[2]
+        vert_f = _banded(ref.reshape(hh, ww * c).astype(np.float64), iv, cv, hh).reshape(h, ww, c)
+        cols = np.ascontiguousarray(vert_f.transpose(1, 0, 2)).reshape(ww, h * c)
+        out_f = _banded(cols, ih, ch, ww).reshape(w, h, c).transpose(1, 0, 2)
+        return np.clip((out_f.astype(np.int64) + (1 << (shift - 1))) >> shift, 0, 255).astype(np.uint8)
     r = ref.astype(np.int64)
     vert = np.zeros((h, ww, ref.shape[2]), dtype=np.int64)
     for j in range(tv):
@@ -147,5 +157,25 @@ def apply(ref: np.ndarray, g: dict, shape: tuple[int, int]) -> np.ndarray:
     out = np.zeros((h, w, ref.shape[2]), dtype=np.int64)
     for j in range(th):
         out += vert[:, ih[:, j]] * ch[None, :, j, None]
-    shift = 2 * (TAP_BITS + ALPHA_BITS)
     return np.clip((out + (1 << (shift - 1))) >> shift, 0, 255).astype(np.uint8)
+
+
+EXACT_FLOAT = 1 << 52  # integers below this add and multiply exactly in float64
+BAND_ROWS = 32  # output rows per banded block: a small dense matrix product each
+
+
+def _banded(x: np.ndarray, idx: np.ndarray, coef: np.ndarray, n_in: int) -> np.ndarray:
+    """out[i] = sum_j coef[i, j] * x[idx[i, j]] for a 2-D float64 x (rows = the resampled axis),
+    as dense products of blocks of BAND_ROWS output rows with the input rows they read."""
+    n_out = idx.shape[0]
+    out = np.empty((n_out, x.shape[1]), dtype=np.float64)
+    cf = coef.astype(np.float64)
+    for b0 in range(0, n_out, BAND_ROWS):
+        b1 = min(n_out, b0 + BAND_ROWS)
+        bi = idx[b0:b1]
+        lo, hi = int(bi.min()), int(bi.max()) + 1
+        m = np.zeros((b1 - b0, hi - lo), dtype=np.float64)
+        # clipped edge indices repeat: add.at sums their taps, as the loop of taps does
+        np.add.at(m, (np.repeat(np.arange(b1 - b0), bi.shape[1]), (bi - lo).ravel()), cf[b0:b1].ravel())
+        out[b0:b1] = m @ x[lo:hi]
+    return out
