@@ -201,6 +201,35 @@ def _cmap_fit(t3: np.ndarray, p: np.ndarray, desc: dict) -> tuple[float, dict, d
     return bits_lat, {**desc, "cmap": {"table": 0}}, secs, p_lat
 
 
+CMAP_PROBE = 256  # the probe fits on a central 256 x 256 crop (spatial structure kept for JPEG XL)
+CMAP_PROBE_GAIN = 0.97  # ...and the full fit runs only when it beats the per-channel LUT by 3% there
+
+
+def _cmap_worth_fitting(t3: np.ndarray, p: np.ndarray) -> bool:
+    """Whether a fitted colour transform could pay: fitted and coded (JPEG XL effort 1) on a
+    central crop, against the per-channel LUT's residual and the crop itself (intra). Colour edits of the same
+    picture code at a fraction of the LUT's bytes, other shots of a scene at about the same; the
+    full fit (0.4-0.8 s per geometry on a 1 MP image, plus a coded candidate) runs only where the
+    crop shows a gain. A zero-order entropy on a subsample was tried first and missed gains that
+    only a spatially predicting coder sees (JPEG copies by other encoders, where the lattice takes
+    out a smooth colour shift)."""
+    if t3.shape[2] != 3 or p.shape[2] != 3:
+        return False
+    h, w = t3.shape[:2]
+    if h * w <= 2 * CMAP_PROBE * CMAP_PROBE:
+        return True  # small: the full fit is as cheap as the probe
+    y0, x0 = max(0, (h - CMAP_PROBE) // 2), max(0, (w - CMAP_PROBE) // 2)
+    win = (slice(y0, y0 + CMAP_PROBE), slice(x0, x0 + CMAP_PROBE))
+    ts, ps = np.ascontiguousarray(t3[win]), np.ascontiguousarray(p[win])
+    lut_bytes = len(intra.encode_pixels(residual(ts, apply_lut(ps, fit_lut(ts, ps))), 1))
+    lattice, corr, _counts = colourmap.fit(ts, ps)
+    lat_bytes = len(intra.encode_pixels(residual(ts, colourmap.apply(ps, lattice, None, 1)), 1))
+    tab_bytes = (len(intra.encode_pixels(residual(ts, colourmap.apply(ps, lattice, corr, 1)), 1))
+                 + colourmap.entropy_bits(corr) / 8)
+    own_bytes = len(intra.encode_pixels(ts, 1))  # no prediction at all: a fit to noise lands here
+    return min(lat_bytes, tab_bytes) < CMAP_PROBE_GAIN * min(lut_bytes, own_bytes)
+
+
 def _cmap_code(cand: tuple[float, dict, dict[str, bytes], np.ndarray], effort: int
                ) -> tuple[float, dict, dict[str, bytes], np.ndarray]:
     bits, desc, secs, p = cand
@@ -291,17 +320,54 @@ SCALE_FILTERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 WEBP_QUALITIES = (80, 75, 90, 95, 85, 100, 70, 50, 60)
 
 
+LOSSY_WINDOW = 384  # side of the window the quality search runs on (multiple of 16: JPEG's MCU grid)
+LOSSY_MARGIN = 16  # window pixels next to a cut edge: chroma upsampling reads across it
+
+
+def _lossy_window(h: int, w: int) -> tuple[slice, slice, slice, slice] | None:
+    """A centred, MCU-aligned window of the image and its interior, or None when the image is small.
+
+    JPEG codes 8x8 blocks (16x16 MCUs with 4:2:0) on a grid anchored at the image's corner, so
+    an MCU-aligned window encodes to the same blocks as the whole image; only pixels next to its
+    cut edges differ (chroma upsampling), and those are left out of the cost. WebP is not local
+    (segments, rate control), so there the window only ranks qualities and the whole image decides.
+    """
+    if h * w <= 2 * LOSSY_WINDOW * LOSSY_WINDOW:
+        return None
+
+    def axis(n: int) -> tuple[slice, slice]:
+        if n <= LOSSY_WINDOW + 2 * LOSSY_MARGIN:
+            return slice(0, n), slice(0, n)
+        a = (n - LOSSY_WINDOW) // 2 // 16 * 16
+        b = a + LOSSY_WINDOW
+        return slice(a, b), slice(LOSSY_MARGIN, LOSSY_WINDOW - LOSSY_MARGIN)
+
+    (wy, iy), (wx, ix) = axis(h), axis(w)
+    return wy, wx, iy, ix
+
+
 def _best_lossy(t3: np.ndarray, p: np.ndarray, kind: str = "jpeg") -> tuple[float, list[int]] | None:
     """Coarse-to-fine search of the Pillow JPEG (quality, subsampling) or WebP (quality, method)
-    whose encode+decode of p best predicts t3."""
+    whose encode+decode of p best predicts t3. Returns the whole image's cost and the parameters.
+
+    The search runs on a window of large images (see _lossy_window): ~40 replays of a 0.15 MP
+    window instead of the whole photo; the parameters found are then replayed once on the whole
+    image (WebP: the quality found and its two neighbours)."""
     if p.shape[2] not in (1, 3):
         return None
-    tried: dict[tuple[int, int], float] = {}
     replay = jpeg_replay if kind == "jpeg" else webp_replay
+    win = _lossy_window(*t3.shape[:2])
+    if win is None:
+        ts, ps, interior = t3, p, None
+    else:
+        wy, wx, iy, ix = win
+        ts, ps, interior = t3[wy, wx], np.ascontiguousarray(p[wy, wx]), (iy, ix)
+    tried: dict[tuple[int, int], float] = {}
 
     def cost(q: int, ss: int) -> float:
         if (q, ss) not in tried:
-            tried[(q, ss)] = _cost(t3, replay(p, q, ss))
+            pr = replay(ps, q, ss)
+            tried[(q, ss)] = _cost(ts, pr) if interior is None else _cost_full(ts[interior], pr[interior])
         return tried[(q, ss)]
 
     qualities: tuple[int, ...]
@@ -310,16 +376,44 @@ def _best_lossy(t3: np.ndarray, p: np.ndarray, kind: str = "jpeg") -> tuple[floa
         qualities = JPEG_QUALITIES
     else:
         subs, qualities = (4,), WEBP_QUALITIES
+    found: tuple[int, int] | None = None
     for q in qualities:
         for ss in subs:
             if cost(q, ss) == 0:
-                return 0.0, [q, ss]
-    (q0, ss0), _ = min(tried.items(), key=lambda kv: kv[1])
-    for q in range(max(1, q0 - 4), min(100, q0 + 4) + 1):
-        if cost(q, ss0) == 0:
-            return 0.0, [q, ss0]
-    (q, ss), c = min(tried.items(), key=lambda kv: kv[1])
-    return c, [q, ss]
+                found = (q, ss)
+                break
+        if found:
+            break
+    if found is None:
+        (q0, ss0), _ = min(tried.items(), key=lambda kv: kv[1])
+        for q in range(max(1, q0 - 4), min(100, q0 + 4) + 1):
+            if cost(q, ss0) == 0:
+                found = (q, ss0)
+                break
+    if found is None:
+        found, _ = min(tried.items(), key=lambda kv: kv[1])
+    if win is None:
+        return tried[found], list(found)
+    q, ss = found
+    if tried[found] == 0:
+        finalists = [found] if kind == "jpeg" else [(x, ss) for x in (q, q - 1, q + 1) if 1 <= x <= 100]
+    else:  # no exact replay: the window only ranks; the whole image decides among the best three
+        finalists = [k for k, _ in sorted(tried.items(), key=lambda kv: kv[1])[:3]]
+    best: tuple[float, list[int]] | None = None
+    for fq, fss in finalists:
+        c = _cost(t3, replay(p, fq, fss))
+        if best is None or c < best[0]:
+            best = (c, [fq, fss])
+        if c == 0:
+            break
+    return best
+
+
+def _cost_full(t3: np.ndarray, p: np.ndarray) -> float:
+    """Mean |centred residual| over every pixel (for windows, where a 2x subsample is too thin)."""
+    d = t3.astype(np.int16) - p
+    d = ((d + 128) & 255) - 128
+    return float(np.abs(d).mean())
 
 
 def _fitted_resampling(t3: np.ndarray, rb: np.ndarray, scored: list[tuple[float, dict]]) -> dict | None:
@@ -449,10 +543,10 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
     finals: list[tuple[float, dict, dict[str, bytes], np.ndarray]] = []
     cmap_best: tuple[float, dict, dict[str, bytes], np.ndarray] | None = None
     seen_geoms = 0
+    refined: list[np.ndarray] = []
     for gc, g in scored:
         if seen_geoms == 2 or (seen_geoms and gc > 2 * scored[0][0] + 0.5):
             break
-        seen_geoms += 1
         variants = []
         for col in colours:
             r = rb if col == base_col else colour_adapt(r3, tc, col)
@@ -460,6 +554,10 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
             variants.append((_cost(t3, p), col, p))
         variants.sort(key=lambda v: v[0])
         c0, col, p = variants[0]
+        if any(np.array_equal(p, q) for q in refined):
+            continue  # another geometry already gave this prediction (identity vs a zero shift)
+        refined.append(p)
+        seen_geoms += 1
         desc: dict = {"colour": col, "geom": g, "lut": False}
         finals.append((c0, desc, {}, p))
         if c0 == 0:
@@ -471,7 +569,8 @@ def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: i
             pl = apply_lut(p, lut)
             cl = _cost(t3, pl)
             finals.append((cl, {**desc, "lut": True}, {"lut": lut.tobytes()}, pl))
-        if min(c0, cl) > 0.01:  # a colour edit no per-channel curve explains: fit one in 3D
+        if min(c0, cl) > 0.01 and _cmap_worth_fitting(t3, p):
+            # a colour edit no per-channel curve explains: fit one in 3D
             cm = _cmap_fit(t3, p, desc)
             if cm is not None and (cmap_best is None or cm[0] < cmap_best[0]):
                 cmap_best = cm

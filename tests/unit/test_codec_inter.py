@@ -168,3 +168,36 @@ def test_crop_of_low_texture_image_found_by_template_matching():
     assert res.mode == "inter" and res.chosen.startswith("inter:shift"), (res.chosen, res.sizes)
     assert len(res.blob) < 0.1 * res.sizes["intra"], res.sizes
     assert codec.decode(res.blob, ref) == _png(tgt)
+
+
+BIG = _photo(560, 720, seed=5)  # 0.4 MP: past the lossy-search window and the colour-map probe
+
+
+def test_jpeg_and_webp_copies_of_a_large_photo_are_replayed_through_the_search_window():
+    """On photos past 2 x 384^2 pixels the quality search runs on an MCU-aligned window; it must
+    still find Pillow's exact parameters (JPEG q85 4:4:4, WebP q90) for the whole image."""
+    from PIL import Image
+
+    ref = codec.Reference(BIG, b"r")
+    for fmt, kw, label in (("JPEG", {"quality": 85, "subsampling": 0}, "jpeg85"), ("WEBP", {"quality": 90}, "webp90")):
+        buf = io.BytesIO()
+        Image.fromarray(BIG).save(buf, fmt, **kw)
+        data = _png(np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB")))
+        res = codec.encode(data, ref, effort=1)
+        assert res.mode == "inter" and label in res.chosen, (fmt, res.chosen, res.sizes)
+        assert len(res.blob) < 0.05 * res.sizes["intra"], (fmt, res.sizes)
+        assert codec.decode(res.blob, ref) == data
+
+
+def test_colour_map_is_fitted_for_a_colour_edit_of_a_large_photo_and_not_for_another_shot():
+    """The crop probe lets the full colour-map fit run for a saturation + tint edit of the same
+    picture, and skips it for a different picture (no '+cmap' candidate is even coded)."""
+    f = BIG.astype(np.float64)
+    grey = f.mean(axis=2, keepdims=True)
+    edit = np.clip(np.round(grey + (f - grey) * 1.4 + [6, 0, -5]), 0, 255).astype(np.uint8)
+    ref = codec.Reference(BIG, b"r")
+    res = codec.encode(_png(edit), ref, effort=1)
+    assert res.mode == "inter" and "cmap" in res.chosen, (res.chosen, res.sizes)
+    other = codec.encode(_png(_photo(560, 720, seed=9)), ref, effort=1)
+    assert any(label.startswith("inter:") for label in other.sizes), other.sizes  # the search ran
+    assert not any("cmap" in label for label in other.sizes), other.sizes
