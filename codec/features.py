@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
+
 import numpy as np
 
 WORK_SIDE = 1024  # features are computed at most at this size: enough for sub-pixel H after scaling
@@ -31,12 +34,33 @@ def downscale(grey: np.ndarray, side: int = WORK_SIDE) -> tuple[np.ndarray, floa
     return out, s
 
 
+# Recent detections by image content: an encoder codes each photo against several references and
+# the next photo of a burst against this one, so the same image is detected again and again.
+# SIFT is deterministic, so a hit returns exactly what a new detection would. ~2 MB per entry.
+_DETECTED: OrderedDict[bytes, tuple[np.ndarray, np.ndarray | None]] = OrderedDict()
+DETECT_CACHE = 8
+
+
 def detect(grey: np.ndarray, nfeatures: int = 4000):
     import cv2
 
+    g = np.ascontiguousarray(grey)
+    h = hashlib.blake2b(repr((g.shape, g.dtype.str, nfeatures)).encode(), digest_size=16)
+    h.update(g.data)
+    key = h.digest()
+    hit = _DETECTED.get(key)
+    if hit is not None:
+        _DETECTED.move_to_end(key)
+        return hit
     sift = cv2.SIFT_create(nfeatures=nfeatures)  # type: ignore[attr-defined]
-    kps, desc = sift.detectAndCompute(grey, None)
+    kps, desc = sift.detectAndCompute(g, None)
     pts = np.array([k.pt for k in kps], dtype=np.float32).reshape(-1, 2)
+    pts.flags.writeable = False  # shared by every caller that gets it from the cache
+    if desc is not None:
+        desc.flags.writeable = False
+    _DETECTED[key] = (pts, desc)
+    while len(_DETECTED) > DETECT_CACHE:
+        _DETECTED.popitem(last=False)
     return pts, desc
 
 

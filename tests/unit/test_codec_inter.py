@@ -201,3 +201,19 @@ def test_colour_map_is_fitted_for_a_colour_edit_of_a_large_photo_and_not_for_ano
     other = codec.encode(_png(_photo(560, 720, seed=9)), ref, effort=1)
     assert any(label.startswith("inter:") for label in other.sizes), other.sizes  # the search ran
     assert not any("cmap" in label for label in other.sizes), other.sizes
+
+
+def test_keypoint_cache_is_keyed_by_content_and_shape():
+    """Detections are reused for the same pixels only: one changed pixel or another shape of the
+    same bytes is detected afresh, and a reused detection cannot be modified by a caller."""
+    from codec import features
+
+    g = features.to_grey(BIG)
+    first = features.detect(g)
+    assert features.detect(g.copy())[0] is first[0]
+    changed = g.copy()
+    changed[10, 10] ^= 1
+    assert features.detect(changed)[0] is not first[0]
+    assert features.detect(np.ascontiguousarray(g.reshape(g.shape[1], g.shape[0])))[0] is not first[0]
+    with pytest.raises(ValueError):
+        first[0][0, 0] = 1.0
