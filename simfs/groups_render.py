@@ -30,8 +30,10 @@ def thumbnail(member: Member) -> Image.Image:
     if member.paths:
         try:
             with Image.open(member.paths[0]) as img:
-                img.thumbnail((THUMB, THUMB))
-                rgb = img.convert("RGB")
+                # a palette with transparency goes through RGBA, as Pillow asks (it warns otherwise)
+                src = img.convert("RGBA") if img.mode == "P" and "transparency" in img.info else img
+                src.thumbnail((THUMB, THUMB))
+                rgb = src.convert("RGB")
                 # a palette or grey PNG's tRNS colour (an int) would make saving the RGB copy fail
                 rgb.info.pop("transparency", None)
                 return rgb

@@ -24,3 +24,18 @@ def test_thumbnail_of_a_png_with_transparency_saves(tmp_path: Path, mode: str, t
     buf = io.BytesIO()
     thumb.save(buf, format="PNG")  # the groups page embeds it: this raised for 16-bit grey with tRNS
     assert Image.open(io.BytesIO(buf.getvalue())).size == thumb.size
+
+
+def test_thumbnail_of_a_palette_png_with_transparency_bytes_warns_nothing(tmp_path: Path) -> None:
+    """A palette PNG whose tRNS gives several alpha bytes (PngSuite tbbn3p08) makes Pillow warn
+    "should be converted to RGBA" on the demo's console unless it goes through RGBA first."""
+    import warnings
+
+    path = tmp_path / "p.png"
+    img = Image.new("P", (300, 200))
+    img.putpalette([i % 256 for i in range(768)])
+    img.save(path, format="PNG", transparency=bytes([0, 128, 255]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        thumb = thumbnail(Member(b"x" * 32, [str(path)], "verbatim", 1, 1))
+    assert thumb.mode == "RGB" and max(thumb.size) <= THUMB
