@@ -201,3 +201,28 @@ def test_quick_analysis_that_matched_only_a_prefix_falls_back_to_a_full_search(m
     assert res.mode == "intra" and codec.decode(res.blob) == data
     job = jobs.encode_png(data, [], jobs.Knobs(effort=1))
     assert job.mode == "intra" and codec.decode(job.blob) == data
+
+
+def test_resampling_is_fitted_for_a_rescale_and_not_for_another_picture(monkeypatch):
+    """The kernel fit (seconds on a photo) runs when the best library rescale nearly explains the
+    target (a blurred-then-resized copy no library replays) and not when it misses by more than
+    the target's own texture (another picture of the rescaled size)."""
+    import cv2
+
+    calls = []
+    real_fit = resample.fit
+    monkeypatch.setattr(resample, "fit", lambda *a, **k: calls.append(1) or real_fit(*a, **k))
+    rng = np.random.default_rng(11)
+    ref = _photo_like(rng, 240, 320)
+    ref = np.clip(ref.astype(np.int16) + cv2.resize(rng.integers(-40, 40, (30, 40, 3)).astype(np.int16),
+                                                      (320, 240), interpolation=cv2.INTER_CUBIC), 0, 255).astype(np.uint8)
+    geom = {"type": "resize", "k": 0, "lib": "pil", "filter": "lanczos"}
+
+    def scored_for(t: np.ndarray) -> list:
+        return [(inter._cost(t, inter.apply_geom(ref, geom, t.shape[:2])), geom)]
+
+    copy = cv2.resize(cv2.GaussianBlur(ref, (5, 5), 1.1), (160, 120), interpolation=cv2.INTER_LINEAR)
+    assert inter._fitted_resampling(copy, ref, scored_for(copy)) is not None and calls == [1]
+    other = cv2.resize(_photo_like(np.random.default_rng(12), 240, 320)[:, ::-1], (160, 120),
+                       interpolation=cv2.INTER_AREA)
+    assert inter._fitted_resampling(other, ref, scored_for(other)) is None and calls == [1]
