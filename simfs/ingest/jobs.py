@@ -82,7 +82,8 @@ def encode_png(content: bytes, refs: list[Ref], knobs: Knobs, *, full_analysis: 
     def code_intra() -> None:
         nonlocal intra_done
         intra_done = True
-        r = codec.encode(content, effort=knobs.effort, analysis=analysis, try_inter=False, verify=False)
+        r = codec.encode(content, effort=knobs.effort, analysis=analysis, try_inter=False, verify=False,
+                         allow_larger=True)  # a first pass larger than the file may still be re-coded
         intra_cands.extend(b for b, mode, _ in r.unverified if mode == "intra")
         if intra_cands:
             sizes["intra"] = len(intra_cands[0])
@@ -100,7 +101,7 @@ def encode_png(content: bytes, refs: list[Ref], knobs: Knobs, *, full_analysis: 
         elif i > 0 and not intra_done:
             code_intra()
         r = codec.encode(content, codec.Reference(ref.pixels, ref.ref_id), effort=knobs.effort,
-                         analysis=analysis, include_intra=False, verify=False)
+                         analysis=analysis, include_intra=False, verify=False, allow_larger=True)
         got = [b for b, mode, _ in r.unverified if mode == "inter"]
         if not got:
             continue
@@ -111,43 +112,87 @@ def encode_png(content: bytes, refs: list[Ref], knobs: Knobs, *, full_analysis: 
     best = best_inter()
     if not intra_done and (best is None or len(best) > knobs.tiny * len(content)):
         code_intra()
-    il = intra_len()
-
-    def verified() -> JobResult | None:
-        # In order of size: accepted inter candidates, then intra. A failure (never seen, but the
-        # contract) only moves on to the next candidate.
-        for blob, i in sorted(inter_cands, key=lambda c: len(c[0])):
-            if il is not None and not inter_accepted(len(blob), il, refs[i].depth, knobs):
-                break
-            if (il is not None and analysis.pixels is not None
-                    and refs[i].pixels.size < UPSCALE_BASE * analysis.pixels.size
-                    and len(blob) > UPSCALE_ACCEPT * il):
-                # Predicting a big image from a much smaller one (a thumbnail stored first) only
-                # half works, and the big one would then be stuck as the others' base: code it on
-                # its own, and re-planning codes the small one against it.
-                continue
-            checked = codec.verified_blob(blob, content, codec.Reference(refs[i].pixels, refs[i].ref_id))
-            if checked is not None:
-                return JobResult(checked, "inter", i, il or 0, sizes, seconds=time.perf_counter() - t0)
-        for blob in intra_cands:
-            checked = codec.verified_blob(blob, content)
-            if checked is not None:
-                return JobResult(checked, "intra", -1, len(checked), sizes, seconds=time.perf_counter() - t0)
-        return None
-
-    res = verified()
-    if res is None and analysis.quick:  # the prefix-matched parameters did not rebuild the file: search it all
-        return encode_png(content, refs, knobs, full_analysis=True)
-    if knobs.final_effort > knobs.effort and (res is None or len(res.blob or b"") > FIRST_PASS_USEFUL * len(content)):
+    two_pass = knobs.final_effort > knobs.effort
+    smallest = min([len(b) for b, _ in inter_cands] + [len(b) for b in intra_cands], default=None)
+    pays = smallest is not None and smallest <= FIRST_PASS_USEFUL * len(content)
+    res = None
+    if pays or not two_pass:
+        res = _first_verified(content, analysis, refs, inter_cands, intra_cands, sizes, knobs, t0)
+        if res is None and analysis.quick:  # the prefix-matched parameters did not rebuild the file: search it all
+            return encode_png(content, refs, knobs, full_analysis=True)
+    if two_pass and (res is None or len(res.blob or b"") > FIRST_PASS_USEFUL * len(content)):
         # A first pass that does not pay (a well-compressed PNG can beat JPEG XL effort 1): code at the
-        # final effort now instead of keeping the file verbatim or nearly as big.
-        again = encode_png(content, refs, dataclasses.replace(knobs, effort=knobs.final_effort, final_effort=0),
-                           full_analysis=full_analysis)
-        if again.blob is not None and (res is None or len(again.blob) < len(res.blob or b"")):
+        # final effort now instead of keeping the file verbatim or nearly as big. The predictions are
+        # not searched again: the first pass's best payloads are re-coded at the final effort. Only
+        # when none was made or none verifies does the whole job run again at the final effort.
+        again = _recoded(content, analysis, refs, inter_cands, intra_cands, sizes, knobs, t0)
+        if again is None:
+            again = encode_png(content, refs, dataclasses.replace(knobs, effort=knobs.final_effort, final_effort=0),
+                               full_analysis=full_analysis)
+        if again is not None and again.blob is not None and (res is None or len(again.blob) < len(res.blob or b"")):
             return again
     if res is not None:
         return res
     return JobResult(None, reason="no coding smaller than the file", sizes=sizes, seconds=time.perf_counter() - t0)
+
+
+RECODE_INTER = 2  # first-pass inter codings re-coded at the final effort (smallest first), with intra
+
+
+def _recoded(content: bytes, analysis, refs: list[Ref], inter_cands: list[tuple[bytes, int]],
+             intra_cands: list[bytes], sizes: dict[str, int], knobs: Knobs, t0: float) -> JobResult | None:
+    """The first pass's intra and its RECODE_INTER smallest inter codings with their payloads re-coded
+    at the final effort (codec.repack: same prediction, payload checked to decode to the same
+    pixels), then the same choice and verification as a first pass."""
+    import codec
+
+    def recode(blob: bytes) -> bytes:
+        try:
+            return codec.repack(blob, knobs.final_effort) or blob
+        except Exception:  # a payload that cannot be re-coded keeps its first-pass form
+            return blob
+
+    inter_best = sorted(inter_cands, key=lambda c: len(c[0]))[:RECODE_INTER]
+    new_inter = [(recode(b), i) for b, i in inter_best]
+    new_intra = [recode(b) for b in intra_cands[:1]]
+    if new_intra:
+        sizes["intra:final"] = len(new_intra[0])
+    for b, i in new_inter:
+        key = f"inter:{refs[i].ref_id.hex()[:12]}:final"
+        sizes[key] = min(len(b), sizes.get(key, len(b)))
+    return _first_verified(content, analysis, refs, new_inter, new_intra, sizes,
+                           dataclasses.replace(knobs, effort=knobs.final_effort, final_effort=0), t0)
+
+
+def _first_verified(content: bytes, analysis, refs: list[Ref], inter_cands: list[tuple[bytes, int]],
+                    intra_cands: list[bytes], sizes: dict[str, int], knobs: Knobs, t0: float) -> JobResult | None:
+    """In order of size: accepted inter candidates, then intra; the first that decodes to exactly the
+    file. A failure (never seen, but the contract) only moves on to the next candidate."""
+    import codec
+
+    il = len(intra_cands[0]) if intra_cands else None
+    for blob, i in sorted(inter_cands, key=lambda c: len(c[0])):
+        if len(blob) >= len(content):
+            break  # no coding larger than the file is kept (the first pass keeps them for re-coding)
+        if il is not None and not inter_accepted(len(blob), il, refs[i].depth, knobs):
+            break
+        if (il is not None and analysis.pixels is not None
+                and refs[i].pixels.size < UPSCALE_BASE * analysis.pixels.size
+                and len(blob) > UPSCALE_ACCEPT * il):
+            # Predicting a big image from a much smaller one (a thumbnail stored first) only
+            # half works, and the big one would then be stuck as the others' base: code it on
+            # its own, and re-planning codes the small one against it.
+            continue
+        checked = codec.verified_blob(blob, content, codec.Reference(refs[i].pixels, refs[i].ref_id))
+        if checked is not None:
+            return JobResult(checked, "inter", i, il or 0, sizes, seconds=time.perf_counter() - t0)
+    for blob in intra_cands:
+        if len(blob) >= len(content):
+            break
+        checked = codec.verified_blob(blob, content)
+        if checked is not None:
+            return JobResult(checked, "intra", -1, len(checked), sizes, seconds=time.perf_counter() - t0)
+    return None
 
 
 def encode_against(content: bytes, ref: Ref, knobs: Knobs) -> bytes | None:

@@ -192,3 +192,41 @@ def test_a_big_image_is_not_coded_by_upscaling_a_much_smaller_one_unless_nearly_
     flipped = np.ascontiguousarray(big[:, ::-1])
     job = jobs.encode_png(data, [jobs.Ref(b"f" * 32, flipped, 0, False)], jobs.Knobs(effort=3))
     assert job.mode == "inter" and codec.verifies(job.blob, data, codec.Reference(flipped, b"f" * 32))
+
+
+def test_first_pass_that_does_not_pay_is_recoded_at_the_final_effort_without_a_second_search(monkeypatch) -> None:
+    """JPEG XL effort 1 cannot beat a well-compressed PNG here: the job re-codes the first pass's
+    payloads at the final effort (no second prediction search) and ends as small as a one-pass
+    effort-7 job, verified."""
+    import io
+
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    import codec
+    from codec import inter
+    from simfs.ingest import jobs
+
+    def photo(seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        small = rng.integers(0, 256, (15, 20, 3), dtype=np.uint8)
+        img = cv2.resize(small, (320, 240), interpolation=cv2.INTER_CUBIC).astype(np.int16)
+        img += rng.integers(-3, 4, img.shape, dtype=np.int16)
+        return np.clip(img, 0, 255).astype(np.uint8)
+
+    buf = io.BytesIO()
+    Image.fromarray(photo(5)).save(buf, format="PNG")
+    data = buf.getvalue()
+    ref = jobs.Ref(b"r" * 32, photo(2), 1, False)
+    searches = []
+    real_search = inter.search
+    monkeypatch.setattr(inter, "search", lambda *a, **k: searches.append(k.get("effort")) or real_search(*a, **k))
+    first = codec.encode(data, effort=1, verify=False, allow_larger=True)
+    assert len(first.unverified[0][0]) > jobs.FIRST_PASS_USEFUL * len(data), "the case needs a first pass that does not pay"
+    job = jobs.encode_png(data, [ref], jobs.Knobs(effort=1, final_effort=7))
+    assert searches == [1], searches  # searched once, at the first-pass effort
+    assert job.blob is not None and codec.blob_effort(job.blob) == 7
+    assert codec.verifies(job.blob, data, codec.Reference(ref.pixels, ref.ref_id) if job.mode == "inter" else None)
+    one_pass = jobs.encode_png(data, [ref], jobs.Knobs(effort=7))
+    assert len(job.blob) <= 1.01 * len(one_pass.blob or b"")
