@@ -299,9 +299,10 @@ def unresidual(res: np.ndarray, p: np.ndarray) -> np.ndarray:
     return ((res.astype(np.int16) + p - 128) & 255).astype(np.uint8)
 
 
-def _cost(t3: np.ndarray, p: np.ndarray) -> float:
-    """Cheap proxy of the coded residual size: mean |centred residual| on a 2x subsample."""
-    d = t3[::2, ::2].astype(np.int16) - p[::2, ::2]
+def _cost(t3: np.ndarray, p: np.ndarray, step: int = 2) -> float:
+    """Cheap proxy of the coded residual size: mean |centred residual| on a step x step subsample
+    (step 1 for search windows, where a subsample would be too thin)."""
+    d = t3[::step, ::step].astype(np.int16) - p[::step, ::step]
     d = ((d + 128) & 255) - 128
     return float(np.abs(d).mean())
 
@@ -368,7 +369,7 @@ def _best_lossy(t3: np.ndarray, p: np.ndarray, kind: str = "jpeg") -> tuple[floa
     def cost(q: int, ss: int) -> float:
         if (q, ss) not in tried:
             pr = replay(ps, q, ss)
-            tried[(q, ss)] = _cost(ts, pr) if interior is None else _cost_full(ts[interior], pr[interior])
+            tried[(q, ss)] = _cost(ts, pr) if interior is None else _cost(ts[interior], pr[interior], 1)
         return tried[(q, ss)]
 
     qualities: tuple[int, ...]
@@ -408,13 +409,6 @@ def _best_lossy(t3: np.ndarray, p: np.ndarray, kind: str = "jpeg") -> tuple[floa
         if c == 0:
             break
     return best
-
-
-def _cost_full(t3: np.ndarray, p: np.ndarray) -> float:
-    """Mean |centred residual| over every pixel (for windows, where a 2x subsample is too thin)."""
-    d = t3.astype(np.int16) - p
-    d = ((d + 128) & 255) - 128
-    return float(np.abs(d).mean())
 
 
 FITRES_MAX_MISS = 0.5  # fit a resampling kernel only when the best rescale misses by < 0.5x the texture

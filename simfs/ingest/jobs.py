@@ -170,7 +170,8 @@ def _first_verified(content: bytes, analysis, refs: list[Ref], inter_cands: list
     file. A failure (never seen, but the contract) only moves on to the next candidate."""
     import codec
 
-    il = len(intra_cands[0]) if intra_cands else None
+    # intra's size sets the bar for inter only when intra itself is kept (smaller than the file)
+    il = len(intra_cands[0]) if intra_cands and len(intra_cands[0]) < len(content) else None
     for blob, i in sorted(inter_cands, key=lambda c: len(c[0])):
         if len(blob) >= len(content):
             break  # no coding larger than the file is kept (the first pass keeps them for re-coding)
