@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import bitstream, inter, intra
+from . import bitstream, inter, intra, jpeg_origin
 from . import deflate as zd
 from .bitstream import CorruptBlob
 from .recipe import DEFAULT_MAX_PIXELS, Analysis, Recipe, rebuild
@@ -83,7 +83,8 @@ def _recipe_from(meta: dict, sections: dict[str, bytes]) -> Recipe:
 
 def _make_blob(a: Analysis, data: bytes, mode: str, payload: bytes, effort: int, *,
                ref: Reference | None = None, desc: dict | None = None,
-               extra_sections: dict[str, bytes] | None = None, phash: str, rhash: str | None = None) -> bytes:
+               extra_sections: dict[str, bytes] | None = None, phash: str, rhash: str | None = None,
+               jpeg: dict | None = None) -> bytes:
     assert a.recipe is not None and a.pixels is not None and a.header is not None
     rmeta, sections = _recipe_meta(a.recipe)
     meta: dict = {
@@ -97,6 +98,10 @@ def _make_blob(a: Analysis, data: bytes, mode: str, payload: bytes, effort: int,
         meta["ref"] = {"shape": list(ref.pixels.shape), "dtype": ref.pixels.dtype.name, "hash": rhash}
         for k, v in (extra_sections or {}).items():
             sections["inter_" + k] = v
+    elif jpeg is not None:
+        meta["jpeg"] = jpeg
+        for k, v in (extra_sections or {}).items():
+            sections["jpeg_" + k] = v
     return bitstream.pack(bitstream.Blob(mode, ref.ref_id if (ref is not None and mode == "inter") else b"",
                                          meta, sections, payload, hashlib.sha256(data).digest()))
 
@@ -135,6 +140,20 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
             timings["intra"] = time.perf_counter() - t1
             sizes["intra"] = len(blob)
             cands.append((blob, "intra", "intra"))
+            if a.header.bit_depth == 8 and a.header.color_type in (0, 2):
+                t4 = time.perf_counter()
+                try:
+                    got = jpeg_origin.encode(a.pixels, effort)
+                except Exception as e:  # an optimisation: a failure leaves plain intra
+                    got = None
+                    log.debug("JPEG coefficient recovery failed: %s: %s", type(e).__name__, e)
+                if got is not None:
+                    jdesc, jsecs, jpayload = got
+                    jb = _make_blob(a, data, "intra", jpayload, effort, extra_sections=jsecs, phash=phash,
+                                    jpeg=jdesc)
+                    sizes["intra:jpeg"] = len(jb)
+                    cands.append((jb, "intra", "intra:jpeg"))
+                timings["jpeg"] = time.perf_counter() - t4
         inter_note = ""
         if reference is not None and try_inter:
             t2 = time.perf_counter()
@@ -193,14 +212,30 @@ def repack(blob: bytes, effort: int) -> bytes | None:
         pshape, pdtype = (shape if len(shape) == 3 else shape[:2]), "uint8"
     else:
         pshape, pdtype = shape, pm["dtype"]
+    if b.meta.get("jpeg") is not None:
+        pdtype = "uint8"
     old = intra.decode_pixels(b.payload, pshape, pdtype)
     payload = intra.encode_pixels(old, effort)
-    if len(payload) >= len(b.payload):
-        return None
     if not np.array_equal(intra.decode_pixels(payload, pshape, pdtype), old):
         return None
+    sections = dict(b.sections)
+    if len(payload) >= len(b.payload):
+        payload = b.payload
+    saved = len(b.payload) - len(payload)
+    if b.meta.get("jpeg") is not None:  # the coefficient planes are JPEG XL images too
+        for k, v in b.sections.items():
+            if not k.startswith("jpeg_c"):
+                continue
+            img = intra._jxl().jpegxl_decode(v, numthreads=intra.THREADS)
+            img = img[:, :, 0] if img.ndim == 3 else img
+            nv = intra.encode_pixels(img, effort)
+            if len(nv) < len(v) and np.array_equal(intra.decode_pixels(nv, img.shape, "uint16"), img):
+                saved += len(v) - len(nv)
+                sections[k] = nv
+    if saved <= 0:
+        return None
     meta = {**b.meta, "effort": effort}
-    return bitstream.pack(bitstream.Blob(b.mode, b.ref_id, meta, b.sections, payload, b.file_sha256))
+    return bitstream.pack(bitstream.Blob(b.mode, b.ref_id, meta, sections, payload, b.file_sha256))
 
 
 def blob_effort(blob: bytes) -> int | None:
@@ -242,6 +277,8 @@ def blob_features(blob: bytes) -> frozenset[str]:
     b = bitstream.unpack(blob)
     d = b.meta.get("inter") or {}
     geoms = [d.get("geom") or {}, *((d.get("blocks") or {}).get("alts") or [])]
+    if b.meta.get("jpeg") is not None:
+        return frozenset({"jpeg-coefficients"})
     if d.get("cmap") or any(g.get("type") == "fitres" for g in geoms):
         return frozenset({"fitted-predictions"})
     return frozenset()
@@ -273,6 +310,12 @@ def _pixels(b: bitstream.Blob, reference: Reference | None, verify: bool = True)
             raise
         except Exception as e:
             raise CorruptBlob(f"inter reconstruction failed: {type(e).__name__}: {e}") from None
+    elif b.meta.get("jpeg") is not None:
+        secs = {k[5:]: v for k, v in b.sections.items() if k.startswith("jpeg_")}
+        try:
+            px = jpeg_origin.reconstruct(b.meta["jpeg"], secs, b.payload, shape)
+        except Exception as e:
+            raise CorruptBlob(f"JPEG coefficients do not decode: {type(e).__name__}: {e}") from None
     else:
         try:
             px = intra.decode_pixels(b.payload, shape, pm["dtype"])

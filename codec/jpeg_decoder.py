@@ -142,15 +142,15 @@ def _ycc_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     return cr_r, cb_b, cr_g, cb_g
 
 
-_CR_R, _CB_B, _CR_G, _CB_G = _ycc_tables()
+CR_R, CB_B, CR_G, CB_G = _ycc_tables()
 
 
 def ycc_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
     """jdcolor.c ycc_rgb_convert (uint8 planes of the same shape) -> H x W x 3 uint8."""
     yy = y.astype(np.int64)
-    r = yy + _CR_R[cr]
-    g = yy + ((_CB_G[cb] + _CR_G[cr]) >> 16)
-    b = yy + _CB_B[cb]
+    r = yy + CR_R[cr]
+    g = yy + ((CB_G[cb] + CR_G[cr]) >> 16)
+    b = yy + CB_B[cb]
     return np.clip(np.stack([r, g, b], axis=-1), 0, 255).astype(np.uint8)
 
 

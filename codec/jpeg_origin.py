@@ -1,0 +1,375 @@
+"""Recover the JPEG a picture was decoded from: sampling, quantization tables and coefficients.
+
+A PNG made from a JPEG (an export, a format conversion, a decoded camera photo, an edit saved as
+JPEG and reopened) holds no more information than the JPEG's quantized DCT coefficients. This
+module finds them from the pixels alone: the colour planes are transformed back (YCbCr, chroma
+down-sampling undone), every 8 x 8 block's DCT is divided by the quantization step that its values
+cluster on, and a few passes of decode-compare-correct with the exact decoder (jpeg_decoder) fix
+the coefficients rounding put on the wrong side. What still differs is left to the caller's
+residual. Pure numpy; nothing here is trusted: the caller verifies the decoded result.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import jpeg_decoder as jd
+
+SAMPLINGS = ((2, 2), (1, 1), (2, 1))  # 4:2:0, 4:4:4, 4:2:2 (luma h, v sampling factors)
+REFINE_PASSES = 4
+NOISE = 0.35  # spread of a recovered DCT value around its true multiple (rounding, clipping)
+ZERO_BAND = 1.5  # |DCT value| below this: taken for a zero coefficient plus noise (says nothing of the step)
+SURE_VALUES = 8  # a step is estimated only from this many nonzero values...
+SURE_SHARE = 0.005  # ...and at least this share of the blocks (fewer: noise, the step is left open)
+MIN_VOTERS = 64  # fewer unclipped blocks than this: all blocks vote
+OUTLIER = 0.05
+MIN_EXACT = 0.5  # a recovery matching fewer samples than this is not worth coding
+PROBE_WINDOW = 384  # side of the central window looks_decoded examines
+PROBE_GAIN = 0.15  # mean log-likelihood ratio per value a lattice must reach in looks_decoded  # share of values expected off the lattice (clipped samples, another decoder)
+
+
+@dataclass
+class Recovered:
+    sampling: tuple[int, int]
+    qts: list[np.ndarray]  # one 8 x 8 uint16 table per component (chroma components share one)
+    coefs: list[np.ndarray]  # N x 8 x 8 int16 per component
+    decoded: np.ndarray  # what jpeg_decoder.decode gives for them
+    exact: float  # share of samples equal to the target
+
+
+def _dct_matrix() -> np.ndarray:
+    m = np.zeros((8, 8))
+    for u in range(8):
+        c = np.sqrt(0.5) if u == 0 else 1.0
+        for x in range(8):
+            m[u, x] = c / 2 * np.cos((2 * x + 1) * u * np.pi / 16)
+    return m
+
+
+_M = _dct_matrix()
+
+
+def fdct(blocks: np.ndarray) -> np.ndarray:
+    """N x 8 x 8 samples (float, level-shifted) -> JPEG-normalised DCT coefficients [v, u]."""
+    return np.einsum("vy,nyx,ux->nvu", _M, blocks, _M, optimize=True)
+
+
+def idct(coefs: np.ndarray) -> np.ndarray:
+    return np.einsum("vy,nvu,ux->nyx", _M, coefs, _M, optimize=True)
+
+
+def rgb_to_ycc(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    cb = -0.168735892 * r - 0.331264108 * g + 0.5 * b + 128
+    cr = 0.5 * r - 0.418687589 * g - 0.081312411 * b + 128
+    return y, cb, cr
+
+
+def decoder_planes(rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The Y, Cb, Cr samples libjpeg-turbo's colour conversion turned into ``rgb``, where they can be
+    told: the conversion adds integer table values to Y, so for the right (Cb, Cr) near the float
+    estimate, R, G and B all give back the same integer Y. Elsewhere (clipped channels, another
+    conversion) the float estimate stays. Float planes; exact integers where found."""
+    y, cb, cr = rgb_to_ycc(rgb)
+    r, g, b = (rgb[..., i].astype(np.int64) for i in range(3))
+    cb0 = np.clip(np.round(cb), 0, 255).astype(np.int64)
+    cr0 = np.clip(np.round(cr), 0, 255).astype(np.int64)
+    found = np.zeros(y.shape, dtype=bool)
+    oy, ocb, ocr = y.copy(), cb.copy(), cr.copy()
+    for dcb, dcr in ((0, 0), (1, 0), (-1, 0), (0, 1), (0, -1), (1, 1), (-1, -1), (1, -1), (-1, 1)):
+        c_b = np.clip(cb0 + dcb, 0, 255)
+        c_r = np.clip(cr0 + dcr, 0, 255)
+        yr = r - jd.CR_R[c_r]
+        yg = g - ((jd.CB_G[c_b] + jd.CR_G[c_r]) >> 16)
+        yb = b - jd.CB_B[c_b]
+        ok = ~found & (yr == yg) & (yr == yb) & (yr >= 0) & (yr <= 255)
+        oy[ok], ocb[ok], ocr[ok] = yr[ok], c_b[ok], c_r[ok]
+        found |= ok
+    clipped = ((rgb == 0) | (rgb == 255)).any(axis=-1)
+    keep = clipped & found  # a clipped channel can make a wrong (Cb, Cr) look consistent
+    oy[keep], ocb[keep], ocr[keep] = y[keep], cb[keep], cr[keep]
+    return oy, ocb, ocr
+
+
+def _pad(plane: np.ndarray, bh: int, bw: int) -> np.ndarray:
+    h, w = plane.shape
+    return np.pad(plane, ((0, bh * 8 - h), (0, bw * 8 - w)), mode="edge")
+
+
+def _fancy_filter(c: np.ndarray, hs: int, vs: int) -> np.ndarray:
+    """What averaging the fancy up-sampled plane over each hs x vs cell gives: [1, 6, 1] / 8 per
+    up-sampled axis (float, edges replicated)."""
+    out = c
+    if vs == 2:
+        p = np.pad(out, ((1, 1), (0, 0)), mode="edge")
+        out = (p[:-2] + 6 * p[1:-1] + p[2:]) / 8
+    if hs == 2:
+        p = np.pad(out, ((0, 0), (1, 1)), mode="edge")
+        out = (p[:, :-2] + 6 * p[:, 1:-1] + p[:, 2:]) / 8
+    return out
+
+
+def _downsample(full: np.ndarray, hs: int, vs: int) -> np.ndarray:
+    """Estimate the chroma plane that fancy up-sampling turned into ``full``: cell averages, then
+    the up-sampler's blur undone by a few fixed-point steps."""
+    h, w = full.shape
+    ch, cw = -(-h // vs), -(-w // hs)
+    p = np.pad(full, ((0, ch * vs - h), (0, cw * hs - w)), mode="edge")
+    box = p.reshape(ch, vs, cw, hs).mean(axis=(1, 3))
+    c = box.copy()
+    for _ in range(4):
+        c = c + (box - _fancy_filter(c, hs, vs))
+    return c
+
+
+def step_scores(v: np.ndarray) -> np.ndarray:
+    """Log-likelihood ratio, summed over the values ``v`` of one coefficient, of "quantized with
+    step s" against "not quantized", for s = 1 .. len(result). Under step s a value at distance d
+    from its nearest multiple has density s * (N(d) + N(s - d)) relative to a smooth spread (an
+    average ratio of 1 over a period), so uniformly spread values favour no step, and a coarser
+    lattice that still fits wins over its divisors; OUTLIER keeps a few clipped values from
+    vetoing the right step."""
+    top = int(min(255, np.abs(v).max(initial=0.0) + 1))
+    steps = np.arange(1, top + 1, dtype=np.float64)[:, None]
+    d = np.abs(v[None, :] - np.round(v[None, :] / steps) * steps)
+    norm = 1.0 / (NOISE * np.sqrt(2 * np.pi))
+    dens = norm * (np.exp(-0.5 * (d / NOISE) ** 2) + np.exp(-0.5 * ((steps - d) / NOISE) ** 2))
+    return np.log((1 - OUTLIER) * np.minimum(steps, 1e9) * dens + OUTLIER).sum(axis=1)
+
+
+def estimate_table(dct: np.ndarray) -> np.ndarray:
+    """The most likely quantization step of each coefficient, from its DCT values over all blocks
+    (values within ZERO_BAND of 0 say nothing of the step and are left out)."""
+    flat = dct.reshape(len(dct), 64)
+    q = np.full(64, 255, dtype=np.int64)
+    seen = np.zeros(64, dtype=np.int64)
+    for k in range(64):
+        v = flat[:, k]
+        v = v[np.abs(v) > ZERO_BAND]
+        seen[k] = v.size
+        if v.size == 0:
+            continue  # every block is 0 here: any step decodes the same
+        q[k] = int(np.argmax(step_scores(v))) + 1
+    sure = seen >= max(SURE_VALUES, SURE_SHARE * len(flat))
+    q[~sure] = 255  # a handful of values off zero is noise more likely than a coefficient
+    return _standard_table(q, sure).reshape(8, 8)
+
+
+# IJG's example tables (JPEG standard Annex K), which libjpeg, Pillow, OpenCV, ImageMagick and most
+# cameras scale by a quality setting
+_STD_LUMA = np.array([16, 11, 10, 16, 24, 40, 51, 61, 12, 12, 14, 19, 26, 58, 60, 55, 14, 13, 16, 24, 40, 57, 69, 56,
+                      14, 17, 22, 29, 51, 87, 80, 62, 18, 22, 37, 56, 68, 109, 103, 77, 24, 35, 55, 64, 81, 104, 113,
+                      92, 49, 64, 78, 87, 103, 121, 120, 101, 72, 92, 95, 98, 112, 100, 103, 99])
+_STD_CHROMA = np.array([17, 18, 24, 47, 99, 99, 99, 99, 18, 21, 26, 66, 99, 99, 99, 99, 24, 26, 56, 99, 99, 99, 99, 99,
+                        47, 66, 99, 99, 99, 99, 99, 99] + [99] * 32)
+
+
+def _scaled(base: np.ndarray, quality: int) -> np.ndarray:
+    scale = 5000 // quality if quality < 50 else 200 - 2 * quality
+    return np.clip((base * scale + 50) // 100, 1, 255)
+
+
+def _standard_table(q: np.ndarray, sure: np.ndarray) -> np.ndarray:
+    """A scaled standard table that agrees with every well-observed step replaces the estimate (it
+    also knows the steps of coefficients that are zero everywhere); otherwise the estimate stays."""
+    if not sure.any():
+        return q
+    for base in (_STD_LUMA, _STD_CHROMA):
+        for quality in range(100, 0, -1):
+            t = _scaled(base, quality)
+            if np.array_equal(t[sure], q[sure]):
+                return t
+    return q
+
+
+def _ycc_error(err_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    e = err_rgb.astype(np.float64)
+    r, g, b = e[..., 0], e[..., 1], e[..., 2]
+    return (0.299 * r + 0.587 * g + 0.114 * b, -0.168735892 * r - 0.331264108 * g + 0.5 * b,
+            0.5 * r - 0.418687589 * g - 0.081312411 * b)
+
+
+def _clean_blocks(clip: np.ndarray, shape: tuple[int, int], factors: tuple[int, int]) -> np.ndarray:
+    """Per block of a component plane (``shape`` blocks, each covering 8*factors pixels): no clipped sample."""
+    bh, bw = shape
+    fh, fw = 8 * factors[1], 8 * factors[0]
+    h, w = clip.shape
+    c = np.pad(clip, ((0, max(0, bh * fh - h)), (0, max(0, bw * fw - w))), mode="edge")[: bh * fh, : bw * fw]
+    return ~c.reshape(bh, fh, bw, fw).any(axis=(1, 3)).ravel()
+
+
+def _voters(dct: np.ndarray, clean: np.ndarray) -> np.ndarray:
+    return dct[clean] if clean.sum() >= MIN_VOTERS else dct
+
+
+def recover(pixels: np.ndarray, sampling: tuple[int, int]) -> Recovered | None:
+    """Coefficients that decode (jpeg_decoder) as close to ``pixels`` as found, for one sampling."""
+    if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
+        return None
+    h, w = pixels.shape[:2]
+    grey = pixels.ndim == 2
+    if grey and sampling != (1, 1):
+        return None
+    hs, vs = sampling
+    if grey:
+        planes = [pixels.astype(np.float64)]
+    else:
+        y, cb, cr = decoder_planes(pixels)
+        planes = [y, cb if sampling == (1, 1) else _downsample(cb, hs, vs),
+                  cr if sampling == (1, 1) else _downsample(cr, hs, vs)]
+    shapes = [jd.blocks_shape(h, w, ci, sampling) for ci in range(len(planes))]
+    dcts = [fdct(jd.plane_to_blocks(_pad(p, *s)) - 128.0) for p, s in zip(planes, shapes, strict=True)]
+    # Clipped samples (0 or 255 in any channel) break the way back from RGB: their blocks do not
+    # vote on the quantization steps.
+    clip = (pixels == 0) | (pixels == 255)
+    if not grey:
+        clip = clip.any(axis=2)
+    clean = [_clean_blocks(clip, s, (1, 1) if ci == 0 else sampling) for ci, s in enumerate(shapes)]
+    qy = estimate_table(_voters(dcts[0], clean[0]))
+    qts = [qy]
+    if not grey:
+        qc = estimate_table(np.concatenate([_voters(dcts[1], clean[1]), _voters(dcts[2], clean[2])]))
+        qts += [qc, qc]
+    coefs = [np.clip(np.round(d / q), -2047, 2047).astype(np.int64) for d, q in zip(dcts, qts, strict=True)]
+    best = None
+    for _ in range(REFINE_PASSES + 1):
+        dec = jd.decode(coefs, qts, sampling, h, w)
+        exact = float(np.mean(dec == pixels))
+        if best is None or exact > best.exact:
+            best = Recovered(sampling, [q.astype(np.uint16) for q in qts], [c.astype(np.int16) for c in coefs],
+                             dec, exact)
+        if exact == 1.0:
+            break
+        err = pixels.astype(np.float64) - dec
+        errs = [err] if grey else list(_ycc_error(err))
+        if not grey and sampling != (1, 1):
+            errs = [errs[0]] + [_downsample(e, hs, vs) * (hs * vs) ** 0 for e in errs[1:]]
+        for ci, (e, s, q) in enumerate(zip(errs, shapes, qts, strict=True)):
+            delta = fdct(jd.plane_to_blocks(_pad(e, *s))) / q
+            coefs[ci] = np.clip(coefs[ci] + np.round(delta).astype(np.int64), -2047, 2047)
+    return best
+
+
+def best_recovery(pixels: np.ndarray) -> Recovered | None:
+    """The sampling (and its coefficients) whose decode matches ``pixels`` best; None when no
+    candidate comes close (not a decoded JPEG, or decoded by another decoder)."""
+    best = None
+    for s in ([(1, 1)] if pixels.ndim == 2 else SAMPLINGS):
+        r = recover(pixels, s)
+        if r is not None and (best is None or r.exact > best.exact):
+            best = r
+        if best is not None and best.exact > 0.999:
+            break
+    return best
+
+
+# --------------------------------------------------------------------------- coding
+
+
+COEF_OFFSET = 2048  # coefficients are kept in [-2047, 2047]: stored as uint16 samples + this
+
+
+def coef_image(c: np.ndarray, bh: int, bw: int) -> np.ndarray:
+    """N x 8 x 8 coefficients -> one uint16 image of the 64 frequency planes tiled 8 x 8 (plane of
+    frequency (v, u) at tile (v, u)): neighbouring blocks' same-frequency values lie side by side,
+    which is what a lossless image coder predicts well."""
+    planes = c.reshape(bh, bw, 8, 8).transpose(2, 3, 0, 1)  # v, u, by, bx
+    img = planes.transpose(0, 2, 1, 3).reshape(8 * bh, 8 * bw)
+    return (img.astype(np.int32) + COEF_OFFSET).astype(np.uint16)
+
+
+def coefs_from_image(img: np.ndarray, bh: int, bw: int) -> np.ndarray:
+    if img.shape != (8 * bh, 8 * bw):
+        raise ValueError(f"coefficient image {img.shape} does not match {bh} x {bw} blocks")
+    planes = img.astype(np.int32).reshape(8, bh, 8, bw).transpose(0, 2, 1, 3) - COEF_OFFSET  # v, u, by, bx
+    return planes.transpose(2, 3, 0, 1).reshape(bh * bw, 8, 8)
+
+
+def describe(r: Recovered) -> dict:
+    """The bitstream's record of a recovery (sampling and tables; the coefficients go in sections)."""
+    return {"sampling": list(r.sampling), "qts": [q.reshape(64).astype(int).tolist() for q in r.qts]}
+
+
+def decode_coefficients(desc: dict, coef_imgs: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
+    """Decoder side: the picture the recorded coefficients decode to (before the residual)."""
+    sampling = (int(desc["sampling"][0]), int(desc["sampling"][1]))
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"unknown sampling {sampling}")
+    h, w = int(shape[0]), int(shape[1])
+    qts = [np.asarray(q, dtype=np.int64).reshape(8, 8) for q in desc["qts"]]
+    if len(qts) != len(coef_imgs) or len(qts) not in (1, 3) or (len(qts) == 1) != (len(shape) == 2):
+        raise ValueError("coefficient planes do not match the picture")
+    coefs = [coefs_from_image(img, *jd.blocks_shape(h, w, ci, sampling)) for ci, img in enumerate(coef_imgs)]
+    return jd.decode(coefs, qts, sampling, h, w)
+
+
+def looks_decoded(pixels: np.ndarray, sample_blocks: int = 2048) -> bool:
+    """Cheap test before a recovery: do the luma DCT's three lowest frequencies, over a sample of
+    unclipped blocks, sit on a lattice coarser than 1 (as a JPEG's quantization leaves them)?"""
+    if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
+        return False
+    h, w = pixels.shape[:2]
+    if h < 16 or w < 16:
+        return False
+    # a central window on the block grid (offsets multiples of 16) keeps the probe cheap
+    side = PROBE_WINDOW
+    y0, x0 = max(0, (h - side) // 2) // 16 * 16, max(0, (w - side) // 2) // 16 * 16
+    pixels = pixels[y0: y0 + side, x0: x0 + side]
+    h, w = pixels.shape[:2]
+    y = pixels.astype(np.float64) if pixels.ndim == 2 else decoder_planes(pixels)[0]
+    clip = (pixels == 0) | (pixels == 255)
+    if pixels.ndim == 3:
+        clip = clip.any(axis=2)
+    hb, wb = h // 8 * 8, w // 8 * 8
+    ok = ~jd.plane_to_blocks(clip[:hb, :wb]).any(axis=(1, 2))
+    blocks = jd.plane_to_blocks(y[:hb, :wb])[ok]
+    if len(blocks) < 64:
+        return False
+    d = fdct(blocks[:: max(1, len(blocks) // sample_blocks)] - 128.0).reshape(-1, 64)
+    for k in (0, 1, 8):
+        v = d[:, k]
+        v = v[np.abs(v) > ZERO_BAND]
+        if v.size < SURE_VALUES:
+            return False
+        sc = step_scores(v)
+        best = int(np.argmax(sc))
+        if best == 0 or sc[best] < PROBE_GAIN * v.size:
+            return False
+    return True
+
+
+def encode(pixels: np.ndarray, effort: int) -> tuple[dict, dict[str, bytes], bytes] | None:
+    """The picture as recovered JPEG coefficients (JPEG XL lossless of each component's frequency
+    planes) plus a JPEG XL residual: (description, sections, payload), or None when the picture does
+    not look decoded from a JPEG. The caller compares the size with plain intra and verifies."""
+    from . import intra
+
+    if not looks_decoded(pixels):
+        return None
+    r = best_recovery(pixels)
+    if r is None or r.exact < MIN_EXACT:
+        return None
+    h, w = pixels.shape[:2]
+    sections = {}
+    for ci, c in enumerate(r.coefs):
+        bh, bw = jd.blocks_shape(h, w, ci, r.sampling)
+        sections[f"c{ci}"] = intra.encode_pixels(coef_image(c, bh, bw), effort)
+    res = ((pixels.astype(np.int16) - r.decoded + 128) & 255).astype(np.uint8)
+    return describe(r), sections, intra.encode_pixels(res, effort)
+
+
+def reconstruct(desc: dict, sections: dict[str, bytes], payload: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    """Decoder: coefficients -> decoded picture, plus the residual (mod 256) -> the pixels."""
+    from . import intra
+
+    n = len(desc["qts"])
+    imgs = []
+    for ci in range(n):
+        bh, bw = jd.blocks_shape(int(shape[0]), int(shape[1]), ci, tuple(desc["sampling"]))
+        imgs.append(intra.decode_pixels(sections[f"c{ci}"], (8 * bh, 8 * bw), "uint16"))
+    dec = decode_coefficients(desc, imgs, shape)
+    res = intra.decode_pixels(payload, tuple(shape), "uint8")
+    return ((res.astype(np.int16) + dec - 128) & 255).astype(np.uint8)
