@@ -23,6 +23,7 @@ NOISE = 0.35  # spread of a recovered DCT value around its true multiple (roundi
 ZERO_BAND = 1.5  # |DCT value| below this: taken for a zero coefficient plus noise (says nothing of the step)
 SURE_VALUES = 8  # a step is estimated only from this many nonzero values...
 SURE_SHARE = 0.005  # ...and at least this share of the blocks (fewer: noise, the step is left open)
+STD_AGREE = 0.9  # share of the well-observed steps a standard table must match to be taken
 MIN_VOTERS = 64  # fewer unclipped blocks than this: all blocks vote
 OUTLIER = 0.05
 MIN_EXACT = 0.5  # a recovery matching fewer samples than this is not worth coding
@@ -173,16 +174,20 @@ def _scaled(base: np.ndarray, quality: int) -> np.ndarray:
 
 
 def _standard_table(q: np.ndarray, sure: np.ndarray) -> np.ndarray:
-    """A scaled standard table that agrees with every well-observed step replaces the estimate (it
-    also knows the steps of coefficients that are zero everywhere); otherwise the estimate stays."""
-    if not sure.any():
+    """The scaled standard table agreeing with most well-observed steps (at least STD_AGREE of them)
+    replaces the estimate: it also knows the steps of coefficients that are zero everywhere, and
+    overrules a step that noise made look finer or coarser. Otherwise the estimate stays."""
+    n = int(sure.sum())
+    if n == 0:
         return q
+    best, best_hits = None, -1
     for base in (_STD_LUMA, _STD_CHROMA):
         for quality in range(100, 0, -1):
             t = _scaled(base, quality)
-            if np.array_equal(t[sure], q[sure]):
-                return t
-    return q
+            hits = int((t[sure] == q[sure]).sum())
+            if hits > best_hits:
+                best, best_hits = t, hits
+    return best if best is not None and best_hits >= STD_AGREE * n else q
 
 
 def _ycc_error(err_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

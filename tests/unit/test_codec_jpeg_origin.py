@@ -1,0 +1,160 @@
+"""PNGs decoded from a JPEG: the numpy decoder equals libjpeg-turbo, recovered coefficients round-trip
+byte for byte, are chosen only when smaller than intra, and never for pictures no JPEG made."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from codec_helpers import write_png
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from PIL import Image
+
+import codec
+from codec import bitstream, jpeg_decoder, jpeg_origin
+
+jpeglib = pytest.importorskip("jpeglib")
+
+
+def _photo(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Smooth gradients, edges and mild noise: photo-like content with every kind of block."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    img = np.stack([120 + 80 * np.sin(x / 23.0) * np.cos(y / 31.0), 60 + 0.4 * x % 150,
+                    200 - 0.3 * y + 30 * (x > w / 2)], axis=2)
+    img += rng.normal(0, 4, img.shape)
+    return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def _jpeg(pixels: np.ndarray, quality: int, subsampling: int) -> bytes:
+    b = io.BytesIO()
+    Image.fromarray(pixels).save(b, "JPEG", quality=quality, subsampling=subsampling)
+    return b.getvalue()
+
+
+def _decoded(jpeg: bytes, mode: str = "RGB") -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(jpeg)).convert(mode))
+
+
+def _png(pixels: np.ndarray) -> bytes:
+    b = io.BytesIO()
+    Image.fromarray(pixels).save(b, "PNG")
+    return b.getvalue()
+
+
+@pytest.mark.parametrize("subsampling,sampling", [(2, (2, 2)), (1, (2, 1)), (0, (1, 1))])
+@pytest.mark.parametrize("shape", [(64, 96), (37, 53), (9, 17)])
+def test_numpy_decoder_equals_libjpeg_turbo(tmp_path: Path, subsampling, sampling, shape) -> None:
+    """The coefficients of a real JPEG (read with jpeglib) decode with codec/jpeg_decoder.py to
+    exactly the pixels Pillow's libjpeg-turbo gives, for every chroma sampling and odd sizes."""
+    px = _photo(*shape, seed=shape[0])
+    data = _jpeg(px, 80, subsampling)
+    f = tmp_path / "a.jpg"
+    f.write_bytes(data)
+    d = jpeglib.read_dct(str(f))
+    coefs = [c.reshape(-1, 8, 8) for c in (d.Y, d.Cb, d.Cr)]
+    qts = [d.qt[i] for i in d.quant_tbl_no]
+    out = jpeg_decoder.decode(coefs, qts, sampling, *shape)
+    assert np.array_equal(out, _decoded(data))
+
+
+def test_grey_jpeg_decodes_exactly(tmp_path: Path) -> None:
+    px = _photo(40, 56)[:, :, 1]
+    b = io.BytesIO()
+    Image.fromarray(px).save(b, "JPEG", quality=70)
+    (tmp_path / "g.jpg").write_bytes(b.getvalue())
+    d = jpeglib.read_dct(str(tmp_path / "g.jpg"))
+    out = jpeg_decoder.decode([d.Y.reshape(-1, 8, 8)], [d.qt[0]], (1, 1), 40, 56)
+    assert np.array_equal(out, _decoded(b.getvalue(), "L"))
+
+
+@pytest.mark.parametrize("quality,subsampling", [(75, 2), (90, 0), (60, 1)])
+def test_decoded_jpeg_is_coded_as_its_coefficients(quality, subsampling) -> None:
+    """A PNG of a decoded JPEG: recovered (low-frequency steps as the encoder used them), coded well below
+    intra, rebuilt byte for byte; the blob names the jpeg-coefficients feature."""
+    px = _photo(192, 256)
+    jpeg = _jpeg(px, quality, subsampling)
+    data = _png(_decoded(jpeg))
+    r = codec.encode(data, effort=3)
+    assert r.chosen == "intra:jpeg", r.sizes
+    assert len(r.blob) < 0.7 * r.sizes["intra"]
+    assert codec.decode(r.blob) == data
+    assert codec.blob_features(r.blob) == frozenset({"jpeg-coefficients"})
+    rec = jpeg_origin.best_recovery(_decoded(jpeg))
+    assert rec is not None and rec.exact > 0.9
+    qt_luma = Image.open(io.BytesIO(jpeg)).quantization[0]  # the encoder's table, natural order
+    # the well-observed low frequencies are found exactly (rarely used high ones may stay open)
+    assert [int(rec.qts[0][0, 0]), int(rec.qts[0][0, 1]), int(rec.qts[0][1, 0])] == [qt_luma[0], qt_luma[1], qt_luma[8]]
+
+
+def test_repack_of_a_jpeg_coded_blob_still_rebuilds_the_file() -> None:
+    data = _png(_decoded(_jpeg(_photo(128, 128, 3), 80, 2)))
+    r = codec.encode(data, effort=1)
+    assert r.chosen == "intra:jpeg"
+    p = codec.repack(r.blob, 7)
+    assert p is not None and len(p) < len(r.blob)
+    assert codec.decode(p) == data
+
+
+def test_damaged_coefficients_never_give_wrong_bytes() -> None:
+    data = _png(_decoded(_jpeg(_photo(96, 128, 5), 75, 2)))
+    r = codec.encode(data, effort=3)
+    assert r.chosen == "intra:jpeg"
+    b = bitstream.unpack(r.blob)
+    sec = dict(b.sections)
+    sec["jpeg_c0"] = sec["jpeg_c1"]  # a valid JPEG XL image of the wrong plane
+    bad = bitstream.pack(bitstream.Blob(b.mode, b.ref_id, b.meta, sec, b.payload, b.file_sha256))
+    with pytest.raises(codec.CorruptBlob):
+        codec.decode(bad)
+
+
+def test_pictures_no_jpeg_made_are_not_taken_for_decoded_jpegs() -> None:
+    """A photo-like picture that never went through a JPEG, and a flat synthetic one: the probe says
+    no, and plain intra is what encode chooses."""
+    for px in (_photo(160, 200, 7), np.full((64, 64, 3), 77, np.uint8)):
+        assert not jpeg_origin.looks_decoded(px)
+        r = codec.encode(_png(px), effort=3)
+        assert r.chosen == "intra"
+
+
+def test_a_resized_decoded_jpeg_is_not_taken_for_one() -> None:
+    """Resampling destroys the block lattice: the probe must say no."""
+    dec = _decoded(_jpeg(_photo(240, 320, 2), 75, 2))
+    small = np.asarray(Image.fromarray(dec).resize((213, 160), Image.Resampling.LANCZOS))
+    assert not jpeg_origin.looks_decoded(small)
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), h=st.integers(1, 6), w=st.integers(1, 6),
+       sampling=st.sampled_from(jpeg_origin.SAMPLINGS))
+def test_coefficient_planes_round_trip(seed, h, w, sampling) -> None:
+    """The frequency-plane layout of the bitstream inverts exactly, for any coefficients in range."""
+    rng = np.random.default_rng(seed)
+    for ci in range(3):
+        bh, bw = jpeg_decoder.blocks_shape(8 * h - 3, 8 * w - 5, ci, sampling)
+        c = rng.integers(-2047, 2048, (bh * bw, 8, 8))
+        img = jpeg_origin.coef_image(c, bh, bw)
+        assert img.dtype == np.uint16
+        assert np.array_equal(jpeg_origin.coefs_from_image(img, bh, bw), c)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**32 - 1), h=st.integers(16, 48), w=st.integers(16, 48),
+       quality=st.integers(30, 95), subsampling=st.sampled_from([0, 1, 2]), grey=st.booleans())
+def test_any_decoded_jpeg_round_trips_byte_exact(seed, h, w, quality, subsampling, grey) -> None:
+    """Whatever encode chooses for a decoded JPEG of random content and size, the file comes back
+    exactly, and the JPEG candidate is only kept when it is the smallest."""
+    px = _photo(h, w, seed % 1000)
+    if grey:
+        px = px[:, :, 0]
+    b = io.BytesIO()
+    Image.fromarray(px).save(b, "JPEG", quality=quality, subsampling=subsampling)
+    dec = _decoded(b.getvalue(), "L" if grey else "RGB")
+    data = write_png(dec, 8, 0 if grey else 2)
+    r = codec.encode(data, effort=1, allow_larger=True)
+    assert r.blob is not None and codec.decode(r.blob) == data
+    if r.chosen == "intra:jpeg":
+        assert len(r.blob) <= r.sizes["intra"]
