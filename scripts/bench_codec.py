@@ -55,7 +55,8 @@ def bench_images(root: Path, exclude: list[str], effort: int, anchors: bool) -> 
         t0 = time.perf_counter()
         r = codec.encode(data, effort=effort, allow_larger=True)
         te = time.perf_counter() - t0
-        row = {"file": str(f.relative_to(root)), "orig": len(data), "mode": r.mode, "reason": r.reason}
+        row = {"file": str(f.relative_to(root)), "orig": len(data), "mode": r.mode, "reason": r.reason,
+               "chosen": r.chosen, "plain_intra": r.sizes.get("intra")}
         if r.blob is not None:
             t1 = time.perf_counter()
             back = codec.decode(r.blob)
@@ -88,6 +89,16 @@ def bench_images(root: Path, exclude: list[str], effort: int, anchors: bool) -> 
             vals = [r for r in coded if isinstance(r.get(k), int)]
             if vals:
                 summ[f"{k}_ratio_total"] = sum(r[k] for r in vals) / sum(r["orig"] for r in vals)
+        # PNGs recognised as decoded JPEGs and coded as their coefficients (codec/jpeg_origin.py)
+        jp = [r for r in coded if r.get("chosen") == "intra:jpeg"]
+        summ["jpeg_coefficient_files"] = len(jp)
+        if jp:
+            summ["jpeg_coefficient_bytes"] = sum(r["intra"] for r in jp)
+            summ["jpeg_coefficient_vs_plain_intra"] = summ["jpeg_coefficient_bytes"] / sum(r["plain_intra"] for r in jp)
+            if all(isinstance(r.get("jxl_e7"), int) for r in jp):
+                summ["jpeg_coefficient_vs_jxl_e7"] = summ["jpeg_coefficient_bytes"] / sum(r["jxl_e7"] for r in jp)
+        summ["stored_vs_jxl_e7_total"] = (sum(r["intra"] for r in coded if isinstance(r.get("jxl_e7"), int))
+                                          / max(1, sum(r["jxl_e7"] for r in coded if isinstance(r.get("jxl_e7"), int))))
     return {"rows": rows, "summary": summ}
 
 
