@@ -148,11 +148,16 @@ def test_damaged_base_gives_eio_on_every_dependent_and_fsck_names_them(tmp_path:
 
 @pytest.mark.timeout(900)
 def test_replanning_thumbnail_and_grey_copy_stored_before_the_original(tmp_path: Path) -> None:
+    """A thumbnail and a grey copy (made here with Pillow: the dev set's own copies are decoded JPEGs,
+    which are now coded as their JPEG coefficients and need no reference) stored before their
+    original are re-coded against it once it arrives."""
     store, mnt = tmp_path / "store", tmp_path / "mnt"
-    names = ["ukbench00120_resize.png", "ukbench00120_gray.png"]
+    orig = Image.open(UKB / "ukbench00120.png")
+    files = {"thumb.png": png(orig.resize((300, 300), Image.Resampling.LANCZOS)), "grey.png": png(orig.convert("L"))}
+    names = list(files)
     with Mount(store, mnt) as m:
         for n in names:
-            shutil.copyfile(UKB / n, m.mountpoint / n)
+            (m.mountpoint / n).write_bytes(files[n])
         wait_ingest(store)
         before = {n: int(info(m.mountpoint / n, "stored_bytes")) for n in names}
         shutil.copyfile(UKB / "ukbench00120.png", m.mountpoint / "orig.png")
@@ -165,7 +170,7 @@ def test_replanning_thumbnail_and_grey_copy_stored_before_the_original(tmp_path:
     assert_fsck_clean(store)
     with Mount(store, mnt) as m:
         for n in names:
-            assert (m.mountpoint / n).read_bytes() == (UKB / n).read_bytes()
+            assert (m.mountpoint / n).read_bytes() == files[n]
         assert (m.mountpoint / "orig.png").read_bytes() == (UKB / "ukbench00120.png").read_bytes()
     assert_fsck_clean(store)
 
@@ -256,7 +261,8 @@ def test_chain_at_the_depth_limit(tmp_path: Path) -> None:
     a flipped copy of the thumbnail then may not be coded against the thumbnail (depth 2): whatever
     the encoder and re-planning choose, no chain is longer than 1, and everything reads back."""
     store, mnt = tmp_path / "store", tmp_path / "mnt"
-    thumb = (UKB / "ukbench00120_resize.png").read_bytes()
+    # a Pillow thumbnail (the dev set's is a decoded JPEG, coded on its own as its JPEG coefficients)
+    thumb = png(Image.open(UKB / "ukbench00120.png").resize((300, 300), Image.Resampling.LANCZOS))
     flipped = png(Image.open(io.BytesIO(thumb)).transpose(Image.Transpose.FLIP_LEFT_RIGHT))
     with Mount(store, mnt, ["maxdepth=1"]) as m:
         (m.mountpoint / "thumb.png").write_bytes(thumb)
