@@ -212,27 +212,17 @@ def repack(blob: bytes, effort: int) -> bytes | None:
         pshape, pdtype = (shape if len(shape) == 3 else shape[:2]), "uint8"
     else:
         pshape, pdtype = shape, pm["dtype"]
-    if b.meta.get("jpeg") is not None:
-        pdtype = "uint8"
-    old = intra.decode_pixels(b.payload, pshape, pdtype)
-    payload = intra.encode_pixels(old, effort)
-    if not np.array_equal(intra.decode_pixels(payload, pshape, pdtype), old):
-        return None
+    jdesc = b.meta.get("jpeg")
+    if jdesc is not None:
+        pdtype = "uint8"  # the payload is the residual of the JPEG decode
+    payload = intra.recode(b.payload, pshape, pdtype, effort) or b.payload
     sections = dict(b.sections)
-    if len(payload) >= len(b.payload):
-        payload = b.payload
-    saved = len(b.payload) - len(payload)
-    if b.meta.get("jpeg") is not None:  # the coefficient planes are JPEG XL images too
-        for k, v in b.sections.items():
-            if not k.startswith("jpeg_c"):
-                continue
-            img = intra._jxl().jpegxl_decode(v, numthreads=intra.THREADS)
-            img = img[:, :, 0] if img.ndim == 3 else img
-            nv = intra.encode_pixels(img, effort)
-            if len(nv) < len(v) and np.array_equal(intra.decode_pixels(nv, img.shape, "uint16"), img):
-                saved += len(v) - len(nv)
-                sections[k] = nv
-    if saved <= 0:
+    if jdesc is not None:  # the coefficient planes are JPEG XL images too
+        for ci in range(len(jdesc["qts"])):
+            k = f"jpeg_c{ci}"
+            sections[k] = intra.recode(b.sections[k], jpeg_origin.section_shape(jdesc, ci, shape), "uint16",
+                                       effort) or b.sections[k]
+    if payload is b.payload and all(sections[k] is b.sections[k] for k in sections):
         return None
     meta = {**b.meta, "effort": effort}
     return bitstream.pack(bitstream.Blob(b.mode, b.ref_id, meta, sections, payload, b.file_sha256))

@@ -46,3 +46,12 @@ def decode_pixels(payload: bytes, shape: tuple[int, ...], dtype: str) -> np.ndar
     if tuple(arr.shape) != tuple(shape) or arr.dtype != np.dtype(dtype):
         raise ValueError(f"JPEG XL payload decoded to {arr.shape} {arr.dtype}, expected {shape} {dtype}")
     return arr
+
+
+def recode(payload: bytes, shape: tuple[int, ...], dtype: str, effort: int) -> bytes | None:
+    """``payload`` re-encoded at ``effort`` when that is smaller and decodes to the same pixels, else None."""
+    old = decode_pixels(payload, shape, dtype)
+    new = encode_pixels(old, effort)
+    if len(new) >= len(payload) or not np.array_equal(decode_pixels(new, shape, dtype), old):
+        return None
+    return new

@@ -18,15 +18,23 @@ import numpy as np
 from . import jpeg_decoder as jd
 
 SAMPLINGS = ((2, 2), (1, 1), (2, 1))  # 4:2:0, 4:4:4, 4:2:2 (luma h, v sampling factors)
-REFINE_PASSES = 4
+REFINE_PASSES = 4  # decode-compare-correct passes on the RGB result
+PLANE_PASSES = 4  # correction passes in each component's plane before those
+DOWNSAMPLE_STEPS = 8
+CHROMA_PASSES = 3  # rounds of +-1 moves fitting the down-sampled chroma to its up-sampled samples  # fixed-point steps undoing the up-sampler's blur
 NOISE = 0.35  # spread of a recovered DCT value around its true multiple (rounding, clipping)
 ZERO_BAND = 1.5  # |DCT value| below this: taken for a zero coefficient plus noise (says nothing of the step)
 SURE_VALUES = 8  # a step is estimated only from this many nonzero values...
 SURE_SHARE = 0.005  # ...and at least this share of the blocks (fewer: noise, the step is left open)
-STD_AGREE = 0.9  # share of the well-observed steps a standard table must match to be taken
+STD_SLACK = 0.2  # a standard table may explain the coefficients this much (log-likelihood share) worse
+MAJOR_SHARE = 0.1  # coefficients with fewer votes than this share of the most voted do not judge tables
+TABLE_VOTES = 600  # values per coefficient scoring the standard tables
+MAX_VOTES = 3000  # values per coefficient that vote on its step (an even sample of them)
 MIN_VOTERS = 64  # fewer unclipped blocks than this: all blocks vote
 OUTLIER = 0.05
 MIN_EXACT = 0.5  # a recovery matching fewer samples than this is not worth coding
+GOOD_FIT = 0.98  # a sampling whose window recovery matches this share is taken without trying others
+SAMPLING_WINDOW = 384  # side of the central window the chroma sampling is chosen on
 PROBE_WINDOW = 384  # side of the central window looks_decoded examines
 PROBE_GAIN = 0.15  # mean log-likelihood ratio per value a lattice must reach in looks_decoded  # share of values expected off the lattice (clipped samples, another decoder)
 
@@ -121,7 +129,7 @@ def _downsample(full: np.ndarray, hs: int, vs: int) -> np.ndarray:
     p = np.pad(full, ((0, ch * vs - h), (0, cw * hs - w)), mode="edge")
     box = p.reshape(ch, vs, cw, hs).mean(axis=(1, 3))
     c = box.copy()
-    for _ in range(4):
+    for _ in range(DOWNSAMPLE_STEPS):
         c = c + (box - _fancy_filter(c, hs, vs))
     return c
 
@@ -133,12 +141,18 @@ def step_scores(v: np.ndarray) -> np.ndarray:
     average ratio of 1 over a period), so uniformly spread values favour no step, and a coarser
     lattice that still fits wins over its divisors; OUTLIER keeps a few clipped values from
     vetoing the right step."""
+    v = v[:: max(1, v.size // MAX_VOTES)]
     top = int(min(255, np.abs(v).max(initial=0.0) + 1))
-    steps = np.arange(1, top + 1, dtype=np.float64)[:, None]
-    d = np.abs(v[None, :] - np.round(v[None, :] / steps) * steps)
+    return lattice_scores(v, np.arange(1, top + 1))
+
+
+def lattice_scores(v: np.ndarray, steps: np.ndarray | list[int]) -> np.ndarray:
+    """step_scores for the given steps only."""
+    st_ = np.asarray(steps, dtype=np.float64)[:, None]
+    d = np.abs(v[None, :] - np.round(v[None, :] / st_) * st_)
     norm = 1.0 / (NOISE * np.sqrt(2 * np.pi))
-    dens = norm * (np.exp(-0.5 * (d / NOISE) ** 2) + np.exp(-0.5 * ((steps - d) / NOISE) ** 2))
-    return np.log((1 - OUTLIER) * np.minimum(steps, 1e9) * dens + OUTLIER).sum(axis=1)
+    dens = norm * (np.exp(-0.5 * (d / NOISE) ** 2) + np.exp(-0.5 * ((st_ - d) / NOISE) ** 2))
+    return np.log((1 - OUTLIER) * st_ * dens + OUTLIER).sum(axis=1)
 
 
 def estimate_table(dct: np.ndarray) -> np.ndarray:
@@ -147,16 +161,22 @@ def estimate_table(dct: np.ndarray) -> np.ndarray:
     flat = dct.reshape(len(dct), 64)
     q = np.full(64, 255, dtype=np.int64)
     seen = np.zeros(64, dtype=np.int64)
+    votes: list[np.ndarray] = []
+    best = np.zeros(64)
     for k in range(64):
         v = flat[:, k]
         v = v[np.abs(v) > ZERO_BAND]
         seen[k] = v.size
+        votes.append(v[:: max(1, v.size // TABLE_VOTES)])
         if v.size == 0:
             continue  # every block is 0 here: any step decodes the same
-        q[k] = int(np.argmax(step_scores(v))) + 1
+        sc = step_scores(v)
+        q[k] = int(np.argmax(sc)) + 1
     sure = seen >= max(SURE_VALUES, SURE_SHARE * len(flat))
     q[~sure] = 255  # a handful of values off zero is noise more likely than a coefficient
-    return _standard_table(q, sure).reshape(8, 8)
+    for kk in np.flatnonzero(sure):
+        best[kk] = lattice_scores(votes[kk], np.array([q[kk]]))[0]
+    return _standard_table(q, sure, votes, best).reshape(8, 8)
 
 
 # IJG's example tables (JPEG standard Annex K), which libjpeg, Pillow, OpenCV, ImageMagick and most
@@ -173,21 +193,32 @@ def _scaled(base: np.ndarray, quality: int) -> np.ndarray:
     return np.clip((base * scale + 50) // 100, 1, 255)
 
 
-def _standard_table(q: np.ndarray, sure: np.ndarray) -> np.ndarray:
-    """The scaled standard table agreeing with most well-observed steps (at least STD_AGREE of them)
-    replaces the estimate: it also knows the steps of coefficients that are zero everywhere, and
-    overrules a step that noise made look finer or coarser. Otherwise the estimate stays."""
-    n = int(sure.sum())
-    if n == 0:
+def _standard_table(q: np.ndarray, sure: np.ndarray, votes: list[np.ndarray], best: np.ndarray) -> np.ndarray:
+    """The scaled standard table (IJG luma or chroma base, quality 1-100) whose steps explain the
+    well-observed coefficients best replaces the estimate when it explains them nearly as well as
+    the free per-coefficient steps (within STD_SLACK of their log-likelihood gain): it knows the
+    steps of coefficients that are zero almost everywhere, and overrules a step that noise made
+    look finer or coarser. A custom table (a camera's) leaves the estimate alone."""
+    # The DC step is left out: a flat block's DC is known only to within its rounding (+-4 for
+    # steps below 8: the IDCT rounds all 64 samples the same way), so the DC votes are weak; the
+    # table the AC steps agree on gives it.
+    # Only the major coefficients judge (votes >= MAJOR_SHARE of the most voted): a rarely nonzero
+    # one's few values are mostly recovery noise, and its estimated step with them.
+    ks = np.flatnonzero(sure)
+    ks = ks[ks != 0]
+    if ks.size == 0:
         return q
-    best, best_hits = None, -1
-    for base in (_STD_LUMA, _STD_CHROMA):
-        for quality in range(100, 0, -1):
-            t = _scaled(base, quality)
-            hits = int((t[sure] == q[sure]).sum())
-            if hits > best_hits:
-                best, best_hits = t, hits
-    return best if best is not None and best_hits >= STD_AGREE * n else q
+    counts = np.array([len(votes[k]) for k in ks])
+    ks = ks[counts >= MAJOR_SHARE * counts.max()]
+    free = float(best[ks].sum())
+    tables = [_scaled(base, quality) for base in (_STD_LUMA, _STD_CHROMA) for quality in range(100, 0, -1)]
+    cand = np.stack(tables)  # T x 64
+    score = np.zeros(len(tables))
+    for k in ks:
+        steps, inv = np.unique(cand[:, k], return_inverse=True)
+        score += lattice_scores(votes[k], steps)[inv]
+    i = int(np.argmax(score))
+    return tables[i] if free > 0 and score[i] >= free - STD_SLACK * abs(free) else q
 
 
 def _ycc_error(err_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -210,6 +241,16 @@ def _voters(dct: np.ndarray, clean: np.ndarray) -> np.ndarray:
     return dct[clean] if clean.sum() >= MIN_VOTERS else dct
 
 
+def _refine_plane(coefs: np.ndarray, q: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Move coefficients by the rounded DCT of what their integer IDCT misses of ``target``."""
+    for _ in range(PLANE_PASSES):
+        delta = np.round(fdct(target - jd.idct_islow(coefs, q)) / q).astype(np.int64)
+        if not delta.any():
+            break
+        coefs = np.clip(coefs + delta, -2047, 2047)
+    return coefs
+
+
 def recover(pixels: np.ndarray, sampling: tuple[int, int]) -> Recovered | None:
     """Coefficients that decode (jpeg_decoder) as close to ``pixels`` as found, for one sampling."""
     if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
@@ -223,8 +264,10 @@ def recover(pixels: np.ndarray, sampling: tuple[int, int]) -> Recovered | None:
         planes = [pixels.astype(np.float64)]
     else:
         y, cb, cr = decoder_planes(pixels)
-        planes = [y, cb if sampling == (1, 1) else _downsample(cb, hs, vs),
-                  cr if sampling == (1, 1) else _downsample(cr, hs, vs)]
+        if sampling == (1, 1):
+            planes = [y, cb, cr]
+        else:  # the decoder's chroma samples are integers
+            planes = [y, np.round(_downsample(cb, hs, vs)), np.round(_downsample(cr, hs, vs))]
     shapes = [jd.blocks_shape(h, w, ci, sampling) for ci in range(len(planes))]
     dcts = [fdct(jd.plane_to_blocks(_pad(p, *s)) - 128.0) for p, s in zip(planes, shapes, strict=True)]
     # Clipped samples (0 or 255 in any channel) break the way back from RGB: their blocks do not
@@ -239,6 +282,10 @@ def recover(pixels: np.ndarray, sampling: tuple[int, int]) -> Recovered | None:
         qc = estimate_table(np.concatenate([_voters(dcts[1], clean[1]), _voters(dcts[2], clean[2])]))
         qts += [qc, qc]
     coefs = [np.clip(np.round(d / q), -2047, 2047).astype(np.int64) for d, q in zip(dcts, qts, strict=True)]
+    # First in each component's own plane (the targets are the decoder's samples, exact where
+    # decoder_planes found them): the coefficients whose integer IDCT gives those samples.
+    targets = [jd.plane_to_blocks(_pad(p, *s)) for p, s in zip(planes, shapes, strict=True)]
+    coefs = [_refine_plane(c, q, t) for c, q, t in zip(coefs, qts, targets, strict=True)]
     best = None
     for _ in range(REFINE_PASSES + 1):
         dec = jd.decode(coefs, qts, sampling, h, w)
@@ -251,24 +298,43 @@ def recover(pixels: np.ndarray, sampling: tuple[int, int]) -> Recovered | None:
         err = pixels.astype(np.float64) - dec
         errs = [err] if grey else list(_ycc_error(err))
         if not grey and sampling != (1, 1):
-            errs = [errs[0]] + [_downsample(e, hs, vs) * (hs * vs) ** 0 for e in errs[1:]]
+            errs = [errs[0]] + [_downsample(e, hs, vs) for e in errs[1:]]
         for ci, (e, s, q) in enumerate(zip(errs, shapes, qts, strict=True)):
             delta = fdct(jd.plane_to_blocks(_pad(e, *s))) / q
             coefs[ci] = np.clip(coefs[ci] + np.round(delta).astype(np.int64), -2047, 2047)
     return best
 
 
+def window(pixels: np.ndarray, side: int) -> np.ndarray:
+    """A central side x side window whose corner lies on the 16-pixel MCU grid (so its blocks are
+    the picture's blocks)."""
+    h, w = pixels.shape[:2]
+    y0, x0 = max(0, (h - side) // 2) // 16 * 16, max(0, (w - side) // 2) // 16 * 16
+    return pixels[y0: y0 + side, x0: x0 + side]
+
+
 def best_recovery(pixels: np.ndarray) -> Recovered | None:
-    """The sampling (and its coefficients) whose decode matches ``pixels`` best; None when no
-    candidate comes close (not a decoded JPEG, or decoded by another decoder)."""
-    best = None
-    for s in ([(1, 1)] if pixels.ndim == 2 else SAMPLINGS):
-        r = recover(pixels, s)
-        if r is not None and (best is None or r.exact > best.exact):
-            best = r
-        if best is not None and best.exact > 0.999:
-            break
-    return best
+    """The sampling whose recovery matches best on a central window, recovered on the whole picture;
+    None when nothing can be recovered (not 8-bit grey or RGB)."""
+    choices = [(1, 1)] if pixels.ndim == 2 else list(SAMPLINGS)
+    if len(choices) > 1:
+        win = window(pixels, SAMPLING_WINDOW)
+        inner = win[16:-16, 16:-16]  # the window's borders lack their neighbours' chroma
+
+        def fit(r: Recovered) -> float:
+            return float(np.mean(r.decoded[16:-16, 16:-16] == inner)) if inner.size else r.exact
+
+        tried = []
+        for i, s in enumerate(choices):  # most common first; a near-exact fit ends the search
+            r = recover(win, s)
+            if r is not None:
+                tried.append((fit(r), i))
+                if tried[-1][0] >= GOOD_FIT:
+                    break
+        if not tried:
+            return None
+        choices = [choices[max(tried)[1]]]
+    return recover(pixels, choices[0])
 
 
 # --------------------------------------------------------------------------- coding
@@ -312,17 +378,14 @@ def decode_coefficients(desc: dict, coef_imgs: list[np.ndarray], shape: tuple[in
 
 
 def looks_decoded(pixels: np.ndarray, sample_blocks: int = 2048) -> bool:
-    """Cheap test before a recovery: do the luma DCT's three lowest frequencies, over a sample of
+    """Cheap test before a recovery: do the luma DCT's three lowest AC frequencies, over a sample of
     unclipped blocks, sit on a lattice coarser than 1 (as a JPEG's quantization leaves them)?"""
     if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
         return False
     h, w = pixels.shape[:2]
     if h < 16 or w < 16:
         return False
-    # a central window on the block grid (offsets multiples of 16) keeps the probe cheap
-    side = PROBE_WINDOW
-    y0, x0 = max(0, (h - side) // 2) // 16 * 16, max(0, (w - side) // 2) // 16 * 16
-    pixels = pixels[y0: y0 + side, x0: x0 + side]
+    pixels = window(pixels, PROBE_WINDOW)  # keeps the probe cheap
     h, w = pixels.shape[:2]
     y = pixels.astype(np.float64) if pixels.ndim == 2 else decoder_planes(pixels)[0]
     clip = (pixels == 0) | (pixels == 255)
@@ -334,7 +397,7 @@ def looks_decoded(pixels: np.ndarray, sample_blocks: int = 2048) -> bool:
     if len(blocks) < 64:
         return False
     d = fdct(blocks[:: max(1, len(blocks) // sample_blocks)] - 128.0).reshape(-1, 64)
-    for k in (0, 1, 8):
+    for k in (1, 8, 9):  # low AC frequencies (the DC of flat blocks is blurred by rounding)
         v = d[:, k]
         v = v[np.abs(v) > ZERO_BAND]
         if v.size < SURE_VALUES:
@@ -366,15 +429,18 @@ def encode(pixels: np.ndarray, effort: int) -> tuple[dict, dict[str, bytes], byt
     return describe(r), sections, intra.encode_pixels(res, effort)
 
 
+def section_shape(desc: dict, ci: int, shape: tuple[int, ...]) -> tuple[int, int]:
+    """Shape of component ``ci``'s coefficient image for a picture of ``shape``."""
+    bh, bw = jd.blocks_shape(int(shape[0]), int(shape[1]), ci, (int(desc["sampling"][0]), int(desc["sampling"][1])))
+    return 8 * bh, 8 * bw
+
+
 def reconstruct(desc: dict, sections: dict[str, bytes], payload: bytes, shape: tuple[int, ...]) -> np.ndarray:
     """Decoder: coefficients -> decoded picture, plus the residual (mod 256) -> the pixels."""
     from . import intra
 
-    n = len(desc["qts"])
-    imgs = []
-    for ci in range(n):
-        bh, bw = jd.blocks_shape(int(shape[0]), int(shape[1]), ci, tuple(desc["sampling"]))
-        imgs.append(intra.decode_pixels(sections[f"c{ci}"], (8 * bh, 8 * bw), "uint16"))
+    imgs = [intra.decode_pixels(sections[f"c{ci}"], section_shape(desc, ci, shape), "uint16")
+            for ci in range(len(desc["qts"]))]
     dec = decode_coefficients(desc, imgs, shape)
     res = intra.decode_pixels(payload, tuple(shape), "uint8")
     return ((res.astype(np.int16) + dec - 128) & 255).astype(np.uint8)
