@@ -348,8 +348,9 @@ class EncodeProcessor:
         return Encoded(staging, HEADER_SIZE + len(blob), "inter", base, depth, False, {"inter": len(blob)},
                        time.perf_counter() - t0, intra, codec.blob_features(blob))
 
-    def stage_replan(self, txn: Txn, object_id: bytes, result: Encoded, rec: ObjectRecord) -> None:
-        """Switch a stored object to its new coding; the old base loses a dependent (maybe freed later)."""
+    def stage_replan(self, txn: Txn, object_id: bytes, result: Encoded, rec: ObjectRecord) -> list[tuple[bytes, bytes]]:
+        """Switch a stored object to its new coding; the old base loses a dependent (maybe freed later).
+        Returns the follow-up re-planning jobs recorded in txn (see _old_base_follow_up)."""
         brec = txn.object_record(result.base)
         if (brec is None or brec.refcount == 0 or rec.dependents > 0 or brec.depth + 1 > self.opts.max_depth
                 or chain_contains(txn.object_record, result.base, object_id)):
@@ -370,6 +371,20 @@ class EncodeProcessor:
         log_object(object_id, "inter", old_stored, result.stored, result.seconds,
                    f"re-planned against {result.base.hex()[:16]} (depth {rec.depth})")
         self.log_stats["replanned"] += 1
+        return self._old_base_follow_up(txn, old_base, result.base) if old_base is not None else []
+
+    def _old_base_follow_up(self, txn: Txn, old_base: bytes, new_base: bytes) -> list[tuple[bytes, bytes]]:
+        """A copy re-planned away from its old base may have been the only thing keeping that base from
+        being re-planned itself (a depended-on object keeps its depth): a thumbnail coded against a grey
+        copy, both stored before their original. When the old base has no dependents left it gets a job
+        against the same new base; compute_replan keeps it only if it saves a margin (one encode at most)."""
+        orec = txn.object_record(old_base)
+        brec = txn.object_record(new_base)
+        if (orec is None or brec is None or orec.refcount == 0 or orec.dependents > 0 or orec.codec == CODEC_VERBATIM
+                or (orec.has_base and orec.base == new_base) or brec.depth + 1 > self.opts.max_depth or chain_contains(txn.object_record, new_base, old_base)):
+            return []
+        txn.put(keys.replan_key(old_base, new_base), b"")
+        return [(old_base, new_base)]
 
     def _write_staging(self, object_id: bytes, blob: bytes, content_len: int) -> StagingFile:
         staging = self.objects.new_staging("enc")

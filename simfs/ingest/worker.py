@@ -395,7 +395,7 @@ class Ingestor:
                 return False
             txn = Txn(vfs)
             try:
-                planner.stage_replan(txn, object_id, result, now)  # type: ignore[attr-defined]
+                jobs = planner.stage_replan(txn, object_id, result, now) or []  # type: ignore[attr-defined]
             except NotNow:
                 planner.discard(result)
                 return False
@@ -403,4 +403,6 @@ class Ingestor:
             txn.put(keys.object_key(object_id), now.pack())
             txn.commit(sync=False)
         self.meter.record("replan", png_megapixels(content), stored_before - now.stored)
+        for other, new_base in jobs:
+            self.enqueue_replan(other, new_base)
         return True
