@@ -84,7 +84,7 @@ def _recipe_from(meta: dict, sections: dict[str, bytes]) -> Recipe:
 def _make_blob(a: Analysis, data: bytes, mode: str, payload: bytes, effort: int, *,
                ref: Reference | None = None, desc: dict | None = None,
                extra_sections: dict[str, bytes] | None = None, phash: str, rhash: str | None = None,
-               jpeg: dict | None = None) -> bytes:
+               jpeg: dict | None = None, jpeg_sections: dict[str, bytes] | None = None) -> bytes:
     assert a.recipe is not None and a.pixels is not None and a.header is not None
     rmeta, sections = _recipe_meta(a.recipe)
     meta: dict = {
@@ -98,6 +98,10 @@ def _make_blob(a: Analysis, data: bytes, mode: str, payload: bytes, effort: int,
         meta["ref"] = {"shape": list(ref.pixels.shape), "dtype": ref.pixels.dtype.name, "hash": rhash}
         for k, v in (extra_sections or {}).items():
             sections["inter_" + k] = v
+        if jpeg is not None:  # a predicted JPEG coding: coefficient differences from the prediction's
+            meta["jpeg"] = jpeg
+            for k, v in (jpeg_sections or {}).items():
+                sections["jpeg_" + k] = v
     elif jpeg is not None:
         meta["jpeg"] = jpeg
         for k, v in (extra_sections or {}).items():
@@ -140,32 +144,44 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
             timings["intra"] = time.perf_counter() - t1
             sizes["intra"] = len(blob)
             cands.append((blob, "intra", "intra"))
-            if a.header.bit_depth == 8 and a.header.color_type in (0, 2):
-                t4 = time.perf_counter()
+            t4 = time.perf_counter()
+            rec = _jpeg_recovery(a)
+            got = None
+            if rec is not None:
                 try:
-                    got = jpeg_origin.encode(a.pixels, effort)
+                    got = jpeg_origin.encode(a.pixels, effort, rec)
                 except Exception as e:  # an optimisation: a failure leaves plain intra
-                    got = None
-                    log.debug("JPEG coefficient recovery failed: %s: %s", type(e).__name__, e)
-                if got is not None:
-                    jdesc, jsecs, jpayload = got
-                    jb = _make_blob(a, data, "intra", jpayload, effort, extra_sections=jsecs, phash=phash,
-                                    jpeg=jdesc)
-                    sizes["intra:jpeg"] = len(jb)
-                    cands.append((jb, "intra", "intra:jpeg"))
-                timings["jpeg"] = time.perf_counter() - t4
+                    log.debug("JPEG coefficient coding failed: %s: %s", type(e).__name__, e)
+            if got is not None:
+                jdesc, jsecs, jpayload = got
+                a.derived[("jpeg_residual", effort)] = jpayload
+                jb = _make_blob(a, data, "intra", jpayload, effort, extra_sections=jsecs, phash=phash,
+                                jpeg=jdesc)
+                sizes["intra:jpeg"] = len(jb)
+                cands.append((jb, "intra", "intra:jpeg"))
+            timings["jpeg"] = time.perf_counter() - t4
         inter_note = ""
         if reference is not None and try_inter:
             t2 = time.perf_counter()
             try:
                 inter.check_applicable(a.pixels, reference.pixels, a.header.bit_depth, a.header.color_type)
                 rhash = pixel_hash(reference.pixels)
+                found = []
                 for desc, secs, payload, label in inter.search(a.pixels, reference.pixels, effort=effort,
                                                                timings=timings):
                     b = _make_blob(a, data, "inter", payload, effort, ref=reference, desc=desc,
                                    extra_sections=secs, phash=phash, rhash=rhash)
                     sizes[label] = len(b)
                     cands.append((b, "inter", label))
+                    found.append((len(b), desc, secs, label))
+                if found:
+                    t5 = time.perf_counter()
+                    _, desc, secs, label = min(found, key=lambda f: f[0])
+                    ijb = _inter_jpeg_blob(a, data, effort, reference, desc, secs, phash, rhash)
+                    if ijb is not None:
+                        sizes[label + "+jpegcoef"] = len(ijb)
+                        cands.append((ijb, "inter", label + "+jpegcoef"))
+                    timings["inter_jpeg"] = time.perf_counter() - t5
             except inter.InterNotApplicable as e:
                 inter_note = str(e)
             except Exception as e:  # inter is an optimisation: a failure falls back to intra
@@ -201,6 +217,49 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
         return EncodeResult(None, "verbatim", f"encoder error: {type(e).__name__}: {e}", sizes, timings)
 
 
+def _jpeg_recovery(a: Analysis) -> jpeg_origin.Recovered | None:
+    """The picture's recovered JPEG coefficients (None: not a decoded JPEG), once per analysis."""
+    assert a.pixels is not None and a.header is not None
+    if "jpeg" not in a.derived:
+        rec = None
+        if a.header.bit_depth == 8 and a.header.color_type in (0, 2):
+            try:
+                rec = jpeg_origin.recover_picture(a.pixels)
+            except Exception as e:  # an optimisation: a failure leaves the other codings
+                log.debug("JPEG coefficient recovery failed: %s: %s", type(e).__name__, e)
+        a.derived["jpeg"] = rec
+    return a.derived["jpeg"]
+
+
+# Prediction stages that model the reference's own lossy re-coding: the copy's coefficients are
+# predicted from the aligned (and recoloured) reference before any such re-coding.
+_LOSSY_STAGES = ("jpeg", "webp")
+
+
+def _inter_jpeg_blob(a: Analysis, data: bytes, effort: int, reference: Reference, desc: dict,
+                     secs: dict[str, bytes], phash: str, rhash: str) -> bytes | None:
+    """A copy that was saved as a JPEG after its edit: its recovered coefficients coded as differences
+    from those of the inter prediction (the reference aligned by ``desc``), plus the same residual as
+    the intra JPEG coding. None when the copy is not a decoded JPEG."""
+    rec = _jpeg_recovery(a)
+    if rec is None:
+        return None
+    try:
+        pdesc = {k: v for k, v in desc.items() if k not in _LOSSY_STAGES}
+        assert a.pixels is not None
+        predicted = inter.predict(pdesc, secs, reference.pixels, a.pixels.shape)
+        jdesc, jsecs = jpeg_origin.encode_predicted(rec, predicted, effort)
+        payload = a.derived.get(("jpeg_residual", effort))
+        if payload is None:
+            payload = jpeg_origin.residual_payload(rec, a.pixels, effort)
+            a.derived[("jpeg_residual", effort)] = payload
+    except Exception as e:  # an optimisation: the other candidates stand
+        log.debug("inter JPEG coefficient coding failed: %s: %s", type(e).__name__, e)
+        return None
+    return _make_blob(a, data, "inter", payload, effort, ref=reference, desc=pdesc, extra_sections=secs,
+                      phash=phash, rhash=rhash, jpeg=jdesc, jpeg_sections=jsecs)
+
+
 def repack(blob: bytes, effort: int) -> bytes | None:
     """The same blob with its JPEG XL payload re-encoded at ``effort`` (a background polish of a
     fast first encoding), or None when that is not smaller. Verified without the reference or a
@@ -214,7 +273,7 @@ def repack(blob: bytes, effort: int) -> bytes | None:
         pshape, pdtype = shape, pm["dtype"]
     jdesc = b.meta.get("jpeg")
     if jdesc is not None:
-        pdtype = "uint8"  # the payload is the residual of the JPEG decode
+        pshape, pdtype = shape, "uint8"  # the payload is the residual of the JPEG decode
     payload = intra.recode(b.payload, pshape, pdtype, effort) or b.payload
     sections = dict(b.sections)
     if jdesc is not None:  # the coefficient planes are JPEG XL images too
@@ -267,11 +326,12 @@ def blob_features(blob: bytes) -> frozenset[str]:
     b = bitstream.unpack(blob)
     d = b.meta.get("inter") or {}
     geoms = [d.get("geom") or {}, *((d.get("blocks") or {}).get("alts") or [])]
+    out = set()
     if b.meta.get("jpeg") is not None:
-        return frozenset({"jpeg-coefficients"})
+        out.add("jpeg-coefficients")
     if d.get("cmap") or any(g.get("type") == "fitres" for g in geoms):
-        return frozenset({"fitted-predictions"})
-    return frozenset()
+        out.add("fitted-predictions")
+    return frozenset(out)
 
 
 def _check_reference(b: bitstream.Blob, reference: Reference | None, verify_hash: bool) -> np.ndarray:
@@ -295,7 +355,12 @@ def _pixels(b: bitstream.Blob, reference: Reference | None, verify: bool = True)
         ref = _check_reference(b, reference, verify)
         secs = {k[6:]: v for k, v in b.sections.items() if k.startswith("inter_")}
         try:
-            px = inter.reconstruct(b.meta["inter"], secs, b.payload, ref, shape)
+            if b.meta.get("jpeg") is not None:
+                jsecs = {k[5:]: v for k, v in b.sections.items() if k.startswith("jpeg_")}
+                predicted = inter.predict(b.meta["inter"], secs, ref, shape)
+                px = jpeg_origin.reconstruct(b.meta["jpeg"], jsecs, b.payload, shape, predicted)
+            else:
+                px = inter.reconstruct(b.meta["inter"], secs, b.payload, ref, shape)
         except ReferenceMismatch:
             raise
         except Exception as e:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import jpeg_decoder as jd
+from . import jpeg_predict as jp
 
 SAMPLINGS = ((2, 2), (1, 1), (2, 1))  # 4:2:0, 4:4:4, 4:2:2 (luma h, v sampling factors)
 REFINE_PASSES = 4  # decode-compare-correct passes on the RGB result
@@ -343,19 +344,19 @@ def best_recovery(pixels: np.ndarray) -> Recovered | None:
 COEF_OFFSET = 2048  # coefficients are kept in [-2047, 2047]: stored as uint16 samples + this
 
 
-def coef_image(c: np.ndarray, bh: int, bw: int) -> np.ndarray:
+def coef_image(c: np.ndarray, bh: int, bw: int, offset: int = COEF_OFFSET) -> np.ndarray:
     """N x 8 x 8 coefficients -> one uint16 image of the 64 frequency planes tiled 8 x 8 (plane of
     frequency (v, u) at tile (v, u)): neighbouring blocks' same-frequency values lie side by side,
     which is what a lossless image coder predicts well."""
     planes = c.reshape(bh, bw, 8, 8).transpose(2, 3, 0, 1)  # v, u, by, bx
     img = planes.transpose(0, 2, 1, 3).reshape(8 * bh, 8 * bw)
-    return (img.astype(np.int32) + COEF_OFFSET).astype(np.uint16)
+    return (img.astype(np.int32) + offset).astype(np.uint16)
 
 
-def coefs_from_image(img: np.ndarray, bh: int, bw: int) -> np.ndarray:
+def coefs_from_image(img: np.ndarray, bh: int, bw: int, offset: int = COEF_OFFSET) -> np.ndarray:
     if img.shape != (8 * bh, 8 * bw):
         raise ValueError(f"coefficient image {img.shape} does not match {bh} x {bw} blocks")
-    planes = img.astype(np.int32).reshape(8, bh, 8, bw).transpose(0, 2, 1, 3) - COEF_OFFSET  # v, u, by, bx
+    planes = img.astype(np.int32).reshape(8, bh, 8, bw).transpose(0, 2, 1, 3) - offset  # v, u, by, bx
     return planes.transpose(2, 3, 0, 1).reshape(bh * bw, 8, 8)
 
 
@@ -364,8 +365,18 @@ def describe(r: Recovered) -> dict:
     return {"sampling": list(r.sampling), "qts": [q.reshape(64).astype(int).tolist() for q in r.qts]}
 
 
-def decode_coefficients(desc: dict, coef_imgs: list[np.ndarray], shape: tuple[int, ...]) -> np.ndarray:
-    """Decoder side: the picture the recorded coefficients decode to (before the residual)."""
+DESC_KEYS = {"sampling", "qts", "predicted"}
+
+
+def decode_coefficients(desc: dict, coef_imgs: list[np.ndarray], shape: tuple[int, ...],
+                        predicted: np.ndarray | None = None) -> np.ndarray:
+    """Decoder side: the picture the recorded coefficients decode to (before the residual). A
+    "predicted" description stores differences from the coefficients of ``predicted``."""
+    unknown = set(desc) - DESC_KEYS
+    if unknown:
+        raise ValueError(f"JPEG coefficients use features this codec does not know: {sorted(unknown)}")
+    if bool(desc.get("predicted")) != (predicted is not None):
+        raise ValueError("predicted JPEG coefficients need their prediction (and only they take one)")
     sampling = (int(desc["sampling"][0]), int(desc["sampling"][1]))
     if sampling not in SAMPLINGS:
         raise ValueError(f"unknown sampling {sampling}")
@@ -373,7 +384,14 @@ def decode_coefficients(desc: dict, coef_imgs: list[np.ndarray], shape: tuple[in
     qts = [np.asarray(q, dtype=np.int64).reshape(8, 8) for q in desc["qts"]]
     if len(qts) != len(coef_imgs) or len(qts) not in (1, 3) or (len(qts) == 1) != (len(shape) == 2):
         raise ValueError("coefficient planes do not match the picture")
-    coefs = [coefs_from_image(img, *jd.blocks_shape(h, w, ci, sampling)) for ci, img in enumerate(coef_imgs)]
+    if predicted is None:
+        coefs = [coefs_from_image(img, *jd.blocks_shape(h, w, ci, sampling)) for ci, img in enumerate(coef_imgs)]
+    else:
+        if predicted.shape[:2] != (h, w):
+            raise ValueError(f"prediction {predicted.shape} does not match the picture {shape}")
+        pred = jp.predicted_coefficients(predicted, qts, sampling)
+        coefs = [coefs_from_image(img, *jd.blocks_shape(h, w, ci, sampling), PRED_OFFSET) + pred[ci]
+                 for ci, img in enumerate(coef_imgs)]
     return jd.decode(coefs, qts, sampling, h, w)
 
 
@@ -409,24 +427,56 @@ def looks_decoded(pixels: np.ndarray, sample_blocks: int = 2048) -> bool:
     return True
 
 
-def encode(pixels: np.ndarray, effort: int) -> tuple[dict, dict[str, bytes], bytes] | None:
+def recover_picture(pixels: np.ndarray) -> Recovered | None:
+    """The picture's JPEG coefficients when it looks decoded from a JPEG and enough of it is matched."""
+    if not looks_decoded(pixels):
+        return None
+    r = best_recovery(pixels)
+    return None if r is None or r.exact < MIN_EXACT else r
+
+
+def encode(pixels: np.ndarray, effort: int, recovered: Recovered | None = None
+           ) -> tuple[dict, dict[str, bytes], bytes] | None:
     """The picture as recovered JPEG coefficients (JPEG XL lossless of each component's frequency
     planes) plus a JPEG XL residual: (description, sections, payload), or None when the picture does
     not look decoded from a JPEG. The caller compares the size with plain intra and verifies."""
     from . import intra
 
-    if not looks_decoded(pixels):
-        return None
-    r = best_recovery(pixels)
-    if r is None or r.exact < MIN_EXACT:
+    r = recovered if recovered is not None else recover_picture(pixels)
+    if r is None:
         return None
     h, w = pixels.shape[:2]
     sections = {}
     for ci, c in enumerate(r.coefs):
         bh, bw = jd.blocks_shape(h, w, ci, r.sampling)
         sections[f"c{ci}"] = intra.encode_pixels(coef_image(c, bh, bw), effort)
-    res = ((pixels.astype(np.int16) - r.decoded + 128) & 255).astype(np.uint8)
-    return describe(r), sections, intra.encode_pixels(res, effort)
+    return describe(r), sections, residual_payload(r, pixels, effort)
+
+
+def residual_payload(r: Recovered, pixels: np.ndarray, effort: int) -> bytes:
+    """What the recovered coefficients' decode misses, mod 256 around 128, as JPEG XL."""
+    from . import intra
+
+    return intra.encode_pixels(((pixels.astype(np.int16) - r.decoded + 128) & 255).astype(np.uint8), effort)
+
+
+PRED_OFFSET = 4096  # difference planes: coefficient - predicted coefficient, both in [-2047, 2047]
+
+
+def encode_predicted(r: Recovered, predicted: np.ndarray, effort: int) -> tuple[dict, dict[str, bytes]]:
+    """The recovered coefficients as their difference from those of ``predicted`` (the reference
+    aligned by an inter prediction, coded with the recovered tables): (description, sections).
+    The residual payload is the same as encode()'s."""
+    from . import intra
+
+    h, w = r.decoded.shape[:2]
+    pred = jp.predicted_coefficients(predicted, r.qts, r.sampling)
+    sections = {}
+    for ci, c in enumerate(r.coefs):
+        bh, bw = jd.blocks_shape(h, w, ci, r.sampling)
+        d = c.astype(np.int32) - pred[ci].astype(np.int32)
+        sections[f"c{ci}"] = intra.encode_pixels(coef_image(d, bh, bw, PRED_OFFSET), effort)
+    return {**describe(r), "predicted": 1}, sections
 
 
 def section_shape(desc: dict, ci: int, shape: tuple[int, ...]) -> tuple[int, int]:
@@ -435,12 +485,14 @@ def section_shape(desc: dict, ci: int, shape: tuple[int, ...]) -> tuple[int, int
     return 8 * bh, 8 * bw
 
 
-def reconstruct(desc: dict, sections: dict[str, bytes], payload: bytes, shape: tuple[int, ...]) -> np.ndarray:
-    """Decoder: coefficients -> decoded picture, plus the residual (mod 256) -> the pixels."""
+def reconstruct(desc: dict, sections: dict[str, bytes], payload: bytes, shape: tuple[int, ...],
+                predicted: np.ndarray | None = None) -> np.ndarray:
+    """Decoder: coefficients (or their differences from ``predicted``'s) -> decoded picture, plus
+    the residual (mod 256) -> the pixels."""
     from . import intra
 
     imgs = [intra.decode_pixels(sections[f"c{ci}"], section_shape(desc, ci, shape), "uint16")
             for ci in range(len(desc["qts"]))]
-    dec = decode_coefficients(desc, imgs, shape)
+    dec = decode_coefficients(desc, imgs, shape, predicted)
     res = intra.decode_pixels(payload, tuple(shape), "uint8")
     return ((res.astype(np.int16) + dec - 128) & 255).astype(np.uint8)

@@ -68,6 +68,9 @@ class Analysis:
     palette: np.ndarray | None = None  # N x 3 uint8 for colour type 3
     timings: dict[str, float] = field(default_factory=dict)
     quick: bool = False  # deflate parameters checked on a prefix of the stream only (QUICK_PREFIX)
+    # What encode() derives from the pixels once per analysis, for the several encodes (one per
+    # reference) a caller runs with it: e.g. the JPEG coefficient recovery (seconds of CPU).
+    derived: dict = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- deflate search
