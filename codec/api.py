@@ -240,24 +240,37 @@ def _inter_jpeg_blob(a: Analysis, data: bytes, effort: int, reference: Reference
                      secs: dict[str, bytes], phash: str, rhash: str) -> bytes | None:
     """A copy that was saved as a JPEG after its edit: its recovered coefficients coded as differences
     from those of the inter prediction (the reference aligned by ``desc``), plus the same residual as
-    the intra JPEG coding. None when the copy is not a decoded JPEG."""
+    the intra JPEG coding. None when the copy is not a decoded JPEG.
+
+    Two predictions are tried when they differ: ``desc`` without its lossy re-coding stages, and its
+    bare alignment (colour, geometry, table): block maps and colour maps are fitted to the pixels of
+    the copy, whose JPEG noise can make them a worse model of what was coded than the plain edit."""
     rec = _jpeg_recovery(a)
     if rec is None:
         return None
-    try:
-        pdesc = {k: v for k, v in desc.items() if k not in _LOSSY_STAGES}
-        assert a.pixels is not None
-        predicted = inter.predict(pdesc, secs, reference.pixels, a.pixels.shape)
-        jdesc, jsecs = jpeg_origin.encode_predicted(rec, predicted, effort)
-        payload = a.derived.get(("jpeg_residual", effort))
-        if payload is None:
-            payload = jpeg_origin.residual_payload(rec, a.pixels, effort)
-            a.derived[("jpeg_residual", effort)] = payload
-    except Exception as e:  # an optimisation: the other candidates stand
-        log.debug("inter JPEG coefficient coding failed: %s: %s", type(e).__name__, e)
-        return None
-    return _make_blob(a, data, "inter", payload, effort, ref=reference, desc=pdesc, extra_sections=secs,
-                      phash=phash, rhash=rhash, jpeg=jdesc, jpeg_sections=jsecs)
+    assert a.pixels is not None
+    full = {k: v for k, v in desc.items() if k not in _LOSSY_STAGES}
+    bare = {k: v for k, v in desc.items() if k in ("colour", "geom", "lut")}
+    variants = [(full, secs)]
+    if bare != full:
+        variants.append((bare, {k: v for k, v in secs.items() if k == "lut" and bare.get("lut")}))
+    best: bytes | None = None
+    for pdesc, psecs in variants:
+        try:
+            predicted = inter.predict(pdesc, psecs, reference.pixels, a.pixels.shape)
+            jdesc, jsecs = jpeg_origin.encode_predicted(rec, predicted, effort)
+            payload = a.derived.get(("jpeg_residual", effort))
+            if payload is None:
+                payload = jpeg_origin.residual_payload(rec, a.pixels, effort)
+                a.derived[("jpeg_residual", effort)] = payload
+        except Exception as e:  # an optimisation: the other candidates stand
+            log.debug("inter JPEG coefficient coding failed: %s: %s", type(e).__name__, e)
+            continue
+        blob = _make_blob(a, data, "inter", payload, effort, ref=reference, desc=pdesc, extra_sections=psecs,
+                          phash=phash, rhash=rhash, jpeg=jdesc, jpeg_sections=jsecs)
+        if best is None or len(blob) < len(best):
+            best = blob
+    return best
 
 
 def repack(blob: bytes, effort: int) -> bytes | None:
