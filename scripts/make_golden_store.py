@@ -8,6 +8,9 @@ against the flip) and a pinned base (its file deleted, its dependent kept) (feat
 `--chunked` writes tests/golden/v<N>-chunked/: the plain tree plus chunked files (feature
 `chunked-files`): a 64 MiB sparse disk image with three data extents, one of them edited in place,
 and a 9 MiB file whose nine identical chunks share one object.
+`--jpeg` writes tests/golden/v<N>-jpeg/: the encoded tree plus a decoded JPEG stored as its JPEG
+coefficients and a flipped, brightened copy saved as a JPEG, coded as coefficient differences against
+it (feature `jpeg-coefficients`).
 
 Run once per released format version, commit the result, never regenerate an old one: the test
 `tests/golden/test_golden_stores.py` proves today's code still mounts, reads and fscks every one.
@@ -116,6 +119,55 @@ def add_chains(store: OpenStore, vfs: Vfs) -> None:
     assert max(r.depth for r in recs) == 2 and any(r.pinned for r in recs)
 
 
+def decoded_jpeg_pngs() -> tuple[bytes, bytes]:
+    """A photo-like PNG decoded from a JPEG, and a flipped, brightened copy of it saved as a JPEG."""
+    import io
+
+    from PIL import Image
+
+    def png_of_jpeg(img: Image.Image) -> bytes:
+        j = io.BytesIO()
+        img.save(j, format="JPEG", quality=80)
+        p = io.BytesIO()
+        Image.open(io.BytesIO(j.getvalue())).convert("RGB").save(p, format="PNG")
+        return p.getvalue()
+
+    src = Image.open(io.BytesIO(sample_png(seed=23))).resize((256, 192), Image.Resampling.BICUBIC)
+    photo = png_of_jpeg(src)
+    copy = png_of_jpeg(Image.open(io.BytesIO(photo)).transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+                       .point(lambda v: min(255, v + 9)))
+    return photo, copy
+
+
+def add_jpeg(store: OpenStore, vfs: Vfs) -> None:
+    """The JPEG-coefficient codings, through the real encoder with its candidate list fixed."""
+    import codec
+    from simfs.ingest import EncodeProcessor, Ingestor
+    from simfs.ingest.encode import Candidate
+    from simfs.store.envelope import HEADER_SIZE
+
+    photo, copy = decoded_jpeg_pngs()
+    proc = EncodeProcessor(store.objects, chains=vfs.chains, record_of=vfs.object_record,
+                           require_feature=store.require_feature)
+    ingest = Ingestor(vfs, [proc])
+    for path, data, base in (("/photos/jpeg-photo.png", photo, None), ("/photos/jpeg-copy.png", copy, photo)):
+        fh = vfs.create(path, 0o644, os.O_WRONLY | os.O_CREAT)
+        vfs.write(fh, data, 0)
+        vfs.release(fh)
+        if base is not None:
+            boid = hashlib.sha256(base).digest()
+            proc.candidates = lambda *_a, b=boid: [Candidate(b, 1, False)]
+        else:
+            proc.candidates = lambda *_a: []
+        oid = hashlib.sha256(data).digest()
+        ingest.process(oid)
+        rec = vfs.object_record(oid)
+        assert rec is not None and rec.codec == 1 and (base is None or rec.has_base), (path, rec)
+        blob = store.objects.path_of(oid, rec.gen).read_bytes()[HEADER_SIZE:]
+        assert "jpeg-coefficients" in codec.blob_features(blob), path
+    assert "jpeg-coefficients" in store.format.features, store.format.features
+
+
 def add_chunked(vfs: Vfs) -> None:
     vfs.mkdir("/vm", 0o755)
     fh = vfs.create("/vm/disk.img", 0o644, os.O_RDWR | os.O_CREAT)
@@ -133,10 +185,11 @@ def add_chunked(vfs: Vfs) -> None:
     assert vfs.load_inode(vfs.resolve("/vm/disk.img")).chunked
 
 
-def build(store_dir: Path, *, encoded: bool = False, chains: bool = False, chunked: bool = False) -> dict:
+def build(store_dir: Path, *, encoded: bool = False, chains: bool = False, chunked: bool = False,
+          jpeg: bool = False) -> dict:
     store = OpenStore(store_dir, create=True)
     processors = []
-    if encoded or chains:
+    if encoded or chains or jpeg:
         from simfs.ingest import EncodeProcessor
 
         store.require_feature("encoded-objects")
@@ -154,7 +207,7 @@ def build(store_dir: Path, *, encoded: bool = False, chains: bool = False, chunk
     vfs.setxattr("/photos/2026/beach.png", "user.album", b"summer")
     vfs.chmod("/docs/readme.txt", 0o600)
     vfs.utimens("/docs/readme.txt", ((1_700_000_000, 1), (1_700_000_000, 2)))
-    if encoded or chains:
+    if encoded or chains or jpeg:
         from simfs.catalog import keys
         from simfs.catalog.records import ObjectRecord
         from simfs.ingest import Ingestor
@@ -169,6 +222,8 @@ def build(store_dir: Path, *, encoded: bool = False, chains: bool = False, chunk
         add_chains(store, vfs)
     if chunked:
         add_chunked(vfs)
+    if jpeg:
+        add_jpeg(store, vfs)
     manifest = {}
     for raw_path, _ino in sorted(vfs.iter_paths()):
         path = raw_path.decode("utf-8", "surrogateescape")
@@ -192,7 +247,9 @@ def main() -> int:
     encoded = "--encoded" in sys.argv
     chains = "--chains" in sys.argv
     chunked = "--chunked" in sys.argv
-    suffix = "-chains" if chains else "-encoded" if encoded else "-chunked" if chunked else ""
+    jpeg = "--jpeg" in sys.argv
+    suffix = ("-chains" if chains else "-encoded" if encoded else "-chunked" if chunked else "-jpeg" if jpeg
+              else "")
     out = REPO / "tests" / "golden" / f"v{FORMAT_VERSION_WRITTEN}{suffix}"
     if out.exists():
         print(f"{out} exists; golden stores are never regenerated", file=sys.stderr)
@@ -200,7 +257,7 @@ def main() -> int:
     out.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
         store_dir = Path(tmp) / "store"
-        manifest = build(store_dir, encoded=encoded, chains=chains, chunked=chunked)
+        manifest = build(store_dir, encoded=encoded, chains=chains, chunked=chunked, jpeg=jpeg)
         for leftover in ("simfs.log", "mount.lock"):
             (store_dir / leftover).unlink(missing_ok=True)
         with tarfile.open(out / "store.tar.gz", "w:gz") as tar:

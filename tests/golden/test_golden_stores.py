@@ -60,6 +60,8 @@ def test_golden_store_mounts_reads_and_fscks(archive: Path, tmp_path: Path) -> N
         assert "reference-chains" in json.loads((store / "FORMAT").read_text())["features"]
     if archive.parent.name.endswith("-chunked"):
         assert "chunked-files" in json.loads((store / "FORMAT").read_text())["features"]
+    if archive.parent.name.endswith("-jpeg"):
+        assert "jpeg-coefficients" in json.loads((store / "FORMAT").read_text())["features"]
     assert_fsck_clean(store)
     with Mount(store, tmp_path / "mnt") as m:
         check_tree(m.mountpoint, manifest)
@@ -70,6 +72,11 @@ def test_golden_store_mounts_reads_and_fscks(archive: Path, tmp_path: Path) -> N
             dep = m.mountpoint / "photos" / "pinned-dependent.png"
             assert os.getxattr(dep, "user.simfs.kind") == b"inter"
             assert len(os.getxattr(dep, "user.simfs.reference")) == 64  # its base has no file: the object id
+        if archive.parent.name.endswith("-jpeg"):  # intra and inter JPEG-coefficient blobs, decoded by today's code
+            copy = m.mountpoint / "photos" / "jpeg-copy.png"
+            assert os.getxattr(copy, "user.simfs.kind") == b"inter"
+            assert os.getxattr(copy, "user.simfs.reference") == b"/photos/jpeg-photo.png"
+            assert os.getxattr(m.mountpoint / "photos" / "jpeg-photo.png", "user.simfs.kind") == b"intra"
         if archive.parent.name.endswith("-chunked"):  # holes and shared chunks, read by today's code
             disk = m.mountpoint / "vm" / "disk.img"
             assert os.getxattr(disk, "user.simfs.kind") == b"chunked"
