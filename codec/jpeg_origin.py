@@ -252,8 +252,10 @@ def _refine_plane(coefs: np.ndarray, q: np.ndarray, target: np.ndarray) -> np.nd
     return coefs
 
 
-def recover(pixels: np.ndarray, sampling: tuple[int, int]) -> Recovered | None:
-    """Coefficients that decode (jpeg_decoder) as close to ``pixels`` as found, for one sampling."""
+def recover(pixels: np.ndarray, sampling: tuple[int, int], chroma_table: np.ndarray | None = None
+            ) -> Recovered | None:
+    """Coefficients that decode (jpeg_decoder) as close to ``pixels`` as found, for one sampling;
+    ``chroma_table`` (8 x 8) replaces the chroma table estimated from the picture."""
     if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
         return None
     h, w = pixels.shape[:2]
@@ -280,7 +282,10 @@ def recover(pixels: np.ndarray, sampling: tuple[int, int]) -> Recovered | None:
     qy = estimate_table(_voters(dcts[0], clean[0]))
     qts = [qy]
     if not grey:
-        qc = estimate_table(np.concatenate([_voters(dcts[1], clean[1]), _voters(dcts[2], clean[2])]))
+        if chroma_table is not None:
+            qc = np.asarray(chroma_table, dtype=np.int64).reshape(8, 8)
+        else:
+            qc = estimate_table(np.concatenate([_voters(dcts[1], clean[1]), _voters(dcts[2], clean[2])]))
         qts += [qc, qc]
     coefs = [np.clip(np.round(d / q), -2047, 2047).astype(np.int64) for d, q in zip(dcts, qts, strict=True)]
     # First in each component's own plane (the targets are the decoder's samples, exact where
@@ -314,28 +319,48 @@ def window(pixels: np.ndarray, side: int) -> np.ndarray:
     return pixels[y0: y0 + side, x0: x0 + side]
 
 
+def paired_chroma_table(luma: np.ndarray) -> np.ndarray | None:
+    """The IJG chroma table of the quality whose luma table ``luma`` is, or None when it is none of
+    them. libjpeg's quality setting (cjpeg, Pillow, OpenCV, ImageMagick, libvips, most cameras)
+    scales both tables at once, so a standard luma table names its chroma table, which the
+    chroma's own values (half or a quarter as many, noisier after chroma sub-sampling) estimate
+    less surely."""
+    flat = np.asarray(luma).reshape(64).astype(np.int64)
+    for quality in range(100, 0, -1):
+        if np.array_equal(_scaled(_STD_LUMA, quality), flat):
+            return _scaled(_STD_CHROMA, quality).reshape(8, 8)
+    return None
+
+
 def best_recovery(pixels: np.ndarray) -> Recovered | None:
-    """The sampling whose recovery matches best on a central window, recovered on the whole picture;
-    None when nothing can be recovered (not 8-bit grey or RGB)."""
-    choices = [(1, 1)] if pixels.ndim == 2 else list(SAMPLINGS)
-    if len(choices) > 1:
-        win = window(pixels, SAMPLING_WINDOW)
-        inner = win[16:-16, 16:-16]  # the window's borders lack their neighbours' chroma
+    """The sampling (and chroma table: estimated, or the one paired with a standard luma table)
+    whose recovery matches best on a central window, recovered on the whole picture; None when
+    nothing can be recovered (not 8-bit grey or RGB)."""
+    if pixels.ndim == 2:
+        return recover(pixels, (1, 1))
+    win = window(pixels, SAMPLING_WINDOW)
+    inner = win[16:-16, 16:-16]  # the window's borders lack their neighbours' chroma
 
-        def fit(r: Recovered) -> float:
-            return float(np.mean(r.decoded[16:-16, 16:-16] == inner)) if inner.size else r.exact
+    def fit(r: Recovered) -> float:
+        return float(np.mean(r.decoded[16:-16, 16:-16] == inner)) if inner.size else r.exact
 
-        tried = []
-        for i, s in enumerate(choices):  # most common first; a near-exact fit ends the search
-            r = recover(win, s)
-            if r is not None:
-                tried.append((fit(r), i))
-                if tried[-1][0] >= GOOD_FIT:
-                    break
-        if not tried:
-            return None
-        choices = [choices[max(tried)[1]]]
-    return recover(pixels, choices[0])
+    tried: list[tuple[float, int, tuple[int, int], np.ndarray | None]] = []
+    for i, s in enumerate(SAMPLINGS):  # most common first; a near-exact fit ends the search
+        r = recover(win, s)
+        if r is None:
+            continue
+        tried.append((fit(r), -2 * i, s, None))
+        paired = paired_chroma_table(r.qts[0])
+        if paired is not None and not np.array_equal(paired, r.qts[1]):
+            rp = recover(win, s, paired)
+            if rp is not None:
+                tried.append((fit(rp), -2 * i - 1, s, paired))
+        if max(tried, key=lambda t: t[:2])[0] >= GOOD_FIT:
+            break
+    if not tried:
+        return None
+    _, _, sampling, chroma = max(tried, key=lambda t: t[:2])
+    return recover(pixels, sampling, chroma)
 
 
 # --------------------------------------------------------------------------- coding

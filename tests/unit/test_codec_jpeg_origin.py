@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from codec_helpers import write_png
+from conftest import DEVSET, needs_devset
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -158,3 +159,34 @@ def test_any_decoded_jpeg_round_trips_byte_exact(seed, h, w, quality, subsamplin
     assert r.blob is not None and codec.decode(r.blob) == data
     if r.chosen == "intra:jpeg":
         assert len(r.blob) <= r.sizes["intra"]
+
+
+def test_standard_luma_table_names_its_chroma_table() -> None:
+    """libjpeg's quality scales both IJG tables: each scaled luma table gives the chroma table of the
+    same quality; a table that is none of them gives nothing."""
+    for quality in (10, 50, 75, 85, 90, 95, 100):
+        luma = jpeg_origin._scaled(jpeg_origin._STD_LUMA, quality).reshape(8, 8)
+        chroma = jpeg_origin.paired_chroma_table(luma)
+        assert chroma is not None
+        assert np.array_equal(chroma.reshape(64), jpeg_origin._scaled(jpeg_origin._STD_CHROMA, quality))
+    custom = jpeg_origin._scaled(jpeg_origin._STD_LUMA, 90).reshape(8, 8).copy()
+    custom[3, 4] += 1
+    assert jpeg_origin.paired_chroma_table(custom) is None
+
+
+@needs_devset
+def test_fine_chroma_table_of_a_real_photo_is_taken_from_its_luma_quality() -> None:
+    """A real photo saved at quality 90, 4:2:2: its sub-sampled chroma alone misleads the table
+    estimate (steps of 1-2 where the table has 20, 93.9% of the samples matched); the chroma table
+    paired with the standard luma table is tried, and the recovery matches > 99%."""
+    src = np.asarray(Image.open(DEVSET / "burst-vtest" / "f00000.png").convert("RGB"))
+    px = np.ascontiguousarray(src[:384, :384])
+    jpeg = _jpeg(px, 90, 1)
+    dec = _decoded(jpeg)
+    estimated = jpeg_origin.recover(dec, (2, 1))
+    assert estimated is not None and estimated.exact < 0.96  # what this test guards against
+    rec = jpeg_origin.best_recovery(dec)
+    assert rec is not None and rec.sampling == (2, 1)
+    chroma_table = Image.open(io.BytesIO(jpeg)).quantization[1]
+    assert rec.qts[1].reshape(64).tolist() == list(chroma_table)
+    assert rec.exact > 0.99
