@@ -342,6 +342,8 @@ def blob_features(blob: bytes) -> frozenset[str]:
     out = set()
     if b.meta.get("jpeg") is not None:
         out.add("jpeg-coefficients")
+        if isinstance(b.meta["jpeg"], dict) and "decoder" in b.meta["jpeg"]:
+            out.add("jpeg-decoders")  # decoded by libjpeg-turbo's fast IDCT or plain up-sampling
     if d.get("cmap") or any(g.get("type") == "fitres" for g in geoms):
         out.add("fitted-predictions")
     return frozenset(out)

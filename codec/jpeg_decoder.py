@@ -1,4 +1,4 @@
-"""libjpeg-turbo's default decode (accurate integer IDCT, fancy upsampling, YCbCr->RGB) in integer numpy.
+"""libjpeg-turbo's decode (accurate or fast integer IDCT, fancy or plain upsampling, YCbCr->RGB) in integer numpy.
 
 Every step is a port of the C code's integer arithmetic (jidctint.c, jdsample.c, jdcolor.c,
 jdmaster.c's range-limit table), so a picture decoded from a JPEG by Pillow, OpenCV, ImageMagick,
@@ -81,6 +81,64 @@ def idct_islow(coefs: np.ndarray, qt: np.ndarray) -> np.ndarray:
     return _RANGE[out & 1023]
 
 
+# jidctfst.c (libjpeg-turbo's "fast integer" IDCT, djpeg -dct fast, TurboJPEG's TJFLAG_FASTDCT)
+IFAST_FIX_1_082392200 = 277
+IFAST_FIX_1_414213562 = 362
+IFAST_FIX_1_847759065 = 473
+IFAST_FIX_2_613125930 = 669
+# jddctmgr.c: the ifast multiplier table is the quantization table times these (14-bit) AA&N
+# scale factors, descaled to IFAST_SCALE_BITS = 2
+_AANSCALES = np.array([
+    16384, 22725, 21407, 19266, 16384, 12873, 8867, 4520, 22725, 31521, 29692, 26722, 22725, 17855, 12299, 6270,
+    21407, 29692, 27969, 25172, 21407, 16819, 11585, 5906, 19266, 26722, 25172, 22654, 19266, 15137, 10426, 5315,
+    16384, 22725, 21407, 19266, 16384, 12873, 8867, 4520, 12873, 17855, 16819, 15137, 12873, 10114, 6967, 3552,
+    8867, 12299, 11585, 10426, 8867, 6967, 4799, 2446, 4520, 6270, 5906, 5315, 4520, 3552, 2446, 1247,
+], dtype=np.int64).reshape(8, 8)
+
+
+def _w16(x: np.ndarray) -> np.ndarray:
+    """Assignment to a 16-bit DCTELEM (libjpeg-turbo's SIMD builds, which the C code then matches)."""
+    return ((x + 32768) & 0xFFFF) - 32768
+
+
+def _ifast_1d(x: list[np.ndarray]) -> list[np.ndarray]:
+    """One pass of jpeg_idct_ifast on 8 int64 arrays (x[k] = input k, already DCTELEM values);
+    the outputs are ints (not yet descaled)."""
+    def mul(v: np.ndarray, c: int) -> np.ndarray:  # MULTIPLY: (DCTELEM)((v * c) >> CONST_BITS 8)
+        return _w16((v * c) >> 8)
+
+    tmp10, tmp11 = _w16(x[0] + x[4]), _w16(x[0] - x[4])
+    tmp13 = _w16(x[2] + x[6])
+    tmp12 = _w16(mul(x[2] - x[6], IFAST_FIX_1_414213562) - tmp13)
+    tmp0, tmp3 = _w16(tmp10 + tmp13), _w16(tmp10 - tmp13)
+    tmp1, tmp2 = _w16(tmp11 + tmp12), _w16(tmp11 - tmp12)
+    z13, z10 = _w16(x[5] + x[3]), _w16(x[5] - x[3])
+    z11, z12 = _w16(x[1] + x[7]), _w16(x[1] - x[7])
+    tmp7 = _w16(z11 + z13)
+    tmp11 = mul(z11 - z13, IFAST_FIX_1_414213562)
+    z5 = mul(z10 + z12, IFAST_FIX_1_847759065)
+    tmp10 = _w16(mul(z12, IFAST_FIX_1_082392200) - z5)
+    tmp12 = _w16(mul(z10, -IFAST_FIX_2_613125930) + z5)
+    tmp6 = _w16(tmp12 - tmp7)
+    tmp5 = _w16(tmp11 - tmp6)
+    tmp4 = _w16(tmp10 + tmp5)
+    return [tmp0 + tmp7, tmp1 + tmp6, tmp2 + tmp5, tmp3 - tmp4, tmp3 + tmp4, tmp2 - tmp5, tmp1 - tmp6, tmp0 - tmp7]
+
+
+def idct_ifast(coefs: np.ndarray, qt: np.ndarray) -> np.ndarray:
+    """N x 8 x 8 quantized coefficients and an 8 x 8 table -> N x 8 x 8 uint8, as jidctfst.c."""
+    mult = (qt.astype(np.int64) * _AANSCALES + (1 << 11)) >> 12
+    d = _w16(coefs.astype(np.int64) * mult[None])
+    cols = _ifast_1d([d[:, k, :] for k in range(8)])  # pass 1 along v: int workspace
+    ws = _w16(np.stack(cols, axis=1))  # pass 2 reads the workspace as DCTELEM
+    rows = _ifast_1d([ws[:, :, k] for k in range(8)])
+    out = np.stack(rows, axis=2) >> (2 + 3)  # IDESCALE(x, PASS1_BITS + 3): a plain shift
+    return _RANGE[out & 1023]
+
+
+IDCTS = {"islow": idct_islow, "ifast": idct_ifast}
+
+
 def blocks_to_plane(blocks: np.ndarray, bh: int, bw: int) -> np.ndarray:
     return blocks.reshape(bh, bw, 8, 8).transpose(0, 2, 1, 3).reshape(bh * 8, bw * 8)
 
@@ -154,23 +212,33 @@ def ycc_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
     return np.clip(np.stack([r, g, b], axis=-1), 0, 255).astype(np.uint8)
 
 
+def upsample_replicate(c: np.ndarray, hs: int, vs: int, out_h: int, out_w: int) -> np.ndarray:
+    """Plain up-sampling (do_fancy_upsampling off: djpeg -nosmooth, TurboJPEG's TJFLAG_FASTUPSAMPLE;
+    jdmerge.c's merged up-sampling converts the same replicated samples)."""
+    return np.repeat(np.repeat(c, vs, axis=0), hs, axis=1)[:out_h, :out_w]
+
+
 def decode(coefs: list[np.ndarray], qts: list[np.ndarray], sampling: tuple[int, int], height: int,
-           width: int) -> np.ndarray:
+           width: int, idct: str = "islow", fancy: bool = True) -> np.ndarray:
     """Quantized coefficients (one N x 8 x 8 array per component, blocks row-major over the
     component's padded plane) -> the decoded picture (H x W grey or H x W x 3 RGB).
-    ``sampling``: the luma sampling factors (1, 1) = 4:4:4, (2, 2) = 4:2:0, (2, 1) = 4:2:2."""
+    ``sampling``: the luma sampling factors (1, 1) = 4:4:4, (2, 2) = 4:2:0, (2, 1) = 4:2:2;
+    ``idct`` and ``fancy``: the decoder's IDCT (IDCTS) and chroma up-sampling."""
     hs, vs = sampling
+    transform = IDCTS[idct]
     planes = []
     for ci, (c, q) in enumerate(zip(coefs, qts, strict=True)):
         ch, cw = comp_size(height, width, ci, sampling)
         bh, bw = blocks_shape(height, width, ci, sampling)
-        planes.append(blocks_to_plane(idct_islow(c, q), bh, bw)[:ch, :cw])
+        planes.append(blocks_to_plane(transform(c, q), bh, bw)[:ch, :cw])
     if len(planes) == 1:
         return planes[0]
     ups = []
     for p in planes[1:]:
         if (hs, vs) == (1, 1):
             ups.append(p)
+        elif not fancy and (hs, vs) in ((2, 2), (2, 1)):
+            ups.append(upsample_replicate(p, hs, vs, height, width))
         elif (hs, vs) == (2, 2):
             ups.append(upsample_h2v2(p, height, width))
         elif (hs, vs) == (2, 1):

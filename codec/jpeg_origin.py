@@ -11,6 +11,7 @@ residual. Pure numpy; nothing here is trusted: the caller verifies the decoded r
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,9 @@ PLANE_PASSES = 4  # correction passes in each component's plane before those
 DOWNSAMPLE_STEPS = 8
 CHROMA_PASSES = 3  # rounds of +-1 moves fitting the down-sampled chroma to its up-sampled samples  # fixed-point steps undoing the up-sampler's blur
 NOISE = 0.35  # spread of a recovered DCT value around its true multiple (rounding, clipping)
+# ...by decoder: the fast integer IDCT's own error roughly doubles it (measured: a q92 photo's luma
+# table is found exactly with 0.5-0.7, not with 0.35 or 1.0)
+IDCT_NOISE = {"islow": NOISE, "ifast": 0.6}
 ZERO_BAND = 1.5  # |DCT value| below this: taken for a zero coefficient plus noise (says nothing of the step)
 SURE_VALUES = 8  # a step is estimated only from this many nonzero values...
 SURE_SHARE = 0.005  # ...and at least this share of the blocks (fewer: noise, the step is left open)
@@ -47,6 +51,8 @@ class Recovered:
     coefs: list[np.ndarray]  # N x 8 x 8 int16 per component
     decoded: np.ndarray  # what jpeg_decoder.decode gives for them
     exact: float  # share of samples equal to the target
+    idct: str = "islow"  # the decoder that made the picture: its IDCT (jpeg_decoder.IDCTS)...
+    fancy: bool = True  # ...and whether it up-sampled the chroma with the triangle filter
 
 
 def _dct_matrix() -> np.ndarray:
@@ -122,20 +128,22 @@ def _fancy_filter(c: np.ndarray, hs: int, vs: int) -> np.ndarray:
     return out
 
 
-def _downsample(full: np.ndarray, hs: int, vs: int) -> np.ndarray:
-    """Estimate the chroma plane that fancy up-sampling turned into ``full``: cell averages, then
-    the up-sampler's blur undone by a few fixed-point steps."""
+def _downsample(full: np.ndarray, hs: int, vs: int, fancy: bool = True) -> np.ndarray:
+    """Estimate the chroma plane that up-sampling turned into ``full``: cell averages, then (fancy
+    up-sampling) the up-sampler's blur undone by a few fixed-point steps."""
     h, w = full.shape
     ch, cw = -(-h // vs), -(-w // hs)
     p = np.pad(full, ((0, ch * vs - h), (0, cw * hs - w)), mode="edge")
     box = p.reshape(ch, vs, cw, hs).mean(axis=(1, 3))
+    if not fancy:
+        return box
     c = box.copy()
     for _ in range(DOWNSAMPLE_STEPS):
         c = c + (box - _fancy_filter(c, hs, vs))
     return c
 
 
-def step_scores(v: np.ndarray) -> np.ndarray:
+def step_scores(v: np.ndarray, noise: float = NOISE) -> np.ndarray:
     """Log-likelihood ratio, summed over the values ``v`` of one coefficient, of "quantized with
     step s" against "not quantized", for s = 1 .. len(result). Under step s a value at distance d
     from its nearest multiple has density s * (N(d) + N(s - d)) relative to a smooth spread (an
@@ -144,19 +152,19 @@ def step_scores(v: np.ndarray) -> np.ndarray:
     vetoing the right step."""
     v = v[:: max(1, v.size // MAX_VOTES)]
     top = int(min(255, np.abs(v).max(initial=0.0) + 1))
-    return lattice_scores(v, np.arange(1, top + 1))
+    return lattice_scores(v, np.arange(1, top + 1), noise)
 
 
-def lattice_scores(v: np.ndarray, steps: np.ndarray | list[int]) -> np.ndarray:
+def lattice_scores(v: np.ndarray, steps: np.ndarray | list[int], noise: float = NOISE) -> np.ndarray:
     """step_scores for the given steps only."""
     st_ = np.asarray(steps, dtype=np.float64)[:, None]
     d = np.abs(v[None, :] - np.round(v[None, :] / st_) * st_)
-    norm = 1.0 / (NOISE * np.sqrt(2 * np.pi))
-    dens = norm * (np.exp(-0.5 * (d / NOISE) ** 2) + np.exp(-0.5 * ((st_ - d) / NOISE) ** 2))
+    norm = 1.0 / (noise * np.sqrt(2 * np.pi))
+    dens = norm * (np.exp(-0.5 * (d / noise) ** 2) + np.exp(-0.5 * ((st_ - d) / noise) ** 2))
     return np.log((1 - OUTLIER) * st_ * dens + OUTLIER).sum(axis=1)
 
 
-def estimate_table(dct: np.ndarray) -> np.ndarray:
+def estimate_table(dct: np.ndarray, noise: float = NOISE) -> np.ndarray:
     """The most likely quantization step of each coefficient, from its DCT values over all blocks
     (values within ZERO_BAND of 0 say nothing of the step and are left out)."""
     flat = dct.reshape(len(dct), 64)
@@ -171,13 +179,13 @@ def estimate_table(dct: np.ndarray) -> np.ndarray:
         votes.append(v[:: max(1, v.size // TABLE_VOTES)])
         if v.size == 0:
             continue  # every block is 0 here: any step decodes the same
-        sc = step_scores(v)
+        sc = step_scores(v, noise)
         q[k] = int(np.argmax(sc)) + 1
     sure = seen >= max(SURE_VALUES, SURE_SHARE * len(flat))
     q[~sure] = 255  # a handful of values off zero is noise more likely than a coefficient
     for kk in np.flatnonzero(sure):
-        best[kk] = lattice_scores(votes[kk], np.array([q[kk]]))[0]
-    return _standard_table(q, sure, votes, best).reshape(8, 8)
+        best[kk] = lattice_scores(votes[kk], np.array([q[kk]]), noise)[0]
+    return _standard_table(q, sure, votes, best, noise).reshape(8, 8)
 
 
 # IJG's example tables (JPEG standard Annex K), which libjpeg, Pillow, OpenCV, ImageMagick and most
@@ -194,7 +202,8 @@ def _scaled(base: np.ndarray, quality: int) -> np.ndarray:
     return np.clip((base * scale + 50) // 100, 1, 255)
 
 
-def _standard_table(q: np.ndarray, sure: np.ndarray, votes: list[np.ndarray], best: np.ndarray) -> np.ndarray:
+def _standard_table(q: np.ndarray, sure: np.ndarray, votes: list[np.ndarray], best: np.ndarray,
+                    noise: float = NOISE) -> np.ndarray:
     """The scaled standard table (IJG luma or chroma base, quality 1-100) whose steps explain the
     well-observed coefficients best replaces the estimate when it explains them nearly as well as
     the free per-coefficient steps (within STD_SLACK of their log-likelihood gain): it knows the
@@ -217,7 +226,7 @@ def _standard_table(q: np.ndarray, sure: np.ndarray, votes: list[np.ndarray], be
     score = np.zeros(len(tables))
     for k in ks:
         steps, inv = np.unique(cand[:, k], return_inverse=True)
-        score += lattice_scores(votes[k], steps)[inv]
+        score += lattice_scores(votes[k], steps, noise)[inv]
     i = int(np.argmax(score))
     return tables[i] if free > 0 and score[i] >= free - STD_SLACK * abs(free) else q
 
@@ -242,20 +251,22 @@ def _voters(dct: np.ndarray, clean: np.ndarray) -> np.ndarray:
     return dct[clean] if clean.sum() >= MIN_VOTERS else dct
 
 
-def _refine_plane(coefs: np.ndarray, q: np.ndarray, target: np.ndarray) -> np.ndarray:
+def _refine_plane(coefs: np.ndarray, q: np.ndarray, target: np.ndarray, idct: str) -> np.ndarray:
     """Move coefficients by the rounded DCT of what their integer IDCT misses of ``target``."""
+    transform = jd.IDCTS[idct]
     for _ in range(PLANE_PASSES):
-        delta = np.round(fdct(target - jd.idct_islow(coefs, q)) / q).astype(np.int64)
+        delta = np.round(fdct(target - transform(coefs, q)) / q).astype(np.int64)
         if not delta.any():
             break
         coefs = np.clip(coefs + delta, -2047, 2047)
     return coefs
 
 
-def recover(pixels: np.ndarray, sampling: tuple[int, int], chroma_table: np.ndarray | None = None
-            ) -> Recovered | None:
-    """Coefficients that decode (jpeg_decoder) as close to ``pixels`` as found, for one sampling;
-    ``chroma_table`` (8 x 8) replaces the chroma table estimated from the picture."""
+def recover(pixels: np.ndarray, sampling: tuple[int, int], chroma_table: np.ndarray | None = None,
+            idct: str = "islow", fancy: bool = True) -> Recovered | None:
+    """Coefficients that decode (jpeg_decoder, with ``idct`` and ``fancy`` up-sampling) as close to
+    ``pixels`` as found, for one sampling; ``chroma_table`` (8 x 8) replaces the chroma table
+    estimated from the picture."""
     if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
         return None
     h, w = pixels.shape[:2]
@@ -270,7 +281,7 @@ def recover(pixels: np.ndarray, sampling: tuple[int, int], chroma_table: np.ndar
         if sampling == (1, 1):
             planes = [y, cb, cr]
         else:  # the decoder's chroma samples are integers
-            planes = [y, np.round(_downsample(cb, hs, vs)), np.round(_downsample(cr, hs, vs))]
+            planes = [y, np.round(_downsample(cb, hs, vs, fancy)), np.round(_downsample(cr, hs, vs, fancy))]
     shapes = [jd.blocks_shape(h, w, ci, sampling) for ci in range(len(planes))]
     dcts = [fdct(jd.plane_to_blocks(_pad(p, *s)) - 128.0) for p, s in zip(planes, shapes, strict=True)]
     # Clipped samples (0 or 255 in any channel) break the way back from RGB: their blocks do not
@@ -279,32 +290,33 @@ def recover(pixels: np.ndarray, sampling: tuple[int, int], chroma_table: np.ndar
     if not grey:
         clip = clip.any(axis=2)
     clean = [_clean_blocks(clip, s, (1, 1) if ci == 0 else sampling) for ci, s in enumerate(shapes)]
-    qy = estimate_table(_voters(dcts[0], clean[0]))
+    noise = IDCT_NOISE[idct]
+    qy = estimate_table(_voters(dcts[0], clean[0]), noise)
     qts = [qy]
     if not grey:
         if chroma_table is not None:
             qc = np.asarray(chroma_table, dtype=np.int64).reshape(8, 8)
         else:
-            qc = estimate_table(np.concatenate([_voters(dcts[1], clean[1]), _voters(dcts[2], clean[2])]))
+            qc = estimate_table(np.concatenate([_voters(dcts[1], clean[1]), _voters(dcts[2], clean[2])]), noise)
         qts += [qc, qc]
     coefs = [np.clip(np.round(d / q), -2047, 2047).astype(np.int64) for d, q in zip(dcts, qts, strict=True)]
     # First in each component's own plane (the targets are the decoder's samples, exact where
     # decoder_planes found them): the coefficients whose integer IDCT gives those samples.
     targets = [jd.plane_to_blocks(_pad(p, *s)) for p, s in zip(planes, shapes, strict=True)]
-    coefs = [_refine_plane(c, q, t) for c, q, t in zip(coefs, qts, targets, strict=True)]
+    coefs = [_refine_plane(c, q, t, idct) for c, q, t in zip(coefs, qts, targets, strict=True)]
     best = None
     for _ in range(REFINE_PASSES + 1):
-        dec = jd.decode(coefs, qts, sampling, h, w)
+        dec = jd.decode(coefs, qts, sampling, h, w, idct, fancy)
         exact = float(np.mean(dec == pixels))
         if best is None or exact > best.exact:
             best = Recovered(sampling, [q.astype(np.uint16) for q in qts], [c.astype(np.int16) for c in coefs],
-                             dec, exact)
+                             dec, exact, idct, fancy)
         if exact == 1.0:
             break
         err = pixels.astype(np.float64) - dec
         errs = [err] if grey else list(_ycc_error(err))
         if not grey and sampling != (1, 1):
-            errs = [errs[0]] + [_downsample(e, hs, vs) for e in errs[1:]]
+            errs = [errs[0]] + [_downsample(e, hs, vs, fancy) for e in errs[1:]]
         for ci, (e, s, q) in enumerate(zip(errs, shapes, qts, strict=True)):
             delta = fdct(jd.plane_to_blocks(_pad(e, *s))) / q
             coefs[ci] = np.clip(coefs[ci] + np.round(delta).astype(np.int64), -2047, 2047)
@@ -332,35 +344,60 @@ def paired_chroma_table(luma: np.ndarray) -> np.ndarray | None:
     return None
 
 
+# Decoders other than libjpeg-turbo's default (accurate IDCT, fancy up-sampling), tried in this
+# order when that one matches a picture poorly: djpeg -dct fast -nosmooth / TurboJPEG's fast flags,
+# djpeg -dct fast, djpeg -nosmooth.
+OTHER_DECODERS = (("ifast", False), ("ifast", True), ("islow", False))
+OTHER_DECODER_FIT = 0.3  # below this the default decoder's fit says the picture is no decoded JPEG
+
+
 def best_recovery(pixels: np.ndarray) -> Recovered | None:
-    """The sampling (and chroma table: estimated, or the one paired with a standard luma table)
-    whose recovery matches best on a central window, recovered on the whole picture; None when
-    nothing can be recovered (not 8-bit grey or RGB)."""
-    if pixels.ndim == 2:
-        return recover(pixels, (1, 1))
+    """The sampling, decoder and chroma table (estimated, or the one paired with a standard luma
+    table) whose recovery matches best on a central window, recovered on the whole picture; None
+    when nothing can be recovered (not 8-bit grey or RGB)."""
+    grey = pixels.ndim == 2
     win = window(pixels, SAMPLING_WINDOW)
     inner = win[16:-16, 16:-16]  # the window's borders lack their neighbours' chroma
 
     def fit(r: Recovered) -> float:
         return float(np.mean(r.decoded[16:-16, 16:-16] == inner)) if inner.size else r.exact
 
-    tried: list[tuple[float, int, tuple[int, int], np.ndarray | None]] = []
-    for i, s in enumerate(SAMPLINGS):  # most common first; a near-exact fit ends the search
-        r = recover(win, s)
+    samplings = [(1, 1)] if grey else list(SAMPLINGS)
+    # (fit, preference, sampling, chroma table, idct, fancy); ties go to the earlier choice
+    tried: list[tuple[float, int, tuple[int, int], np.ndarray | None, str, bool]] = []
+
+    def best() -> tuple[float, int, tuple[int, int], np.ndarray | None, str, bool]:
+        return max(tried, key=lambda t: t[:2])
+
+    def attempt(s: tuple[int, int], idct: str, fancy: bool) -> None:
+        r = recover(win, s, None, idct, fancy)
         if r is None:
-            continue
-        tried.append((fit(r), -2 * i, s, None))
-        paired = paired_chroma_table(r.qts[0])
+            return
+        tried.append((fit(r), -len(tried), s, None, idct, fancy))
+        paired = None if grey else paired_chroma_table(r.qts[0])
         if paired is not None and not np.array_equal(paired, r.qts[1]):
-            rp = recover(win, s, paired)
+            rp = recover(win, s, paired, idct, fancy)
             if rp is not None:
-                tried.append((fit(rp), -2 * i - 1, s, paired))
-        if max(tried, key=lambda t: t[:2])[0] >= GOOD_FIT:
+                tried.append((fit(rp), -len(tried), s, paired, idct, fancy))
+
+    for s in samplings:  # most common first; a near-exact fit ends the search
+        attempt(s, "islow", True)
+        if tried and best()[0] >= GOOD_FIT:
             break
     if not tried:
         return None
-    _, _, sampling, chroma = max(tried, key=lambda t: t[:2])
-    return recover(pixels, sampling, chroma)
+    if OTHER_DECODER_FIT <= best()[0] < GOOD_FIT:
+        for idct, fancy in OTHER_DECODERS:
+            for s in samplings:
+                if s == (1, 1) and not fancy:
+                    continue  # nothing to up-sample: the same decode as with fancy
+                attempt(s, idct, fancy)
+                if best()[0] >= GOOD_FIT:
+                    break
+            if best()[0] >= GOOD_FIT:
+                break
+    _, _, sampling, chroma, idct, fancy = best()
+    return recover(pixels, sampling, chroma, idct, fancy)
 
 
 # --------------------------------------------------------------------------- coding
@@ -386,17 +423,32 @@ def coefs_from_image(img: np.ndarray, bh: int, bw: int, offset: int = COEF_OFFSE
 
 
 def describe(r: Recovered) -> dict:
-    """The bitstream's record of a recovery (sampling and tables; the coefficients go in sections)."""
-    return {"sampling": list(r.sampling), "qts": [q.reshape(64).astype(int).tolist() for q in r.qts]}
+    """The bitstream's record of a recovery (sampling and tables; the coefficients go in sections).
+    A decoder other than libjpeg-turbo's default is named ("decoder": [idct, fancy]); the default
+    is left out, so those descriptions stay what the first jpeg-coefficients format wrote."""
+    d: dict = {"sampling": list(r.sampling), "qts": [q.reshape(64).astype(int).tolist() for q in r.qts]}
+    if (r.idct, r.fancy) != ("islow", True):
+        d["decoder"] = [r.idct, int(r.fancy)]
+    return d
 
 
-DESC_KEYS = {"sampling", "qts", "predicted"}
+DESC_KEYS = {"sampling", "qts", "predicted", "decoder"}
+
+
+def desc_decoder(desc: dict) -> tuple[str, bool]:
+    """The (idct, fancy up-sampling) a description names; ValueError for one this codec lacks."""
+    dec = desc.get("decoder", ["islow", 1])
+    if not isinstance(dec, list) or len(dec) != 2 or dec[0] not in jd.IDCTS or dec[1] not in (0, 1):
+        raise ValueError(f"unknown JPEG decoder {dec!r}")
+    return str(dec[0]), bool(dec[1])
 
 
 def decode_coefficients(desc: dict, coef_imgs: list[np.ndarray], shape: tuple[int, ...],
-                        predicted: np.ndarray | None = None) -> np.ndarray:
+                        predicted: np.ndarray | None = None,
+                        predicted_coefs: list[np.ndarray] | None = None) -> np.ndarray:
     """Decoder side: the picture the recorded coefficients decode to (before the residual). A
-    "predicted" description stores differences from the coefficients of ``predicted``."""
+    "predicted" description stores differences from the coefficients of ``predicted``
+    (``predicted_coefs``: those coefficients, when the caller computed them already)."""
     unknown = set(desc) - DESC_KEYS
     if unknown:
         raise ValueError(f"JPEG coefficients use features this codec does not know: {sorted(unknown)}")
@@ -414,13 +466,13 @@ def decode_coefficients(desc: dict, coef_imgs: list[np.ndarray], shape: tuple[in
     else:
         if predicted.shape[:2] != (h, w):
             raise ValueError(f"prediction {predicted.shape} does not match the picture {shape}")
-        pred = jp.predicted_coefficients(predicted, qts, sampling)
+        pred = predicted_coefs if predicted_coefs is not None else jp.predicted_coefficients(predicted, qts, sampling)
         coefs = [coefs_from_image(img, *jd.blocks_shape(h, w, ci, sampling), PRED_OFFSET) + pred[ci]
                  for ci, img in enumerate(coef_imgs)]
-    return jd.decode(coefs, qts, sampling, h, w)
+    return jd.decode(coefs, qts, sampling, h, w, *desc_decoder(desc))
 
 
-def looks_decoded(pixels: np.ndarray, sample_blocks: int = 2048) -> bool:
+def looks_decoded(pixels: np.ndarray, sample_blocks: int = 2048, noise: float = NOISE) -> bool:
     """Cheap test before a recovery: do the luma DCT's three lowest AC frequencies, over a sample of
     unclipped blocks, sit on a lattice coarser than 1 (as a JPEG's quantization leaves them)?"""
     if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
@@ -445,7 +497,7 @@ def looks_decoded(pixels: np.ndarray, sample_blocks: int = 2048) -> bool:
         v = v[np.abs(v) > ZERO_BAND]
         if v.size < SURE_VALUES:
             return False
-        sc = step_scores(v)
+        sc = step_scores(v, noise)
         best = int(np.argmax(sc))
         if best == 0 or sc[best] < PROBE_GAIN * v.size:
             return False
@@ -516,8 +568,17 @@ def reconstruct(desc: dict, sections: dict[str, bytes], payload: bytes, shape: t
     the residual (mod 256) -> the pixels."""
     from . import intra
 
-    imgs = [intra.decode_pixels(sections[f"c{ci}"], section_shape(desc, ci, shape), "uint16")
-            for ci in range(len(desc["qts"]))]
-    dec = decode_coefficients(desc, imgs, shape, predicted)
-    res = intra.decode_pixels(payload, tuple(shape), "uint8")
+    # The JPEG XL payloads decode in threads (libjxl releases the GIL) while this thread computes
+    # the prediction's coefficients: a small picture's payloads barely use libjxl's own threads.
+    with ThreadPoolExecutor(max_workers=len(desc["qts"]) + 1) as pool:
+        futs = [pool.submit(intra.decode_pixels, sections[f"c{ci}"], section_shape(desc, ci, shape), "uint16")
+                for ci in range(len(desc["qts"]))]
+        fres = pool.submit(intra.decode_pixels, payload, tuple(shape), "uint8")
+        pred = None
+        if predicted is not None and desc.get("predicted") and isinstance(desc.get("sampling"), list):
+            qts = [np.asarray(q, dtype=np.int64).reshape(8, 8) for q in desc["qts"]]
+            pred = jp.predicted_coefficients(predicted, qts, (int(desc["sampling"][0]), int(desc["sampling"][1])))
+        imgs = [f.result() for f in futs]
+        res = fres.result()
+    dec = decode_coefficients(desc, imgs, shape, predicted, pred)
     return ((res.astype(np.int16) + dec - 128) & 255).astype(np.uint8)

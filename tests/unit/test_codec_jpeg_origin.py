@@ -190,3 +190,66 @@ def test_fine_chroma_table_of_a_real_photo_is_taken_from_its_luma_quality() -> N
     chroma_table = Image.open(io.BytesIO(jpeg)).quantization[1]
     assert rec.qts[1].reshape(64).tolist() == list(chroma_table)
     assert rec.exact > 0.99
+
+
+DECODERS = [("islow", True), ("ifast", True), ("ifast", False), ("islow", False)]
+
+
+def _libjpeg_decode(path: Path, idct: str, fancy: bool) -> np.ndarray:
+    """libjpeg's own decode with the given IDCT and up-sampling (jpeglib's bundled libjpeg)."""
+    method = {"islow": jpeglib.JDCT_ISLOW, "ifast": jpeglib.JDCT_IFAST}[idct]
+    return jpeglib.read_spatial(str(path), dct_method=method, flags=None if fancy else ["-DO_FANCY_UPSAMPLING"]).spatial
+
+
+@pytest.mark.parametrize("idct,fancy", DECODERS)
+@pytest.mark.parametrize("subsampling,sampling", [(2, (2, 2)), (1, (2, 1)), (0, (1, 1))])
+def test_numpy_decoders_equal_libjpeg(tmp_path: Path, idct, fancy, subsampling, sampling) -> None:
+    """The fast integer IDCT (jidctfst.c) and plain up-sampling decode real coefficients to exactly
+    libjpeg's pixels, for every chroma sampling and an odd size."""
+    h, w = 45, 67
+    f = tmp_path / "a.jpg"
+    f.write_bytes(_jpeg(_photo(h, w, seed=7), 70, subsampling))
+    d = jpeglib.read_dct(str(f))
+    coefs = [c.reshape(-1, 8, 8) for c in (d.Y, d.Cb, d.Cr)]
+    qts = [d.qt[i] for i in d.quant_tbl_no]
+    out = jpeg_decoder.decode(coefs, qts, sampling, h, w, idct, fancy)
+    assert np.array_equal(out, _libjpeg_decode(f, idct, fancy))
+
+
+@pytest.mark.parametrize("idct,fancy", [("ifast", False), ("ifast", True), ("islow", False)])
+def test_picture_from_another_decoder_is_recovered_and_named(tmp_path: Path, idct, fancy) -> None:
+    """A JPEG decoded with the fast IDCT or plain up-sampling (djpeg -dct fast / -nosmooth,
+    TurboJPEG's fast flags): recovered for that decoder, which the blob names (feature
+    jpeg-decoders), coded well below intra and rebuilt byte for byte."""
+    f = tmp_path / "a.jpg"
+    f.write_bytes(_jpeg(_photo(192, 256, seed=3), 75, 2))
+    px = np.ascontiguousarray(_libjpeg_decode(f, idct, fancy))
+    rec = jpeg_origin.best_recovery(px)
+    assert rec is not None and (rec.idct, rec.fancy) == (idct, fancy) and rec.exact > 0.95
+    data = _png(px)
+    r = codec.encode(data, effort=3)
+    assert r.chosen == "intra:jpeg", r.sizes
+    assert len(r.blob) < 0.7 * r.sizes["intra"]
+    assert codec.decode(r.blob) == data
+    assert codec.blob_features(r.blob) == frozenset({"jpeg-coefficients", "jpeg-decoders"})
+    assert bitstream.unpack(r.blob).meta["jpeg"]["decoder"] == [idct, int(fancy)]
+
+
+def test_default_decoder_is_not_named() -> None:
+    """Pictures from libjpeg-turbo's default decode keep the first jpeg-coefficients description."""
+    px = _decoded(_jpeg(_photo(128, 160), 80, 2))
+    r = codec.encode(_png(px), effort=3)
+    assert r.chosen == "intra:jpeg"
+    assert "decoder" not in bitstream.unpack(r.blob).meta["jpeg"]
+
+
+def test_unknown_decoder_is_refused() -> None:
+    """A description naming a decoder this codec lacks fails to decode (never a guess)."""
+    px = _decoded(_jpeg(_photo(64, 64), 80, 2))
+    rec = jpeg_origin.best_recovery(px)
+    assert rec is not None
+    desc, sections, payload = jpeg_origin.encode(px, 3, rec)
+    for bad in (["float", 1], ["ifast", 2], "ifast"):
+        with pytest.raises(ValueError):
+            jpeg_origin.reconstruct({**desc, "decoder": bad}, sections, payload, px.shape)
+    assert np.array_equal(jpeg_origin.reconstruct(desc, sections, payload, px.shape), px)
