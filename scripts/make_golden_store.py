@@ -10,7 +10,9 @@ against the flip) and a pinned base (its file deleted, its dependent kept) (feat
 and a 9 MiB file whose nine identical chunks share one object.
 `--jpeg` writes tests/golden/v<N>-jpeg/: the encoded tree plus a decoded JPEG stored as its JPEG
 coefficients and a flipped, brightened copy saved as a JPEG, coded as coefficient differences against
-it (feature `jpeg-coefficients`).
+it (feature `jpeg-coefficients`). `--jpeg-decoders` writes tests/golden/v<N>-jpeg-decoders/: the same
+two JPEG pictures decoded with libjpeg's fast integer IDCT and plain chroma up-sampling (through
+jpeglib, a test extra), whose descriptions name that decoder (feature `jpeg-decoders`).
 
 Run once per released format version, commit the result, never regenerate an old one: the test
 `tests/golden/test_golden_stores.py` proves today's code still mounts, reads and fscks every one.
@@ -119,8 +121,9 @@ def add_chains(store: OpenStore, vfs: Vfs) -> None:
     assert max(r.depth for r in recs) == 2 and any(r.pinned for r in recs)
 
 
-def decoded_jpeg_pngs() -> tuple[bytes, bytes]:
-    """A photo-like PNG decoded from a JPEG, and a flipped, brightened copy of it saved as a JPEG."""
+def decoded_jpeg_pngs(fast_decoder: bool = False) -> tuple[bytes, bytes]:
+    """A photo-like PNG decoded from a JPEG, and a flipped, brightened copy of it saved as a JPEG
+    (``fast_decoder``: decoded with libjpeg's fast IDCT and plain up-sampling, else as Pillow does)."""
     import io
 
     from PIL import Image
@@ -129,7 +132,17 @@ def decoded_jpeg_pngs() -> tuple[bytes, bytes]:
         j = io.BytesIO()
         img.save(j, format="JPEG", quality=80)
         p = io.BytesIO()
-        Image.open(io.BytesIO(j.getvalue())).convert("RGB").save(p, format="PNG")
+        if fast_decoder:
+            import jpeglib
+
+            with tempfile.TemporaryDirectory() as td:
+                f = Path(td) / "x.jpg"
+                f.write_bytes(j.getvalue())
+                px = jpeglib.read_spatial(str(f), dct_method=jpeglib.JDCT_IFAST,
+                                          flags=["-DO_FANCY_UPSAMPLING"]).spatial
+            Image.fromarray(px).save(p, format="PNG")
+        else:
+            Image.open(io.BytesIO(j.getvalue())).convert("RGB").save(p, format="PNG")
         return p.getvalue()
 
     src = Image.open(io.BytesIO(sample_png(seed=23))).resize((256, 192), Image.Resampling.BICUBIC)
@@ -139,14 +152,14 @@ def decoded_jpeg_pngs() -> tuple[bytes, bytes]:
     return photo, copy
 
 
-def add_jpeg(store: OpenStore, vfs: Vfs) -> None:
+def add_jpeg(store: OpenStore, vfs: Vfs, fast_decoder: bool = False) -> None:
     """The JPEG-coefficient codings, through the real encoder with its candidate list fixed."""
     import codec
     from simfs.ingest import EncodeProcessor, Ingestor
     from simfs.ingest.encode import Candidate
     from simfs.store.envelope import HEADER_SIZE
 
-    photo, copy = decoded_jpeg_pngs()
+    photo, copy = decoded_jpeg_pngs(fast_decoder)
     proc = EncodeProcessor(store.objects, chains=vfs.chains, record_of=vfs.object_record,
                            require_feature=store.require_feature)
     ingest = Ingestor(vfs, [proc])
@@ -165,7 +178,11 @@ def add_jpeg(store: OpenStore, vfs: Vfs) -> None:
         assert rec is not None and rec.codec == 1 and (base is None or rec.has_base), (path, rec)
         blob = store.objects.path_of(oid, rec.gen).read_bytes()[HEADER_SIZE:]
         assert "jpeg-coefficients" in codec.blob_features(blob), path
+        if fast_decoder:
+            assert "jpeg-decoders" in codec.blob_features(blob), path
     assert "jpeg-coefficients" in store.format.features, store.format.features
+    if fast_decoder:
+        assert "jpeg-decoders" in store.format.features, store.format.features
 
 
 def add_chunked(vfs: Vfs) -> None:
@@ -186,10 +203,10 @@ def add_chunked(vfs: Vfs) -> None:
 
 
 def build(store_dir: Path, *, encoded: bool = False, chains: bool = False, chunked: bool = False,
-          jpeg: bool = False) -> dict:
+          jpeg: bool = False, jpeg_decoders: bool = False) -> dict:
     store = OpenStore(store_dir, create=True)
     processors = []
-    if encoded or chains or jpeg:
+    if encoded or chains or jpeg or jpeg_decoders:
         from simfs.ingest import EncodeProcessor
 
         store.require_feature("encoded-objects")
@@ -207,7 +224,7 @@ def build(store_dir: Path, *, encoded: bool = False, chains: bool = False, chunk
     vfs.setxattr("/photos/2026/beach.png", "user.album", b"summer")
     vfs.chmod("/docs/readme.txt", 0o600)
     vfs.utimens("/docs/readme.txt", ((1_700_000_000, 1), (1_700_000_000, 2)))
-    if encoded or chains or jpeg:
+    if encoded or chains or jpeg or jpeg_decoders:
         from simfs.catalog import keys
         from simfs.catalog.records import ObjectRecord
         from simfs.ingest import Ingestor
@@ -222,8 +239,8 @@ def build(store_dir: Path, *, encoded: bool = False, chains: bool = False, chunk
         add_chains(store, vfs)
     if chunked:
         add_chunked(vfs)
-    if jpeg:
-        add_jpeg(store, vfs)
+    if jpeg or jpeg_decoders:
+        add_jpeg(store, vfs, fast_decoder=jpeg_decoders)
     manifest = {}
     for raw_path, _ino in sorted(vfs.iter_paths()):
         path = raw_path.decode("utf-8", "surrogateescape")
@@ -248,8 +265,9 @@ def main() -> int:
     chains = "--chains" in sys.argv
     chunked = "--chunked" in sys.argv
     jpeg = "--jpeg" in sys.argv
+    jpeg_decoders = "--jpeg-decoders" in sys.argv
     suffix = ("-chains" if chains else "-encoded" if encoded else "-chunked" if chunked else "-jpeg" if jpeg
-              else "")
+              else "-jpeg-decoders" if jpeg_decoders else "")
     out = REPO / "tests" / "golden" / f"v{FORMAT_VERSION_WRITTEN}{suffix}"
     if out.exists():
         print(f"{out} exists; golden stores are never regenerated", file=sys.stderr)
@@ -257,7 +275,8 @@ def main() -> int:
     out.mkdir(parents=True)
     with tempfile.TemporaryDirectory() as tmp:
         store_dir = Path(tmp) / "store"
-        manifest = build(store_dir, encoded=encoded, chains=chains, chunked=chunked, jpeg=jpeg)
+        manifest = build(store_dir, encoded=encoded, chains=chains, chunked=chunked, jpeg=jpeg,
+                         jpeg_decoders=jpeg_decoders)
         for leftover in ("simfs.log", "mount.lock"):
             (store_dir / leftover).unlink(missing_ok=True)
         with tarfile.open(out / "store.tar.gz", "w:gz") as tar:
