@@ -349,6 +349,9 @@ def paired_chroma_table(luma: np.ndarray) -> np.ndarray | None:
 # djpeg -dct fast, djpeg -nosmooth.
 OTHER_DECODERS = (("ifast", False), ("ifast", True), ("islow", False))
 OTHER_DECODER_FIT = 0.3  # below this the default decoder's fit says the picture is no decoded JPEG
+DECODER_GAIN = 0.01  # another decoder is recovered for only when it decodes the default's coefficients this much better
+DECODER_TRIALS = 3  # ...and only the most promising ones
+RANKING_FIT = 0.8  # below this the default's coefficients are too far off to rank decoders by: all are tried
 
 
 def best_recovery(pixels: np.ndarray) -> Recovered | None:
@@ -359,26 +362,26 @@ def best_recovery(pixels: np.ndarray) -> Recovered | None:
     win = window(pixels, SAMPLING_WINDOW)
     inner = win[16:-16, 16:-16]  # the window's borders lack their neighbours' chroma
 
-    def fit(r: Recovered) -> float:
-        return float(np.mean(r.decoded[16:-16, 16:-16] == inner)) if inner.size else r.exact
+    def fit_of(decoded: np.ndarray) -> float:
+        return float(np.mean(decoded[16:-16, 16:-16] == inner)) if inner.size else float(np.mean(decoded == win))
 
     samplings = [(1, 1)] if grey else list(SAMPLINGS)
-    # (fit, preference, sampling, chroma table, idct, fancy); ties go to the earlier choice
-    tried: list[tuple[float, int, tuple[int, int], np.ndarray | None, str, bool]] = []
+    # (fit, preference, sampling, chroma table, idct, fancy, recovery); ties go to the earlier choice
+    tried: list[tuple[float, int, tuple[int, int], np.ndarray | None, str, bool, Recovered]] = []
 
-    def best() -> tuple[float, int, tuple[int, int], np.ndarray | None, str, bool]:
+    def best() -> tuple[float, int, tuple[int, int], np.ndarray | None, str, bool, Recovered]:
         return max(tried, key=lambda t: t[:2])
 
-    def attempt(s: tuple[int, int], idct: str, fancy: bool) -> None:
-        r = recover(win, s, None, idct, fancy)
+    def attempt(s: tuple[int, int], idct: str, fancy: bool, chroma: np.ndarray | None = None) -> None:
+        r = recover(win, s, chroma, idct, fancy)
         if r is None:
             return
-        tried.append((fit(r), -len(tried), s, None, idct, fancy))
-        paired = None if grey else paired_chroma_table(r.qts[0])
+        tried.append((fit_of(r.decoded), -len(tried), s, chroma, idct, fancy, r))
+        paired = None if grey or chroma is not None else paired_chroma_table(r.qts[0])
         if paired is not None and not np.array_equal(paired, r.qts[1]):
             rp = recover(win, s, paired, idct, fancy)
             if rp is not None:
-                tried.append((fit(rp), -len(tried), s, paired, idct, fancy))
+                tried.append((fit_of(rp.decoded), -len(tried), s, paired, idct, fancy, rp))
 
     for s in samplings:  # most common first; a near-exact fit ends the search
         attempt(s, "islow", True)
@@ -387,16 +390,32 @@ def best_recovery(pixels: np.ndarray) -> Recovered | None:
     if not tried:
         return None
     if OTHER_DECODER_FIT <= best()[0] < GOOD_FIT:
-        for idct, fancy in OTHER_DECODERS:
-            for s in samplings:
+        # The picture's own coefficients are mostly found whichever decoder made it, so decoding
+        # the default recoveries' coefficients with another decoder (cheap) tells which decoders
+        # are worth a recovery of their own (0.5 s each on the window).
+        h, w = win.shape[:2]
+        hopes = []
+        rank = best()[0] >= RANKING_FIT
+        for f0, _, s, chroma, _, _, r in list(tried):
+            for idct, fancy in OTHER_DECODERS:
                 if s == (1, 1) and not fancy:
                     continue  # nothing to up-sample: the same decode as with fancy
-                attempt(s, idct, fancy)
-                if best()[0] >= GOOD_FIT:
-                    break
-            if best()[0] >= GOOD_FIT:
+                if not rank:  # in the order of OTHER_DECODERS, then samplings
+                    hopes.append((-OTHER_DECODERS.index((idct, fancy)) - 0.1 * samplings.index(s), s, chroma, idct, fancy))
+                    continue
+                f = fit_of(jd.decode([c.astype(np.int64) for c in r.coefs], [q.astype(np.int64) for q in r.qts],
+                                     s, h, w, idct, fancy))
+                if f >= f0 + DECODER_GAIN:
+                    hopes.append((f, s, chroma, idct, fancy))
+        seen = set()
+        for _f, s, chroma, idct, fancy in sorted(hopes, key=lambda t: -t[0]):
+            if (s, idct, fancy) in seen:
+                continue
+            seen.add((s, idct, fancy))
+            attempt(s, idct, fancy, None if not rank else chroma)
+            if (rank and len(seen) >= DECODER_TRIALS) or best()[0] >= GOOD_FIT:
                 break
-    _, _, sampling, chroma, idct, fancy = best()
+    _, _, sampling, chroma, idct, fancy, _ = best()
     return recover(pixels, sampling, chroma, idct, fancy)
 
 
