@@ -156,12 +156,17 @@ def step_scores(v: np.ndarray, noise: float = NOISE) -> np.ndarray:
 
 
 def lattice_scores(v: np.ndarray, steps: np.ndarray | list[int], noise: float = NOISE) -> np.ndarray:
-    """step_scores for the given steps only."""
+    """step_scores for the given steps only. The values are binned at noise / 8 first (they crowd
+    around the lattice points, so a few hundred bins stand for thousands of values: ~3x faster;
+    the bin moves a value by at most noise / 16, far inside its spread)."""
+    g = noise / 8
+    bins, counts = np.unique(np.round(np.asarray(v, dtype=np.float64) / g), return_counts=True)
+    vals = (bins * g)[None, :]
     st_ = np.asarray(steps, dtype=np.float64)[:, None]
-    d = np.abs(v[None, :] - np.round(v[None, :] / st_) * st_)
+    d = np.abs(vals - np.round(vals / st_) * st_)
     norm = 1.0 / (noise * np.sqrt(2 * np.pi))
     dens = norm * (np.exp(-0.5 * (d / noise) ** 2) + np.exp(-0.5 * ((st_ - d) / noise) ** 2))
-    return np.log((1 - OUTLIER) * st_ * dens + OUTLIER).sum(axis=1)
+    return (np.log((1 - OUTLIER) * st_ * dens + OUTLIER) * counts).sum(axis=1)
 
 
 def estimate_table(dct: np.ndarray, noise: float = NOISE) -> np.ndarray:
