@@ -359,6 +359,32 @@ DECODER_TRIALS = 3  # ...and only the most promising ones
 RANKING_FIT = 0.8  # below this the default's coefficients are too far off to rank decoders by: all are tried
 
 
+def _decoder_order(win: np.ndarray, fit_of, tried: list, samplings: list[tuple[int, int]], ranked: bool
+                   ) -> list[tuple[tuple[int, int], str, bool, np.ndarray | None]]:
+    """(sampling, idct, fancy, chroma table) to recover the window with, among OTHER_DECODERS.
+    ``ranked``: the default decoder's recoveries are close, so their coefficients decoded with each
+    other decoder (cheap) tell which are worth a recovery of their own (0.5 s each on the window):
+    those gaining DECODER_GAIN, best first, at most DECODER_TRIALS. Otherwise every decoder and
+    sampling in order, each chroma table estimated."""
+    combos = [(s, idct, fancy) for idct, fancy in OTHER_DECODERS for s in samplings
+              if fancy or s != (1, 1)]  # nothing to up-sample at 4:4:4: the same decode as with fancy
+    if not ranked:
+        return [(s, idct, fancy, None) for s, idct, fancy in combos]
+    h, w = win.shape[:2]
+    hopes: dict[tuple[tuple[int, int], str, bool], tuple[float, np.ndarray | None]] = {}
+    for f0, _, s0, chroma, _, _, r in tried:
+        coefs = [c.astype(np.int64) for c in r.coefs]
+        qts = [q.astype(np.int64) for q in r.qts]
+        for s, idct, fancy in combos:
+            if s != s0:
+                continue
+            f = fit_of(jd.decode(coefs, qts, s, h, w, idct, fancy))
+            if f >= f0 + DECODER_GAIN and f > hopes.get((s, idct, fancy), (-1.0, None))[0]:
+                hopes[(s, idct, fancy)] = (f, chroma)
+    order = sorted(hopes.items(), key=lambda kv: -kv[1][0])[:DECODER_TRIALS]
+    return [(s, idct, fancy, chroma) for (s, idct, fancy), (_, chroma) in order]
+
+
 def best_recovery(pixels: np.ndarray) -> Recovered | None:
     """The sampling, decoder and chroma table (estimated, or the one paired with a standard luma
     table) whose recovery matches best on a central window, recovered on the whole picture; None
@@ -395,30 +421,11 @@ def best_recovery(pixels: np.ndarray) -> Recovered | None:
     if not tried:
         return None
     if OTHER_DECODER_FIT <= best()[0] < GOOD_FIT:
-        # The picture's own coefficients are mostly found whichever decoder made it, so decoding
-        # the default recoveries' coefficients with another decoder (cheap) tells which decoders
-        # are worth a recovery of their own (0.5 s each on the window).
-        h, w = win.shape[:2]
-        hopes = []
-        rank = best()[0] >= RANKING_FIT
-        for f0, _, s, chroma, _, _, r in list(tried):
-            for idct, fancy in OTHER_DECODERS:
-                if s == (1, 1) and not fancy:
-                    continue  # nothing to up-sample: the same decode as with fancy
-                if not rank:  # in the order of OTHER_DECODERS, then samplings
-                    hopes.append((-OTHER_DECODERS.index((idct, fancy)) - 0.1 * samplings.index(s), s, chroma, idct, fancy))
-                    continue
-                f = fit_of(jd.decode([c.astype(np.int64) for c in r.coefs], [q.astype(np.int64) for q in r.qts],
-                                     s, h, w, idct, fancy))
-                if f >= f0 + DECODER_GAIN:
-                    hopes.append((f, s, chroma, idct, fancy))
-        seen = set()
-        for _f, s, chroma, idct, fancy in sorted(hopes, key=lambda t: -t[0]):
-            if (s, idct, fancy) in seen:
-                continue
-            seen.add((s, idct, fancy))
-            attempt(s, idct, fancy, None if not rank else chroma)
-            if (rank and len(seen) >= DECODER_TRIALS) or best()[0] >= GOOD_FIT:
+        # the picture's coefficients are mostly found whichever decoder made it (_decoder_order)
+        ranked = best()[0] >= RANKING_FIT
+        for s, idct, fancy, chroma in _decoder_order(win, fit_of, tried, samplings, ranked):
+            attempt(s, idct, fancy, chroma)
+            if best()[0] >= GOOD_FIT:
                 break
     _, _, sampling, chroma, idct, fancy, _ = best()
     return recover(pixels, sampling, chroma, idct, fancy)
@@ -467,22 +474,28 @@ def desc_decoder(desc: dict) -> tuple[str, bool]:
     return str(dec[0]), bool(dec[1])
 
 
+def desc_tables(desc: dict) -> tuple[tuple[int, int], list[np.ndarray]]:
+    """A description's sampling and quantization tables, checked; ValueError for keys or a
+    sampling this codec does not know."""
+    unknown = set(desc) - DESC_KEYS
+    if unknown:
+        raise ValueError(f"JPEG coefficients use features this codec does not know: {sorted(unknown)}")
+    sampling = (int(desc["sampling"][0]), int(desc["sampling"][1]))
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"unknown sampling {sampling}")
+    return sampling, [np.asarray(q, dtype=np.int64).reshape(8, 8) for q in desc["qts"]]
+
+
 def decode_coefficients(desc: dict, coef_imgs: list[np.ndarray], shape: tuple[int, ...],
                         predicted: np.ndarray | None = None,
                         predicted_coefs: list[np.ndarray] | None = None) -> np.ndarray:
     """Decoder side: the picture the recorded coefficients decode to (before the residual). A
     "predicted" description stores differences from the coefficients of ``predicted``
     (``predicted_coefs``: those coefficients, when the caller computed them already)."""
-    unknown = set(desc) - DESC_KEYS
-    if unknown:
-        raise ValueError(f"JPEG coefficients use features this codec does not know: {sorted(unknown)}")
+    sampling, qts = desc_tables(desc)
     if bool(desc.get("predicted")) != (predicted is not None):
         raise ValueError("predicted JPEG coefficients need their prediction (and only they take one)")
-    sampling = (int(desc["sampling"][0]), int(desc["sampling"][1]))
-    if sampling not in SAMPLINGS:
-        raise ValueError(f"unknown sampling {sampling}")
     h, w = int(shape[0]), int(shape[1])
-    qts = [np.asarray(q, dtype=np.int64).reshape(8, 8) for q in desc["qts"]]
     if len(qts) != len(coef_imgs) or len(qts) not in (1, 3) or (len(qts) == 1) != (len(shape) == 2):
         raise ValueError("coefficient planes do not match the picture")
     if predicted is None:
@@ -496,7 +509,7 @@ def decode_coefficients(desc: dict, coef_imgs: list[np.ndarray], shape: tuple[in
     return jd.decode(coefs, qts, sampling, h, w, *desc_decoder(desc))
 
 
-def looks_decoded(pixels: np.ndarray, sample_blocks: int = 2048, noise: float = NOISE) -> bool:
+def looks_decoded(pixels: np.ndarray, sample_blocks: int = 2048) -> bool:
     """Cheap test before a recovery: do the luma DCT's three lowest AC frequencies, over a sample of
     unclipped blocks, sit on a lattice coarser than 1 (as a JPEG's quantization leaves them)?"""
     if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
@@ -521,7 +534,7 @@ def looks_decoded(pixels: np.ndarray, sample_blocks: int = 2048, noise: float = 
         v = v[np.abs(v) > ZERO_BAND]
         if v.size < SURE_VALUES:
             return False
-        sc = step_scores(v, noise)
+        sc = step_scores(v)
         best = int(np.argmax(sc))
         if best == 0 or sc[best] < PROBE_GAIN * v.size:
             return False
@@ -599,9 +612,9 @@ def reconstruct(desc: dict, sections: dict[str, bytes], payload: bytes, shape: t
                 for ci in range(len(desc["qts"]))]
         fres = pool.submit(intra.decode_pixels, payload, tuple(shape), "uint8")
         pred = None
-        if predicted is not None and desc.get("predicted") and isinstance(desc.get("sampling"), list):
-            qts = [np.asarray(q, dtype=np.int64).reshape(8, 8) for q in desc["qts"]]
-            pred = jp.predicted_coefficients(predicted, qts, (int(desc["sampling"][0]), int(desc["sampling"][1])))
+        if predicted is not None and desc.get("predicted"):
+            sampling, qts = desc_tables(desc)
+            pred = jp.predicted_coefficients(predicted, qts, sampling)
         imgs = [f.result() for f in futs]
         res = fres.result()
     dec = decode_coefficients(desc, imgs, shape, predicted, pred)
