@@ -388,7 +388,7 @@ def _decoder_order(win: np.ndarray, fit_of, tried: list, samplings: list[tuple[i
 def best_recovery(pixels: np.ndarray) -> Recovered | None:
     """The sampling, decoder and chroma table (estimated, or the one paired with a standard luma
     table) whose recovery matches best on a central window, recovered on the whole picture; None
-    when nothing can be recovered (not 8-bit grey or RGB)."""
+    when nothing can be recovered (not 8-bit grey or RGB) or the window's best fit is below MIN_EXACT."""
     grey = pixels.ndim == 2
     win = window(pixels, SAMPLING_WINDOW)
     inner = win[16:-16, 16:-16]  # the window's borders lack their neighbours' chroma
@@ -427,7 +427,9 @@ def best_recovery(pixels: np.ndarray) -> Recovered | None:
             attempt(s, idct, fancy, chroma)
             if best()[0] >= GOOD_FIT:
                 break
-    _, _, sampling, chroma, idct, fancy, _ = best()
+    fit, _, sampling, chroma, idct, fancy, _ = best()
+    if fit < MIN_EXACT:  # the window is the picture's sample: a recovery of the whole would not be kept either
+        return None
     return recover(pixels, sampling, chroma, idct, fancy)
 
 
@@ -509,14 +511,14 @@ def decode_coefficients(desc: dict, coef_imgs: list[np.ndarray], shape: tuple[in
     return jd.decode(coefs, qts, sampling, h, w, *desc_decoder(desc))
 
 
-def looks_decoded(pixels: np.ndarray, sample_blocks: int = 2048) -> bool:
-    """Cheap test before a recovery: do the luma DCT's three lowest AC frequencies, over a sample of
-    unclipped blocks, sit on a lattice coarser than 1 (as a JPEG's quantization leaves them)?"""
+def _probe_dct(pixels: np.ndarray, sample_blocks: int) -> np.ndarray | None:
+    """Luma DCT (N x 64) of a sample of the unclipped blocks of the picture's central window, or
+    None when the picture is no 8-bit grey or RGB, or too small to tell."""
     if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
-        return False
+        return None
     h, w = pixels.shape[:2]
     if h < 16 or w < 16:
-        return False
+        return None
     pixels = window(pixels, PROBE_WINDOW)  # keeps the probe cheap
     h, w = pixels.shape[:2]
     y = pixels.astype(np.float64) if pixels.ndim == 2 else decoder_planes(pixels)[0]
@@ -527,8 +529,12 @@ def looks_decoded(pixels: np.ndarray, sample_blocks: int = 2048) -> bool:
     ok = ~jd.plane_to_blocks(clip[:hb, :wb]).any(axis=(1, 2))
     blocks = jd.plane_to_blocks(y[:hb, :wb])[ok]
     if len(blocks) < 64:
-        return False
-    d = fdct(blocks[:: max(1, len(blocks) // sample_blocks)] - 128.0).reshape(-1, 64)
+        return None
+    return fdct(blocks[:: max(1, len(blocks) // sample_blocks)] - 128.0).reshape(-1, 64)
+
+
+def _coarse_lattice(d: np.ndarray) -> bool:
+    """Do the luma's three lowest AC frequencies each sit on a lattice coarser than 1?"""
     for k in (1, 8, 9):  # low AC frequencies (the DC of flat blocks is blurred by rounding)
         v = d[:, k]
         v = v[np.abs(v) > ZERO_BAND]
@@ -539,6 +545,57 @@ def looks_decoded(pixels: np.ndarray, sample_blocks: int = 2048) -> bool:
         if best == 0 or sc[best] < PROBE_GAIN * v.size:
             return False
     return True
+
+
+STD_PROBE_QUALITIES = range(50, 100)  # fine qualities, whose low-frequency steps (1-3) _coarse_lattice misses
+STD_PROBE_GAIN = 0.2  # mean log-likelihood ratio per value the best standard table must reach
+STD_PROBE_VOTES = 600  # values per coefficient
+
+
+def standard_table_fit(d: np.ndarray) -> tuple[int, float]:
+    """(quality, mean log-likelihood ratio per value) of the IJG luma table, among
+    STD_PROBE_QUALITIES, that explains the luma DCT values ``d`` (N x 64) best, judged on every AC
+    coefficient at once with each decoder's noise. One hypothesis over 63 coefficients is a far
+    stronger test than each coefficient's own best step: at quality 90-98, or with a fast IDCT's
+    error, the lowest frequencies' steps of 1-3 drown in noise, but the coarser steps of the
+    middle frequencies still show. Photos that never were JPEGs score at or below 0.05."""
+    votes = []
+    for k in range(1, 64):
+        v = d[:, k]
+        v = v[np.abs(v) > ZERO_BAND]
+        votes.append(v[:: max(1, v.size // STD_PROBE_VOTES)])
+    tables = np.stack([_scaled(_STD_LUMA, q) for q in STD_PROBE_QUALITIES])  # Q x 64
+    best = (0, float("-inf"))
+    for noise in sorted(set(IDCT_NOISE.values())):  # the accurate IDCT's first: it mostly settles it
+        score = np.zeros(len(tables))
+        count = np.zeros(len(tables))
+        for k in range(1, 64):
+            v = votes[k - 1]
+            if v.size == 0:
+                continue
+            steps, inv = np.unique(tables[:, k], return_inverse=True)
+            sc = lattice_scores(v, steps, noise)
+            informative = steps[inv] > 1  # a step of 1 fits any integer-ish value: says nothing
+            score += np.where(informative, sc[inv], 0.0)
+            count += np.where(informative, v.size, 0)
+        per = np.where(count > 0, score / np.maximum(count, 1), float("-inf"))
+        i = int(np.argmax(per))
+        if per[i] > best[1]:
+            best = (int(STD_PROBE_QUALITIES[i]), float(per[i]))
+        if best[1] >= STD_PROBE_GAIN:
+            break
+    return best
+
+
+def looks_decoded(pixels: np.ndarray, sample_blocks: int = 2048) -> bool:
+    """Cheap test before a recovery (which costs seconds): do the luma's DCT values, over a sample of
+    unclipped blocks, sit on a quantization lattice? Either the three lowest AC frequencies each
+    on a lattice coarser than 1 (any table), or all AC frequencies on a standard table of a fine
+    quality (standard_table_fit)."""
+    d = _probe_dct(pixels, sample_blocks)
+    if d is None:
+        return False
+    return _coarse_lattice(d) or standard_table_fit(d)[1] >= STD_PROBE_GAIN
 
 
 def recover_picture(pixels: np.ndarray) -> Recovered | None:

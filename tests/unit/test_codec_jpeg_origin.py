@@ -192,6 +192,43 @@ def test_fine_chroma_table_of_a_real_photo_is_taken_from_its_luma_quality() -> N
     assert rec.exact > 0.99
 
 
+@needs_devset
+@pytest.mark.parametrize("quality,idct,bound", [(95, "islow", 0.8), (98, "islow", 0.9), (92, "ifast", 0.8)])
+def test_fine_quality_jpeg_of_a_real_photo_is_recognised(tmp_path: Path, quality, idct, bound) -> None:
+    """A real photo saved at quality 92-98 (decoded with the accurate or the fast IDCT): the lowest
+    frequencies' steps of 1-3 drown in rounding noise, so the per-coefficient lattice test alone
+    says no; the whole standard table does say yes (and names the quality), the picture is coded
+    as its coefficients well below intra, and rebuilt byte for byte."""
+    src = np.asarray(Image.open(DEVSET / "burst-vtest" / "f00000.png").convert("RGB"))
+    f = tmp_path / "a.jpg"
+    f.write_bytes(_jpeg(np.ascontiguousarray(src[:384, :512]), quality, 2))
+    px = np.ascontiguousarray(_libjpeg_decode(f, idct, True))
+    d = jpeg_origin._probe_dct(px, 2048)
+    assert d is not None and not jpeg_origin._coarse_lattice(d)  # what this test guards against
+    q, gain = jpeg_origin.standard_table_fit(d)
+    assert q == quality and gain >= jpeg_origin.STD_PROBE_GAIN
+    assert jpeg_origin.looks_decoded(px)
+    data = _png(px)
+    r = codec.encode(data, effort=3)
+    assert r.chosen == "intra:jpeg", r.sizes
+    assert len(r.blob) < bound * r.sizes["intra"]
+    assert codec.decode(r.blob) == data
+
+
+@needs_devset
+def test_real_photos_no_jpeg_made_score_far_below_the_standard_table_gain() -> None:
+    """Dev-set photos that never were JPEGs (a video frame, a scanned test image), resized with
+    Lanczos: the standard-table probe stays far below its threshold."""
+    for path in (DEVSET / "burst-dinosaur" / "viff.000.png", DEVSET / "homog-graf" / "img1.png"):
+        src = Image.open(path).convert("RGB")
+        for px in (np.asarray(src), np.asarray(src.resize((src.width * 2 // 3, src.height * 2 // 3),
+                                                          Image.Resampling.LANCZOS))):
+            d = jpeg_origin._probe_dct(np.ascontiguousarray(px), 2048)
+            assert d is not None
+            assert jpeg_origin.standard_table_fit(d)[1] < jpeg_origin.STD_PROBE_GAIN / 2
+            assert not jpeg_origin.looks_decoded(np.ascontiguousarray(px))
+
+
 DECODERS = [("islow", True), ("ifast", True), ("ifast", False), ("islow", False)]
 
 
