@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import bitstream, inter, intra, jpeg_origin
+from . import bitstream, inter, intra, jpeg_origin, palette
 from . import deflate as zd
 from .bitstream import CorruptBlob
 from .recipe import DEFAULT_MAX_PIXELS, Analysis, Recipe, rebuild
@@ -84,7 +84,8 @@ def _recipe_from(meta: dict, sections: dict[str, bytes]) -> Recipe:
 def _make_blob(a: Analysis, data: bytes, mode: str, payload: bytes, effort: int, *,
                ref: Reference | None = None, desc: dict | None = None,
                extra_sections: dict[str, bytes] | None = None, phash: str, rhash: str | None = None,
-               jpeg: dict | None = None, jpeg_sections: dict[str, bytes] | None = None) -> bytes:
+               jpeg: dict | None = None, jpeg_sections: dict[str, bytes] | None = None,
+               palette_colours: bool = False) -> bytes:
     assert a.recipe is not None and a.pixels is not None and a.header is not None
     rmeta, sections = _recipe_meta(a.recipe)
     meta: dict = {
@@ -96,6 +97,8 @@ def _make_blob(a: Analysis, data: bytes, mode: str, payload: bytes, effort: int,
         assert ref is not None and desc is not None
         meta["inter"] = desc
         meta["ref"] = {"shape": list(ref.pixels.shape), "dtype": ref.pixels.dtype.name, "hash": rhash}
+        if palette_colours:  # predicted and coded in the palette's colours (codec/palette.py)
+            meta["palette_colours"] = 1
         for k, v in (extra_sections or {}).items():
             sections["inter_" + k] = v
         if jpeg is not None:  # a predicted JPEG coding: coefficient differences from the prediction's
@@ -164,13 +167,15 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
         if reference is not None and try_inter:
             t2 = time.perf_counter()
             try:
-                inter.check_applicable(a.pixels, reference.pixels, a.header.bit_depth, a.header.color_type)
+                target, on_palette = _inter_target(a)
+                inter.check_applicable(target, reference.pixels, 8 if on_palette else a.header.bit_depth,
+                                       2 if on_palette else a.header.color_type)
                 rhash = pixel_hash(reference.pixels)
                 found = []
-                for desc, secs, payload, label in inter.search(a.pixels, reference.pixels, effort=effort,
+                for desc, secs, payload, label in inter.search(target, reference.pixels, effort=effort,
                                                                timings=timings):
                     b = _make_blob(a, data, "inter", payload, effort, ref=reference, desc=desc,
-                                   extra_sections=secs, phash=phash, rhash=rhash)
+                                   extra_sections=secs, phash=phash, rhash=rhash, palette_colours=on_palette)
                     sizes[label] = len(b)
                     cands.append((b, "inter", label))
                     found.append((len(b), desc, secs, label))
@@ -215,6 +220,18 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
         return EncodeResult(None, "verbatim", "out of memory while encoding", sizes, timings)
     except Exception as e:
         return EncodeResult(None, "verbatim", f"encoder error: {type(e).__name__}: {e}", sizes, timings)
+
+
+def _inter_target(a: Analysis) -> tuple[np.ndarray, bool]:
+    """The pixels inter coding predicts: a palette image's colours (when they name its indices),
+    else the pixels themselves; and whether they are palette colours."""
+    assert a.pixels is not None and a.header is not None
+    if a.header.color_type != 3:
+        return a.pixels, False
+    if a.pixels.dtype != np.uint8 or not palette.invertible(a.palette):
+        raise inter.InterNotApplicable("a palette whose entries repeat a colour cannot be coded by its colours")
+    assert a.palette is not None
+    return palette.expand(a.pixels, a.palette), True
 
 
 def _jpeg_recovery(a: Analysis) -> jpeg_origin.Recovered | None:
@@ -282,6 +299,8 @@ def repack(blob: bytes, effort: int) -> bytes | None:
     shape = tuple(pm["shape"])
     if b.mode == "inter":
         pshape, pdtype = (shape if len(shape) == 3 else shape[:2]), "uint8"
+        if b.meta.get("palette_colours"):
+            pshape = (*shape[:2], 3)
     else:
         pshape, pdtype = shape, pm["dtype"]
     jdesc = b.meta.get("jpeg")
@@ -346,6 +365,8 @@ def blob_features(blob: bytes) -> frozenset[str]:
             out.add("jpeg-decoders")  # decoded by libjpeg-turbo's fast IDCT or plain up-sampling
     if d.get("cmap") or any(g.get("type") == "fitres" for g in geoms):
         out.add("fitted-predictions")
+    if b.meta.get("palette_colours"):
+        out.add("palette-colours")
     return frozenset(out)
 
 
@@ -374,6 +395,12 @@ def _pixels(b: bitstream.Blob, reference: Reference | None, verify: bool = True)
                 jsecs = {k[5:]: v for k, v in b.sections.items() if k.startswith("jpeg_")}
                 predicted = inter.predict(b.meta["inter"], secs, ref, shape)
                 px = jpeg_origin.reconstruct(b.meta["jpeg"], jsecs, b.payload, shape, predicted)
+            elif b.meta.get("palette_colours"):
+                pal = palette.from_prefix(b.sections["prefix"])
+                if pal is None:
+                    raise ValueError("palette-coloured inter blob without a PLTE chunk")
+                colours = inter.reconstruct(b.meta["inter"], secs, b.payload, ref, (*shape[:2], 3))
+                px = palette.indices_of(colours, pal)
             else:
                 px = inter.reconstruct(b.meta["inter"], secs, b.payload, ref, shape)
         except ReferenceMismatch:

@@ -12,7 +12,9 @@ and a 9 MiB file whose nine identical chunks share one object.
 coefficients and a flipped, brightened copy saved as a JPEG, coded as coefficient differences against
 it (feature `jpeg-coefficients`). `--jpeg-decoders` writes tests/golden/v<N>-jpeg-decoders/: the same
 two JPEG pictures decoded with libjpeg's fast integer IDCT and plain chroma up-sampling (through
-jpeglib, a test extra), whose descriptions name that decoder (feature `jpeg-decoders`).
+jpeglib, a test extra), whose descriptions name that decoder (feature `jpeg-decoders`). `--palette` writes
+tests/golden/v<N>-palette/: the encoded tree plus a photo-like PNG and a posterised palette copy of it,
+coded against it in the palette's colours (feature `palette-colours`).
 
 Run once per released format version, commit the result, never regenerate an old one: the test
 `tests/golden/test_golden_stores.py` proves today's code still mounts, reads and fscks every one.
@@ -185,6 +187,62 @@ def add_jpeg(store: OpenStore, vfs: Vfs, fast_decoder: bool = False) -> None:
         assert "jpeg-decoders" in store.format.features, store.format.features
 
 
+def palette_pngs() -> tuple[bytes, bytes]:
+    """A photo-like RGB PNG and a copy posterised to a shuffled palette (Pillow, deterministic)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(11)
+    y, x = np.mgrid[0:96, 0:128].astype(np.float64)
+    img = np.stack([120 + 80 * np.sin(x / 13.0) * np.cos(y / 17.0), 60 + 0.7 * x % 150, 200 - 0.9 * y], axis=2)
+    rgb = np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
+    q = (rgb // 64) * 64 + 32
+    colours, inv = np.unique(q.reshape(-1, 3), axis=0, return_inverse=True)
+    perm = rng.permutation(len(colours))
+    pal = np.empty_like(colours)
+    pal[perm] = colours
+    im = Image.fromarray(perm[inv.reshape(-1)].reshape(96, 128).astype(np.uint8), "P")
+    im.putpalette(pal.reshape(-1).tolist())
+    out = []
+    for picture in (Image.fromarray(rgb), im):
+        b = io.BytesIO()
+        picture.save(b, "PNG")
+        out.append(b.getvalue())
+    return out[0], out[1]
+
+
+def add_palette(store: OpenStore, vfs: Vfs) -> None:
+    """A palette copy coded against its photo in colours, through the real encoder."""
+    import codec
+    from simfs.ingest import EncodeProcessor, Ingestor
+    from simfs.ingest.encode import Candidate
+    from simfs.store.envelope import HEADER_SIZE
+
+    photo, copy = palette_pngs()
+    proc = EncodeProcessor(store.objects, chains=vfs.chains, record_of=vfs.object_record,
+                           require_feature=store.require_feature)
+    ingest = Ingestor(vfs, [proc])
+    for path, data, base in (("/photos/palette-photo.png", photo, None), ("/photos/palette-copy.png", copy, photo)):
+        fh = vfs.create(path, 0o644, os.O_WRONLY | os.O_CREAT)
+        vfs.write(fh, data, 0)
+        vfs.release(fh)
+        if base is not None:
+            boid = hashlib.sha256(base).digest()
+            proc.candidates = lambda *_a, b=boid: [Candidate(b, 1, False)]
+        else:
+            proc.candidates = lambda *_a: []
+        oid = hashlib.sha256(data).digest()
+        ingest.process(oid)
+        rec = vfs.object_record(oid)
+        assert rec is not None and rec.codec == 1 and (base is None or rec.has_base), (path, rec)
+        if base is not None:
+            blob = store.objects.path_of(oid, rec.gen).read_bytes()[HEADER_SIZE:]
+            assert "palette-colours" in codec.blob_features(blob), path
+    assert "palette-colours" in store.format.features, store.format.features
+
+
 def add_chunked(vfs: Vfs) -> None:
     vfs.mkdir("/vm", 0o755)
     fh = vfs.create("/vm/disk.img", 0o644, os.O_RDWR | os.O_CREAT)
@@ -203,10 +261,10 @@ def add_chunked(vfs: Vfs) -> None:
 
 
 def build(store_dir: Path, *, encoded: bool = False, chains: bool = False, chunked: bool = False,
-          jpeg: bool = False, jpeg_decoders: bool = False) -> dict:
+          jpeg: bool = False, jpeg_decoders: bool = False, palette: bool = False) -> dict:
     store = OpenStore(store_dir, create=True)
     processors = []
-    if encoded or chains or jpeg or jpeg_decoders:
+    if encoded or chains or jpeg or jpeg_decoders or palette:
         from simfs.ingest import EncodeProcessor
 
         store.require_feature("encoded-objects")
@@ -224,7 +282,7 @@ def build(store_dir: Path, *, encoded: bool = False, chains: bool = False, chunk
     vfs.setxattr("/photos/2026/beach.png", "user.album", b"summer")
     vfs.chmod("/docs/readme.txt", 0o600)
     vfs.utimens("/docs/readme.txt", ((1_700_000_000, 1), (1_700_000_000, 2)))
-    if encoded or chains or jpeg or jpeg_decoders:
+    if encoded or chains or jpeg or jpeg_decoders or palette:
         from simfs.catalog import keys
         from simfs.catalog.records import ObjectRecord
         from simfs.ingest import Ingestor
@@ -241,6 +299,8 @@ def build(store_dir: Path, *, encoded: bool = False, chains: bool = False, chunk
         add_chunked(vfs)
     if jpeg or jpeg_decoders:
         add_jpeg(store, vfs, fast_decoder=jpeg_decoders)
+    if palette:
+        add_palette(store, vfs)
     manifest = {}
     for raw_path, _ino in sorted(vfs.iter_paths()):
         path = raw_path.decode("utf-8", "surrogateescape")
@@ -266,8 +326,9 @@ def main() -> int:
     chunked = "--chunked" in sys.argv
     jpeg = "--jpeg" in sys.argv
     jpeg_decoders = "--jpeg-decoders" in sys.argv
+    palette = "--palette" in sys.argv
     suffix = ("-chains" if chains else "-encoded" if encoded else "-chunked" if chunked else "-jpeg" if jpeg
-              else "-jpeg-decoders" if jpeg_decoders else "")
+              else "-jpeg-decoders" if jpeg_decoders else "-palette" if palette else "")
     out = REPO / "tests" / "golden" / f"v{FORMAT_VERSION_WRITTEN}{suffix}"
     if out.exists():
         print(f"{out} exists; golden stores are never regenerated", file=sys.stderr)
@@ -276,7 +337,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         store_dir = Path(tmp) / "store"
         manifest = build(store_dir, encoded=encoded, chains=chains, chunked=chunked, jpeg=jpeg,
-                         jpeg_decoders=jpeg_decoders)
+                         jpeg_decoders=jpeg_decoders, palette=palette)
         for leftover in ("simfs.log", "mount.lock"):
             (store_dir / leftover).unlink(missing_ok=True)
         with tarfile.open(out / "store.tar.gz", "w:gz") as tar:

@@ -17,7 +17,8 @@ FORMAT_VERSIONS_ACCEPTED = frozenset({1})
 # Features this code understands. A store that names a feature not listed here was written by a
 # newer simfs and must be refused rather than half-understood.
 FEATURES_KNOWN = frozenset({"verbatim-objects", "encoded-objects", "reference-chains", "fitted-predictions",
-                            "chunked-files", "jpeg-coefficients", "jpeg-decoders"})
+                            "chunked-files", "jpeg-coefficients", "jpeg-decoders",
+                            "palette-colours"})
 FEATURES_WRITTEN = ("verbatim-objects",)
 
 

@@ -64,6 +64,8 @@ def test_golden_store_mounts_reads_and_fscks(archive: Path, tmp_path: Path) -> N
         assert "jpeg-coefficients" in json.loads((store / "FORMAT").read_text())["features"]
     if archive.parent.name.endswith("-jpeg-decoders"):  # pictures from libjpeg's fast IDCT, plain up-sampling
         assert {"jpeg-coefficients", "jpeg-decoders"} <= set(json.loads((store / "FORMAT").read_text())["features"])
+    if archive.parent.name.endswith("-palette"):  # a palette copy coded against its photo in colours
+        assert "palette-colours" in json.loads((store / "FORMAT").read_text())["features"]
     assert_fsck_clean(store)
     with Mount(store, tmp_path / "mnt") as m:
         check_tree(m.mountpoint, manifest)
@@ -79,6 +81,10 @@ def test_golden_store_mounts_reads_and_fscks(archive: Path, tmp_path: Path) -> N
             assert os.getxattr(copy, "user.simfs.kind") == b"inter"
             assert os.getxattr(copy, "user.simfs.reference") == b"/photos/jpeg-photo.png"
             assert os.getxattr(m.mountpoint / "photos" / "jpeg-photo.png", "user.simfs.kind") == b"intra"
+        if archive.parent.name.endswith("-palette"):
+            copy = m.mountpoint / "photos" / "palette-copy.png"
+            assert os.getxattr(copy, "user.simfs.kind") == b"inter"
+            assert os.getxattr(copy, "user.simfs.reference") == b"/photos/palette-photo.png"
         if archive.parent.name.endswith("-chunked"):  # holes and shared chunks, read by today's code
             disk = m.mountpoint / "vm" / "disk.img"
             assert os.getxattr(disk, "user.simfs.kind") == b"chunked"
