@@ -85,7 +85,7 @@ def _make_blob(a: Analysis, data: bytes, mode: str, payload: bytes, effort: int,
                ref: Reference | None = None, desc: dict | None = None,
                extra_sections: dict[str, bytes] | None = None, phash: str, rhash: str | None = None,
                jpeg: dict | None = None, jpeg_sections: dict[str, bytes] | None = None,
-               palette_colours: bool = False) -> bytes:
+               palette_colours: bool = False, palette_ranks: bool = False) -> bytes:
     assert a.recipe is not None and a.pixels is not None and a.header is not None
     rmeta, sections = _recipe_meta(a.recipe)
     meta: dict = {
@@ -99,6 +99,8 @@ def _make_blob(a: Analysis, data: bytes, mode: str, payload: bytes, effort: int,
         meta["ref"] = {"shape": list(ref.pixels.shape), "dtype": ref.pixels.dtype.name, "hash": rhash}
         if palette_colours:  # predicted and coded in the palette's colours (codec/palette.py)
             meta["palette_colours"] = 1
+            if palette_ranks:  # the payload is each index's rank by distance to the predicted colour
+                meta["palette_ranks"] = 1
         for k, v in (extra_sections or {}).items():
             sections["inter_" + k] = v
         if jpeg is not None:  # a predicted JPEG coding: coefficient differences from the prediction's
@@ -182,10 +184,16 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
                 if found:
                     t5 = time.perf_counter()
                     _, desc, secs, label = min(found, key=lambda f: f[0])
-                    ijb = _inter_jpeg_blob(a, data, effort, reference, desc, secs, phash, rhash)
-                    if ijb is not None:
-                        sizes[label + "+jpegcoef"] = len(ijb)
-                        cands.append((ijb, "inter", label + "+jpegcoef"))
+                    if on_palette:
+                        pnb = _palette_ranks_blob(a, data, effort, reference, desc, secs, phash, rhash)
+                        if pnb is not None:
+                            sizes[label + "+ranks"] = len(pnb)
+                            cands.append((pnb, "inter", label + "+ranks"))
+                    else:
+                        ijb = _inter_jpeg_blob(a, data, effort, reference, desc, secs, phash, rhash)
+                        if ijb is not None:
+                            sizes[label + "+jpegcoef"] = len(ijb)
+                            cands.append((ijb, "inter", label + "+jpegcoef"))
                     timings["inter_jpeg"] = time.perf_counter() - t5
             except inter.InterNotApplicable as e:
                 inter_note = str(e)
@@ -290,6 +298,33 @@ def _inter_jpeg_blob(a: Analysis, data: bytes, effort: int, reference: Reference
     return best
 
 
+def _palette_ranks_blob(a: Analysis, data: bytes, effort: int, reference: Reference, desc: dict,
+                          secs: dict[str, bytes], phash: str, rhash: str) -> bytes | None:
+    """A quantised copy (pngquant and the like: a photo reduced to a palette, often dithered) coded as
+    each index's rank among the palette ordered by distance to a prediction; None on failure.
+
+    The colour search fitted its LUT, colour map and block choice to the quantised colours, whose
+    dither noise they cannot model, so the bare alignment is tried too (and usually wins)."""
+    assert a.pixels is not None and a.palette is not None
+    bare = {k: v for k, v in desc.items() if k in ("colour", "geom")}
+    variants: list[tuple[dict, dict[str, bytes]]] = [(bare, {})]
+    if desc != bare:
+        variants.append((desc, secs))
+    best: bytes | None = None
+    for pdesc, psecs in variants:
+        try:
+            predicted = inter.predict(pdesc, psecs, reference.pixels, (*a.pixels.shape[:2], 3))
+            payload = intra.encode_pixels(palette.ranks_of(a.pixels, predicted, a.palette), effort)
+        except Exception as e:  # an optimisation: the colour coding stands
+            log.debug("palette index prediction failed: %s: %s", type(e).__name__, e)
+            continue
+        blob = _make_blob(a, data, "inter", payload, effort, ref=reference, desc=pdesc, extra_sections=psecs,
+                          phash=phash, rhash=rhash, palette_colours=True, palette_ranks=True)
+        if best is None or len(blob) < len(best):
+            best = blob
+    return best
+
+
 def repack(blob: bytes, effort: int) -> bytes | None:
     """The same blob with its JPEG XL payload re-encoded at ``effort`` (a background polish of a
     fast first encoding), or None when that is not smaller. Verified without the reference or a
@@ -300,7 +335,7 @@ def repack(blob: bytes, effort: int) -> bytes | None:
     if b.mode == "inter":
         pshape, pdtype = (shape if len(shape) == 3 else shape[:2]), "uint8"
         if b.meta.get("palette_colours"):
-            pshape = (*shape[:2], 3)
+            pshape = shape[:2] if b.meta.get("palette_ranks") else (*shape[:2], 3)
     else:
         pshape, pdtype = shape, pm["dtype"]
     jdesc = b.meta.get("jpeg")
@@ -367,6 +402,8 @@ def blob_features(blob: bytes) -> frozenset[str]:
         out.add("fitted-predictions")
     if b.meta.get("palette_colours"):
         out.add("palette-colours")
+        if b.meta.get("palette_ranks"):
+            out.add("palette-ranks")  # an older simfs would read the ranks as colours
     return frozenset(out)
 
 
@@ -399,8 +436,13 @@ def _pixels(b: bitstream.Blob, reference: Reference | None, verify: bool = True)
                 pal = palette.from_prefix(b.sections["prefix"])
                 if pal is None:
                     raise ValueError("palette-coloured inter blob without a PLTE chunk")
-                colours = inter.reconstruct(b.meta["inter"], secs, b.payload, ref, (*shape[:2], 3))
-                px = palette.indices_of(colours, pal)
+                if b.meta.get("palette_ranks"):
+                    predicted = inter.predict(b.meta["inter"], secs, ref, (*shape[:2], 3))
+                    ranks = intra.decode_pixels(b.payload, shape[:2], "uint8")
+                    px = palette.indices_from_ranks(ranks, predicted, pal)
+                else:
+                    colours = inter.reconstruct(b.meta["inter"], secs, b.payload, ref, (*shape[:2], 3))
+                    px = palette.indices_of(colours, pal)
             else:
                 px = inter.reconstruct(b.meta["inter"], secs, b.payload, ref, shape)
         except ReferenceMismatch:

@@ -5,6 +5,12 @@ and web optimisers quantise to one) is predicted from its reference in colour, n
 indices (whose order means nothing). When every palette entry has its own colour, the colours give
 the indices back exactly, so the inter residual is coded on the colours and the decoder maps them
 back with the palette the blob keeps anyway (the recipe's PNG prefix holds the PLTE chunk).
+
+A quantised copy (pngquant, a web optimiser: a photo reduced to its 256 best colours, often
+dithered) is not a colour edit of its reference, so its colours leave a noisy residual. Its indices
+are coded instead as ranks: each pixel's entry among the palette ordered by distance to the
+predicted colour, 0 wherever the quantiser picked the nearest entry, small where dithering picked a
+near one (pngquant: 93% zeros, 99.8% below 4 on a real photo).
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import struct
 import numpy as np
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_CHUNK = 8192  # distinct pairs per distance block (8192 x 256 float64: 16 MB)
 
 
 def invertible(palette: np.ndarray | None) -> bool:
@@ -43,6 +50,67 @@ def indices_of(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
     if not np.array_equal(sorted_keys[pos], want):
         raise ValueError("decoded colours are not in the palette")
     return order[pos].astype(np.uint8).reshape(colours.shape[:2])
+
+
+def ranks_of(indices: np.ndarray, predicted: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """H x W uint8 rank of each pixel's entry among the palette ordered by distance to its predicted
+    colour (0: the nearest entry). Squared RGB distance, ties broken by the lower index, so the order
+    is the same on every machine; computed once per distinct (predicted colour, index) pair."""
+    _check(palette)
+    cinv, uniq = _distinct_colours(predicted)
+    pairs, pinv = np.unique(cinv.astype(np.int64) * 256 + indices.reshape(-1), return_inverse=True)
+    colour_of, entry = pairs // 256, pairs % 256
+    out = np.empty(len(pairs), dtype=np.uint8)
+    cols = np.arange(len(palette))
+    for s in range(0, len(pairs), _CHUNK):
+        e = _scores(uniq[colour_of[s: s + _CHUNK]], palette)
+        t = entry[s: s + _CHUNK]
+        et = e[np.arange(len(t)), np.minimum(t, len(palette) - 1)][:, None]
+        out[s: s + _CHUNK] = (e < et).sum(axis=1) + ((e == et) & (cols[None, :] < t[:, None])).sum(axis=1)
+    if int(entry.max(initial=0)) >= len(palette):
+        raise ValueError("palette index past the end of the palette")
+    return out[pinv.reshape(-1)].reshape(indices.shape)
+
+
+def indices_from_ranks(ranks: np.ndarray, predicted: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """The H x W uint8 indices back from ``ranks_of``; ValueError for a rank past the palette."""
+    _check(palette)
+    if ranks.size and int(ranks.max()) >= len(palette):
+        raise ValueError("palette rank past the end of the palette")
+    cinv, uniq = _distinct_colours(predicted)
+    pairs, pinv = np.unique(cinv.astype(np.int64) * 256 + ranks.reshape(-1), return_inverse=True)
+    colour_of, rank = pairs // 256, pairs % 256
+    out = np.empty(len(pairs), dtype=np.uint8)
+    for s in range(0, len(pairs), _CHUNK):
+        e = _scores(uniq[colour_of[s: s + _CHUNK]], palette)
+        r = rank[s: s + _CHUNK]
+        first = r == 0  # most pixels: the nearest entry, one argmin (the first on a tie)
+        got = np.empty(len(r), dtype=np.int64)
+        got[first] = e[first].argmin(axis=1)
+        if not first.all():  # a stable sort keeps tied entries in index order, as ranks_of counts them
+            rest = ~first
+            got[rest] = np.argsort(e[rest], axis=1, kind="stable")[np.arange(int(rest.sum())), r[rest]]
+        out[s: s + _CHUNK] = got
+    return out[pinv.reshape(-1)].reshape(ranks.shape)
+
+
+def _check(palette: np.ndarray) -> None:
+    if palette.ndim != 2 or palette.shape[1] != 3 or not 0 < len(palette) <= 256:
+        raise ValueError("a palette has 1 to 256 RGB entries")
+
+
+def _distinct_colours(colours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(per-pixel index into the distinct colours, the distinct colours as n x 3 int)."""
+    keys, inverse = np.unique(_keys(colours.reshape(-1, 3)), return_inverse=True)
+    uniq = np.stack([(keys >> 16) & 255, (keys >> 8) & 255, keys & 255], axis=1).astype(np.float64)
+    return inverse.reshape(-1), uniq
+
+
+def _scores(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """n x N squared distances less the colour's own |c|^2 (the same order per row): |p|^2 - 2 c.p,
+    integers held exactly in float64, so one matrix product (BLAS) instead of n x N x 3 differences."""
+    p = palette.astype(np.float64)
+    return (p * p).sum(axis=1)[None, :] - 2.0 * (colours @ p.T)
 
 
 def from_prefix(prefix: bytes) -> np.ndarray | None:

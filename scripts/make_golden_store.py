@@ -14,7 +14,9 @@ it (feature `jpeg-coefficients`). `--jpeg-decoders` writes tests/golden/v<N>-jpe
 two JPEG pictures decoded with libjpeg's fast integer IDCT and plain chroma up-sampling (through
 jpeglib, a test extra), whose descriptions name that decoder (feature `jpeg-decoders`). `--palette` writes
 tests/golden/v<N>-palette/: the encoded tree plus a photo-like PNG and a posterised palette copy of it,
-coded against it in the palette's colours (feature `palette-colours`).
+coded against it in the palette's colours (feature `palette-colours`). `--palette-ranks` writes
+tests/golden/v<N>-palette-ranks/: the same photo and a dithered palette copy of it (a pngquant-like
+quantisation), coded as each index's rank by distance to the photo's colour (feature `palette-ranks`).
 
 Run once per released format version, commit the result, never regenerate an old one: the test
 `tests/golden/test_golden_stores.py` proves today's code still mounts, reads and fscks every one.
@@ -187,8 +189,9 @@ def add_jpeg(store: OpenStore, vfs: Vfs, fast_decoder: bool = False) -> None:
         assert "jpeg-decoders" in store.format.features, store.format.features
 
 
-def palette_pngs() -> tuple[bytes, bytes]:
-    """A photo-like RGB PNG and a copy posterised to a shuffled palette (Pillow, deterministic)."""
+def palette_pngs(dithered: bool = False) -> tuple[bytes, bytes]:
+    """A photo-like RGB PNG and a copy posterised to a shuffled palette (Pillow, deterministic);
+    ``dithered``: noise added before the posterisation, as a dithering quantiser does."""
     import io
 
     import numpy as np
@@ -198,7 +201,11 @@ def palette_pngs() -> tuple[bytes, bytes]:
     y, x = np.mgrid[0:96, 0:128].astype(np.float64)
     img = np.stack([120 + 80 * np.sin(x / 13.0) * np.cos(y / 17.0), 60 + 0.7 * x % 150, 200 - 0.9 * y], axis=2)
     rgb = np.clip(img + rng.normal(0, 3, img.shape), 0, 255).astype(np.uint8)
-    q = (rgb // 64) * 64 + 32
+    src = rgb
+    if dithered:
+        noise = np.random.default_rng(12).integers(-20, 21, rgb.shape)
+        src = np.clip(rgb.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    q = (src // 64) * 64 + 32
     colours, inv = np.unique(q.reshape(-1, 3), axis=0, return_inverse=True)
     perm = rng.permutation(len(colours))
     pal = np.empty_like(colours)
@@ -213,14 +220,15 @@ def palette_pngs() -> tuple[bytes, bytes]:
     return out[0], out[1]
 
 
-def add_palette(store: OpenStore, vfs: Vfs) -> None:
-    """A palette copy coded against its photo in colours, through the real encoder."""
+def add_palette(store: OpenStore, vfs: Vfs, ranks: bool = False) -> None:
+    """A palette copy coded against its photo in colours (``ranks``: a dithered copy, by its indices'
+    ranks by distance to the photo's colours), through the real encoder."""
     import codec
     from simfs.ingest import EncodeProcessor, Ingestor
     from simfs.ingest.encode import Candidate
     from simfs.store.envelope import HEADER_SIZE
 
-    photo, copy = palette_pngs()
+    photo, copy = palette_pngs(dithered=ranks)
     proc = EncodeProcessor(store.objects, chains=vfs.chains, record_of=vfs.object_record,
                            require_feature=store.require_feature)
     ingest = Ingestor(vfs, [proc])
@@ -240,6 +248,7 @@ def add_palette(store: OpenStore, vfs: Vfs) -> None:
         if base is not None:
             blob = store.objects.path_of(oid, rec.gen).read_bytes()[HEADER_SIZE:]
             assert "palette-colours" in codec.blob_features(blob), path
+            assert ranks == ("palette-ranks" in codec.blob_features(blob)), path
     assert "palette-colours" in store.format.features, store.format.features
 
 
@@ -261,10 +270,11 @@ def add_chunked(vfs: Vfs) -> None:
 
 
 def build(store_dir: Path, *, encoded: bool = False, chains: bool = False, chunked: bool = False,
-          jpeg: bool = False, jpeg_decoders: bool = False, palette: bool = False) -> dict:
+          jpeg: bool = False, jpeg_decoders: bool = False, palette: bool = False,
+          palette_ranks: bool = False) -> dict:
     store = OpenStore(store_dir, create=True)
     processors = []
-    if encoded or chains or jpeg or jpeg_decoders or palette:
+    if encoded or chains or jpeg or jpeg_decoders or palette or palette_ranks:
         from simfs.ingest import EncodeProcessor
 
         store.require_feature("encoded-objects")
@@ -282,7 +292,7 @@ def build(store_dir: Path, *, encoded: bool = False, chains: bool = False, chunk
     vfs.setxattr("/photos/2026/beach.png", "user.album", b"summer")
     vfs.chmod("/docs/readme.txt", 0o600)
     vfs.utimens("/docs/readme.txt", ((1_700_000_000, 1), (1_700_000_000, 2)))
-    if encoded or chains or jpeg or jpeg_decoders or palette:
+    if encoded or chains or jpeg or jpeg_decoders or palette or palette_ranks:
         from simfs.catalog import keys
         from simfs.catalog.records import ObjectRecord
         from simfs.ingest import Ingestor
@@ -299,8 +309,8 @@ def build(store_dir: Path, *, encoded: bool = False, chains: bool = False, chunk
         add_chunked(vfs)
     if jpeg or jpeg_decoders:
         add_jpeg(store, vfs, fast_decoder=jpeg_decoders)
-    if palette:
-        add_palette(store, vfs)
+    if palette or palette_ranks:
+        add_palette(store, vfs, ranks=palette_ranks)
     manifest = {}
     for raw_path, _ino in sorted(vfs.iter_paths()):
         path = raw_path.decode("utf-8", "surrogateescape")
@@ -327,8 +337,10 @@ def main() -> int:
     jpeg = "--jpeg" in sys.argv
     jpeg_decoders = "--jpeg-decoders" in sys.argv
     palette = "--palette" in sys.argv
+    palette_ranks = "--palette-ranks" in sys.argv
     suffix = ("-chains" if chains else "-encoded" if encoded else "-chunked" if chunked else "-jpeg" if jpeg
-              else "-jpeg-decoders" if jpeg_decoders else "-palette" if palette else "")
+              else "-jpeg-decoders" if jpeg_decoders else "-palette" if palette
+              else "-palette-ranks" if palette_ranks else "")
     out = REPO / "tests" / "golden" / f"v{FORMAT_VERSION_WRITTEN}{suffix}"
     if out.exists():
         print(f"{out} exists; golden stores are never regenerated", file=sys.stderr)
@@ -337,7 +349,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         store_dir = Path(tmp) / "store"
         manifest = build(store_dir, encoded=encoded, chains=chains, chunked=chunked, jpeg=jpeg,
-                         jpeg_decoders=jpeg_decoders, palette=palette)
+                         jpeg_decoders=jpeg_decoders, palette=palette,
+                         palette_ranks=palette_ranks)
         for leftover in ("simfs.log", "mount.lock"):
             (store_dir / leftover).unlink(missing_ok=True)
         with tarfile.open(out / "store.tar.gz", "w:gz") as tar:

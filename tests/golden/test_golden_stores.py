@@ -66,6 +66,8 @@ def test_golden_store_mounts_reads_and_fscks(archive: Path, tmp_path: Path) -> N
         assert {"jpeg-coefficients", "jpeg-decoders"} <= set(json.loads((store / "FORMAT").read_text())["features"])
     if archive.parent.name.endswith("-palette"):  # a palette copy coded against its photo in colours
         assert "palette-colours" in json.loads((store / "FORMAT").read_text())["features"]
+    if archive.parent.name.endswith("-palette-ranks"):  # a dithered palette copy coded as ranks of its indices
+        assert {"palette-colours", "palette-ranks"} <= set(json.loads((store / "FORMAT").read_text())["features"])
     assert_fsck_clean(store)
     with Mount(store, tmp_path / "mnt") as m:
         check_tree(m.mountpoint, manifest)
@@ -81,7 +83,7 @@ def test_golden_store_mounts_reads_and_fscks(archive: Path, tmp_path: Path) -> N
             assert os.getxattr(copy, "user.simfs.kind") == b"inter"
             assert os.getxattr(copy, "user.simfs.reference") == b"/photos/jpeg-photo.png"
             assert os.getxattr(m.mountpoint / "photos" / "jpeg-photo.png", "user.simfs.kind") == b"intra"
-        if archive.parent.name.endswith("-palette"):
+        if archive.parent.name.endswith(("-palette", "-palette-ranks")):
             copy = m.mountpoint / "photos" / "palette-copy.png"
             assert os.getxattr(copy, "user.simfs.kind") == b"inter"
             assert os.getxattr(copy, "user.simfs.reference") == b"/photos/palette-photo.png"
