@@ -220,6 +220,14 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
                                         f"({len(data)} bytes)", sizes, timings, label)
                 return EncodeResult(blob, mode, inter_note, sizes, timings, label)
         if a.quick:  # parameters that matched a prefix only: search again over the whole stream
+            full = analyze(data, max_pixels=max_pixels)
+            if full.ok and full.recipe is not None and full.recipe.params != (a.recipe.params if a.recipe else None):
+                for cand, mode, label in cands:  # the same codings with the right recipe: nothing re-coded
+                    checked = verified_blob(with_recipe(cand, full), data, reference if mode == "inter" else None)
+                    if checked is not None and (len(checked) < len(data) or allow_larger):
+                        timings["verify"] = time.perf_counter() - t3
+                        timings["total"] = time.perf_counter() - t0
+                        return EncodeResult(checked, mode, inter_note, sizes, timings, label)
             return encode(data, reference, effort=effort, max_pixels=max_pixels, try_inter=try_inter,
                           analysis=analyze(data, max_pixels=max_pixels), allow_larger=allow_larger,
                           include_intra=include_intra)
@@ -325,6 +333,20 @@ def _palette_ranks_blob(a: Analysis, data: bytes, effort: int, reference: Refere
     return best
 
 
+def with_recipe(blob: bytes, analysis: Analysis) -> bytes:
+    """The same coding with the rebuild recipe of ``analysis`` of the same file: a blob made from a
+    prefix-matched analysis (``analyze(quick=True)``) whose deflate parameters did not rebuild the
+    whole file gets those of a full search, and nothing is coded again. Unverified, like ``encode(verify=False)``."""
+    if not analysis.ok or analysis.recipe is None or analysis.pixels is None:
+        raise ValueError("an analysis without a recipe")
+    b = bitstream.unpack(blob)
+    if list(analysis.pixels.shape) != list(b.meta["pixels"]["shape"]):
+        raise ValueError("the analysis is of another picture")
+    rmeta, sections = _recipe_meta(analysis.recipe)
+    return bitstream.pack(bitstream.Blob(b.mode, b.ref_id, {**b.meta, "recipe": rmeta}, {**b.sections, **sections},
+                                         b.payload, b.file_sha256))
+
+
 def repack(blob: bytes, effort: int) -> bytes | None:
     """The same blob with its JPEG XL payload re-encoded at ``effort`` (a background polish of a
     fast first encoding), or None when that is not smaller. Verified without the reference or a
@@ -378,7 +400,10 @@ def verified_blob(blob: bytes, data: bytes, reference: Reference | None = None) 
             return blob
     except Exception:
         pass
-    if not verifies(blob, data, reference):
+    try:  # the fast path just failed: straight to the pinned single stream
+        if decode(blob, reference, _pinned_only=True) != data:
+            return None
+    except Exception:
         return None
     b = bitstream.unpack(blob)
     if not b.meta.get("recipe", {}).get("splits"):
@@ -470,7 +495,8 @@ def decode_pixels(blob: bytes, reference: Reference | None = None) -> np.ndarray
     return _pixels(bitstream.unpack(blob), reference)
 
 
-def decode(blob: bytes, reference: Reference | None = None, *, _fast_only: bool = False) -> bytes:
+def decode(blob: bytes, reference: Reference | None = None, *, _fast_only: bool = False,
+           _pinned_only: bool = False) -> bytes:
     """Rebuild the exact original file; raises CorruptBlob or ReferenceMismatch."""
     b = bitstream.unpack(blob)
     # The file hash below is the end-to-end check; the pixel hash is skipped to save time.
@@ -483,6 +509,8 @@ def decode(blob: bytes, reference: Reference | None = None, *, _fast_only: bool 
     attempts = [(True, True), (False, False)] if recipe.method == "deflate" else [(False, False)]
     if _fast_only:
         attempts = attempts[:1]
+    elif _pinned_only:
+        attempts = attempts[-1:]
     failure = "rebuilt file does not match the stored hash"
     for host, split in attempts:
         try:

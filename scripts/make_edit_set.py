@@ -2,12 +2,13 @@
 """Generate an edit set: copies of real photos edited by programs other than Pillow and OpenCV.
 
 The codec replays Pillow/OpenCV operations exactly; this set measures what inter coding does on
-edits it cannot replay: colour edits, rescales and JPEG round trips made by ImageMagick (convert),
-libvips (pyvips) and libjpeg-turbo's cjpeg/djpeg. It writes OUT/<kind>/<source>__<edit>.png (each
-PNG written by ImageMagick: libvips' PNGs are not reproducible), a copy of each source as OUT/src/<source>.png,
+edits it cannot replay: colour edits, rescales, JPEG round trips and palette (quantised) copies made
+by ImageMagick (convert), libvips (pyvips), libjpeg-turbo's cjpeg/djpeg and pngquant. It writes
+OUT/<kind>/<source>__<edit>.png (each PNG written by ImageMagick, or by pngquant for its copies:
+libvips' PNGs are not reproducible), a copy of each source as OUT/src/<source>.png,
 and OUT/pairs.tsv (target, reference, group = kind, edit) for `bench_codec.py --pairs`.
 
-Needs: apt imagemagick libjpeg-turbo-progs; pip pyvips-binary pyvips (`pip install -e .[bench]`).
+Needs: apt imagemagick libjpeg-turbo-progs pngquant; pip pyvips-binary pyvips (`pip install -e .[bench]`).
 Example: python scripts/make_edit_set.py /tmp/editset --sources ../shared/data/devset
 """
 
@@ -70,6 +71,27 @@ def cjpeg(args: list[str], dargs: list[str]) -> Callable[[Path, Path], None]:
     return run
 
 
+def pngquant(args: list[str]) -> Callable[[Path, Path], None]:
+    """pngquant (libimagequant): a photo reduced to a palette of its best colours, as web optimisers
+    do; its own PNG writer, kept as it wrote the file."""
+    def run(src: Path, dst: Path) -> None:
+        subprocess.run(["pngquant", *args, "--force", "--output", str(dst), "--", str(src)], check=True)
+    return run
+
+
+def vips_palette(quality: int, dither: float) -> Callable[[Path, Path], None]:
+    """libvips' palette PNG (libimagequant through libvips), re-written by ImageMagick as a palette PNG
+    (libvips' own PNG writer is not reproducible)."""
+    def run(src: Path, dst: Path) -> None:
+        import pyvips
+
+        with tempfile.TemporaryDirectory() as td:
+            tmp = Path(td) / "x.png"
+            pyvips.Image.new_from_file(str(src)).pngsave(str(tmp), palette=True, Q=quality, dither=dither)
+            subprocess.run([_convert(), str(tmp), f"PNG8:{dst}"], check=True)
+    return run
+
+
 def vips(fn: Callable) -> Callable[[Path, Path], None]:
     def run(src: Path, dst: Path) -> None:
         import pyvips
@@ -129,6 +151,13 @@ EDITS: dict[str, dict[str, Callable[[Path, Path], None]]] = {
         "vips_jpeg_q75": vips(_vips_jpeg(75)),
         "vips_jpeg_q85_trellis": vips(_vips_jpeg(85, trellis_quant=True, overshoot_deringing=True,
                                                  optimize_scans=True)),
+    },
+    "quantised": {  # palette copies: the inter coder predicts their indices (codec/palette.py)
+        "pngquant256": pngquant(["256"]),                              # default Floyd-Steinberg dithering
+        "pngquant64_nofs": pngquant(["64", "--nofs"]),
+        "im_colors256": im(["-colors", "256", "-define", "png:format=png8"]),  # ImageMagick's quantiser
+        "im_colors128_fs": im(["-dither", "FloydSteinberg", "-colors", "128", "-define", "png:format=png8"]),
+        "vips_palette_q70": vips_palette(70, 0.5),
     },
 }
 

@@ -167,11 +167,31 @@ def _recoded(content: bytes, analysis, refs: list[Ref], inter_cands: list[tuple[
 def _first_verified(content: bytes, analysis, refs: list[Ref], inter_cands: list[tuple[bytes, int]],
                     intra_cands: list[bytes], sizes: dict[str, int], knobs: Knobs, t0: float) -> JobResult | None:
     """In order of size: accepted inter candidates, then intra; the first that decodes to exactly the
-    file. A failure (never seen, but the contract) only moves on to the next candidate."""
+    file. A failure (never seen, but the contract) only moves on to the next candidate; after a
+    prefix-matched analysis (``analyze(quick=True)``) the first failure is taken for wrong deflate
+    parameters (levels 7-9 often agree for the first 256 KiB: ImageMagick writes level 7): a
+    whole-stream search then gives every candidate its recipe, and nothing is coded again."""
     import codec
 
     # intra's size sets the bar for inter only when intra itself is kept (smaller than the file)
     il = len(intra_cands[0]) if intra_cands and len(intra_cands[0]) < len(content) else None
+    tried_full = False
+    full = None  # the whole-stream analysis, once a prefix-matched recipe failed
+
+    def check(blob: bytes, ref: codec.Reference | None) -> bytes | None:
+        nonlocal tried_full, full
+        if full is not None:
+            blob = codec.with_recipe(blob, full)
+        checked = codec.verified_blob(blob, content, ref)
+        if checked is None and analysis.quick and not tried_full:
+            tried_full = True
+            again = codec.analyze(content)
+            if again.ok and again.recipe is not None and analysis.recipe is not None \
+                    and again.recipe.params != analysis.recipe.params:
+                full = again
+                checked = codec.verified_blob(codec.with_recipe(blob, full), content, ref)
+        return checked
+
     for blob, i in sorted(inter_cands, key=lambda c: len(c[0])):
         if len(blob) >= len(content):
             break  # no coding larger than the file is kept (the first pass keeps them for re-coding)
@@ -184,13 +204,13 @@ def _first_verified(content: bytes, analysis, refs: list[Ref], inter_cands: list
             # half works, and the big one would then be stuck as the others' base: code it on
             # its own, and re-planning codes the small one against it.
             continue
-        checked = codec.verified_blob(blob, content, codec.Reference(refs[i].pixels, refs[i].ref_id))
+        checked = check(blob, codec.Reference(refs[i].pixels, refs[i].ref_id))
         if checked is not None:
             return JobResult(checked, "inter", i, il or 0, sizes, seconds=time.perf_counter() - t0)
     for blob in intra_cands:
         if len(blob) >= len(content):
             break
-        checked = codec.verified_blob(blob, content)
+        checked = check(blob, None)
         if checked is not None:
             return JobResult(checked, "intra", -1, len(checked), sizes, seconds=time.perf_counter() - t0)
     return None

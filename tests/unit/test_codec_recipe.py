@@ -275,3 +275,54 @@ def test_short_image_data_and_nonzero_padding_are_reported():
     assert not a.ok and "padding" in a.reason
     a = codec.analyze(_raw_png(3, 2, 1, 0, b"\x00\xe0\x00\xa0"))
     assert a.ok and a.pixels.tolist() == [[1, 1, 1], [1, 0, 1]]
+
+
+def _wrong_quick_analysis(data: bytes):
+    """The file's analysis as a prefix match that took the wrong deflate level (as levels 7-9 can
+    agree for the first 256 KiB of an ImageMagick PNG)."""
+    import dataclasses
+
+    a = codec.analyze(data)
+    assert a.ok and a.recipe is not None and a.recipe.params[0] != 1
+    wrong = dataclasses.replace(a.recipe, params=[1, *a.recipe.params[1:]])
+    return a, dataclasses.replace(a, recipe=wrong, quick=True, derived={})
+
+
+def test_a_prefix_matched_recipe_that_fails_is_replaced_without_coding_again(monkeypatch) -> None:
+    from codec import api, intra
+
+    data = write_png(_photo(120, 160, 3), 8, 2, params=(7, 9, 1, 15))
+    right, wrong = _wrong_quick_analysis(data)
+    calls = []
+    real = intra.encode_pixels
+    monkeypatch.setattr(intra, "encode_pixels", lambda *a, **k: calls.append(1) or real(*a, **k))
+    r = api.encode(data, analysis=wrong, effort=3)
+    assert r.mode == "intra" and codec.decode(r.blob) == data
+    assert codec.blob_info(r.blob)["recipe"]["params"] == right.recipe.params
+    assert len(calls) == 1  # the payload of the first coding was kept, only its recipe replaced
+
+
+def test_ingest_replaces_a_failed_prefix_recipe_without_coding_again(monkeypatch) -> None:
+    from codec import intra
+    from simfs.ingest import jobs
+
+    data = write_png(_photo(120, 160, 4), 8, 2, params=(7, 9, 1, 15))
+    right, wrong = _wrong_quick_analysis(data)
+    real_analyze = codec.analyze
+    monkeypatch.setattr(codec, "analyze", lambda d, **k: wrong if k.get("quick") else real_analyze(d, **k))
+    calls = []
+    real = intra.encode_pixels
+    monkeypatch.setattr(intra, "encode_pixels", lambda *a, **k: calls.append(1) or real(*a, **k))
+    job = jobs.encode_png(data, [], jobs.Knobs(effort=3))
+    assert job.blob is not None and codec.decode(job.blob) == data
+    assert codec.blob_info(job.blob)["recipe"]["params"] == right.recipe.params
+    assert len(calls) == 1
+
+
+def test_with_recipe_refuses_the_analysis_of_another_picture() -> None:
+    a = codec.analyze(write_png(_photo(40, 50, 5), 8, 2))
+    b = codec.analyze(write_png(_photo(41, 50, 5), 8, 2))
+    blob = codec.encode(write_png(_photo(40, 50, 5), 8, 2), effort=3, allow_larger=True).blob
+    assert codec.with_recipe(blob, a)
+    with pytest.raises(ValueError):
+        codec.with_recipe(blob, b)
