@@ -20,7 +20,8 @@ import struct
 import numpy as np
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_CHUNK = 8192  # distinct pairs per distance block (8192 x 256 float64: 16 MB)
+_LOW_RANKS = 16  # ranks below this are found among each row's 16 nearest entries, one partial sort per block
+_CHUNK = 8192  # distinct colours or pairs per distance block (8192 x 256 float32: 8 MB)
 
 
 def invertible(palette: np.ndarray | None) -> bool:
@@ -78,20 +79,36 @@ def indices_from_ranks(ranks: np.ndarray, predicted: np.ndarray, palette: np.nda
     if ranks.size and int(ranks.max()) >= len(palette):
         raise ValueError("palette rank past the end of the palette")
     cinv, uniq = _distinct_colours(predicted)
-    pairs, pinv = np.unique(cinv.astype(np.int64) * 256 + ranks.reshape(-1), return_inverse=True)
-    colour_of, rank = pairs // 256, pairs % 256
-    out = np.empty(len(pairs), dtype=np.uint8)
-    for s in range(0, len(pairs), _CHUNK):
-        e = _scores(uniq[colour_of[s: s + _CHUNK]], palette)
-        r = rank[s: s + _CHUNK]
-        first = r == 0  # most pixels: the nearest entry, one argmin (the first on a tie)
-        got = np.empty(len(r), dtype=np.int64)
-        got[first] = e[first].argmin(axis=1)
-        if not first.all():  # a stable sort keeps tied entries in index order, as ranks_of counts them
-            rest = ~first
-            got[rest] = np.argsort(e[rest], axis=1, kind="stable")[np.arange(int(rest.sum())), r[rest]]
-        out[s: s + _CHUNK] = got
-    return out[pinv.reshape(-1)].reshape(ranks.shape)
+    flat = ranks.reshape(-1)
+    out = np.empty(flat.shape, dtype=np.uint8)
+    zero = flat == 0
+    if zero.any():  # most pixels: the nearest entry (the first on a tie), once per distinct colour
+        used = np.unique(cinv[zero])
+        nearest = np.zeros(len(uniq), dtype=np.uint8)
+        for s in range(0, len(used), _CHUNK):
+            nearest[used[s: s + _CHUNK]] = _scores(uniq[used[s: s + _CHUNK]], palette).argmin(axis=1)
+        out[zero] = nearest[cinv[zero]]
+    rest = ~zero
+    if rest.any():  # distance, then index, as one distinct key per entry: a partial sort finds rank r
+        pairs, pinv = np.unique(cinv[rest].astype(np.int64) * 256 + flat[rest], return_inverse=True)
+        colour_of, rank = pairs // 256, pairs % 256
+        got = np.empty(len(pairs), dtype=np.uint8)
+        cols = np.arange(len(palette), dtype=np.int32)[None, :]
+        for s in range(0, len(pairs), _CHUNK):
+            keys = _scores(uniq[colour_of[s: s + _CHUNK]], palette).astype(np.int32) * 256 + cols
+            r = rank[s: s + _CHUNK]
+            low = np.flatnonzero(r < min(_LOW_RANKS, len(palette)))
+            if low.size:  # most: the _LOW_RANKS nearest entries of each row by one partial sort, then sorted
+                k = min(_LOW_RANKS, len(palette))
+                near = np.argpartition(keys[low], k - 1, axis=1)[:, :k] if k < len(palette) else \
+                    np.broadcast_to(np.arange(k), (low.size, k))
+                order = np.argsort(np.take_along_axis(keys[low], near, axis=1), axis=1)
+                got[s + low] = np.take_along_axis(near, order, axis=1)[np.arange(low.size), r[low]]
+            high = np.flatnonzero(r >= _LOW_RANKS)
+            if high.size:  # the few far ones: a full sort of their rows (keys are distinct: any sort agrees)
+                got[s + high] = np.argsort(keys[high], axis=1)[np.arange(high.size), r[high]]
+        out[rest] = got[pinv.reshape(-1)]
+    return out.reshape(ranks.shape)
 
 
 def _check(palette: np.ndarray) -> None:
@@ -102,15 +119,16 @@ def _check(palette: np.ndarray) -> None:
 def _distinct_colours(colours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(per-pixel index into the distinct colours, the distinct colours as n x 3 int)."""
     keys, inverse = np.unique(_keys(colours.reshape(-1, 3)), return_inverse=True)
-    uniq = np.stack([(keys >> 16) & 255, (keys >> 8) & 255, keys & 255], axis=1).astype(np.float64)
+    uniq = np.stack([(keys >> 16) & 255, (keys >> 8) & 255, keys & 255], axis=1).astype(np.float32)
     return inverse.reshape(-1), uniq
 
 
 def _scores(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """n x N squared distances less the colour's own |c|^2 (the same order per row): |p|^2 - 2 c.p,
-    integers held exactly in float64, so one matrix product (BLAS) instead of n x N x 3 differences."""
-    p = palette.astype(np.float64)
-    return (p * p).sum(axis=1)[None, :] - 2.0 * (colours @ p.T)
+    one matrix product instead of n x N x 3 differences. Exact in float32 on every machine: every
+    product and partial sum is an integer below 2^24 (|2c.p| <= 390150), whatever the BLAS order."""
+    p = palette.astype(np.float32)
+    return (p * p).sum(axis=1)[None, :] - (2.0 * colours.astype(np.float32)) @ p.T
 
 
 def from_prefix(prefix: bytes) -> np.ndarray | None:
