@@ -170,6 +170,9 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
             t2 = time.perf_counter()
             try:
                 target, on_palette = _inter_target(a)
+                # a palette whose entries repeat a colour (padding entries, often) cannot give its
+                # indices back from colours: only the ranks coding below is kept for it
+                by_colour = not on_palette or palette.invertible(a.palette)
                 inter.check_applicable(target, reference.pixels, 8 if on_palette else a.header.bit_depth,
                                        2 if on_palette else a.header.color_type)
                 rhash = pixel_hash(reference.pixels)
@@ -179,7 +182,8 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
                     b = _make_blob(a, data, "inter", payload, effort, ref=reference, desc=desc,
                                    extra_sections=secs, phash=phash, rhash=rhash, palette_colours=on_palette)
                     sizes[label] = len(b)
-                    cands.append((b, "inter", label))
+                    if by_colour:
+                        cands.append((b, "inter", label))
                     found.append((len(b), desc, secs, label))
                 if found:
                     t5 = time.perf_counter()
@@ -239,14 +243,13 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
 
 
 def _inter_target(a: Analysis) -> tuple[np.ndarray, bool]:
-    """The pixels inter coding predicts: a palette image's colours (when they name its indices),
-    else the pixels themselves; and whether they are palette colours."""
+    """The pixels inter coding predicts: a palette image's colours, else the pixels themselves; and
+    whether they are palette colours."""
     assert a.pixels is not None and a.header is not None
     if a.header.color_type != 3:
         return a.pixels, False
-    if a.pixels.dtype != np.uint8 or not palette.invertible(a.palette):
-        raise inter.InterNotApplicable("a palette whose entries repeat a colour cannot be coded by its colours")
-    assert a.palette is not None
+    if a.pixels.dtype != np.uint8 or a.palette is None or not 0 < len(a.palette) <= 256:
+        raise inter.InterNotApplicable("palette image without a usable PLTE chunk")
     return palette.expand(a.pixels, a.palette), True
 
 

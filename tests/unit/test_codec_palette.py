@@ -61,17 +61,21 @@ def test_palette_copy_of_a_photo_costs_a_fraction_of_intra() -> None:
     assert codec.decode(p or r.blob, codec.Reference(ref, b"ref")) == data
 
 
-def test_palette_with_repeated_colours_is_not_coded_by_colour() -> None:
+def test_palette_with_repeated_colours_is_coded_by_ranks_never_by_colour() -> None:
     ref = _photo(64, 64, 3)
     idx, pal = _quantised(ref, 4, 4)
-    pal = np.concatenate([pal, pal[:1]])  # entry N repeats entry 0's colour
+    pal = np.concatenate([pal, pal[:1], np.zeros((5, 3), np.uint8)])  # entry N repeats entry 0; zero padding
     idx = idx.copy()
-    idx[::2, ::2] = np.where(idx[::2, ::2] == 0, len(pal) - 1, idx[::2, ::2])  # and is used
+    idx[::2, ::2] = np.where(idx[::2, ::2] == 0, len(pal) - 6, idx[::2, ::2])  # and the repeat is used
     data = write_png(idx, 8, 3, palette=pal.tobytes())
     assert not palette.invertible(pal)
     r = codec.encode(data, codec.Reference(ref, b"ref"), effort=3, allow_larger=True)
-    assert r.mode == "intra" and "palette" in r.reason
-    assert codec.decode(r.blob) == data
+    assert r.mode == "inter" and r.chosen.endswith("+ranks"), (r.mode, r.reason, r.sizes)
+    assert codec.blob_features(r.blob) == frozenset({"palette-colours", "palette-ranks"})
+    assert codec.decode(r.blob, codec.Reference(ref, b"ref")) == data
+    for blob, mode, label in codec.encode(data, codec.Reference(ref, b"ref"), effort=3, verify=False,
+                                          allow_larger=True).unverified:
+        assert mode == "intra" or label.endswith("+ranks"), label  # colours cannot name repeated entries
 
 
 def test_colours_outside_the_palette_give_corrupt_blob() -> None:
