@@ -73,7 +73,7 @@ def test_palette_with_repeated_colours_is_coded_by_ranks_never_by_colour() -> No
     assert r.mode == "inter" and r.chosen.endswith("+ranks"), (r.mode, r.reason, r.sizes)
     assert codec.blob_features(r.blob) == frozenset({"palette-colours", "palette-ranks"})
     assert codec.decode(r.blob, codec.Reference(ref, b"ref")) == data
-    for blob, mode, label in codec.encode(data, codec.Reference(ref, b"ref"), effort=3, verify=False,
+    for _blob, mode, label in codec.encode(data, codec.Reference(ref, b"ref"), effort=3, verify=False,
                                           allow_larger=True).unverified:
         assert mode == "intra" or label.endswith("+ranks"), label  # colours cannot name repeated entries
 
