@@ -189,10 +189,12 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
                     t5 = time.perf_counter()
                     _, desc, secs, label = min(found, key=lambda f: f[0])
                     if on_palette:
-                        pnb = _palette_ranks_blob(a, data, effort, reference, desc, secs, phash, rhash)
-                        if pnb is not None:
-                            sizes[label + "+ranks"] = len(pnb)
-                            cands.append((pnb, "inter", label + "+ranks"))
+                        ranked = _palette_ranks_blob(a, data, effort, reference, desc, secs, phash, rhash)
+                        if ranked is not None:  # labelled by what predicted: the bare geometry or the whole desc
+                            pnb, bare = ranked
+                            rlabel = (label.split("+")[0] if bare else label) + "+ranks"
+                            sizes[rlabel] = len(pnb)
+                            cands.append((pnb, "inter", rlabel))
                     else:
                         ijb = _inter_jpeg_blob(a, data, effort, reference, desc, secs, phash, rhash)
                         if ijb is not None:
@@ -310,9 +312,10 @@ def _inter_jpeg_blob(a: Analysis, data: bytes, effort: int, reference: Reference
 
 
 def _palette_ranks_blob(a: Analysis, data: bytes, effort: int, reference: Reference, desc: dict,
-                          secs: dict[str, bytes], phash: str, rhash: str) -> bytes | None:
+                          secs: dict[str, bytes], phash: str, rhash: str) -> tuple[bytes, bool] | None:
     """A quantised copy (pngquant and the like: a photo reduced to a palette, often dithered) coded as
-    each index's rank among the palette ordered by distance to a prediction; None on failure.
+    each index's rank among the palette ordered by distance to a prediction, and whether that is the
+    bare alignment; None on failure.
 
     The colour search fitted its LUT, colour map and block choice to the quantised colours, whose
     dither noise they cannot model, so the bare alignment is tried too (and usually wins)."""
@@ -321,7 +324,7 @@ def _palette_ranks_blob(a: Analysis, data: bytes, effort: int, reference: Refere
     variants: list[tuple[dict, dict[str, bytes]]] = [(bare, {})]
     if desc != bare:
         variants.append((desc, secs))
-    best: bytes | None = None
+    best: tuple[bytes, bool] | None = None
     for pdesc, psecs in variants:
         try:
             predicted = inter.predict(pdesc, psecs, reference.pixels, (*a.pixels.shape[:2], 3))
@@ -331,8 +334,8 @@ def _palette_ranks_blob(a: Analysis, data: bytes, effort: int, reference: Refere
             continue
         blob = _make_blob(a, data, "inter", payload, effort, ref=reference, desc=pdesc, extra_sections=psecs,
                           phash=phash, rhash=rhash, palette_colours=True, palette_ranks=True)
-        if best is None or len(blob) < len(best):
-            best = blob
+        if best is None or len(blob) < len(best[0]):
+            best = (blob, pdesc is bare)
     return best
 
 
