@@ -17,6 +17,7 @@ from .api import (
     self_test,
     verified_blob,
     verifies,
+    whole_stream_analysis,
     with_recipe,
 )
 from .bitstream import FORMAT_VERSION, CorruptBlob
@@ -28,5 +29,5 @@ __all__ = [
     "Analysis", "CorruptBlob", "DEFAULT_MAX_PIXELS", "MAX_SIDE_BYTES", "DeflaterUnavailable", "EncodeResult", "FORMAT_VERSION", "Recipe", "Reference",
     "ReferenceMismatch", "analyze", "blob_effort", "blob_features", "blob_info", "blob_reference", "decode", "decode_pixels", "deflater_identity", "encode",
     "pixel_chunks_only", "png_pixels", "repack", "self_test", "side_bytes", "verified_blob", "verifies",
-    "with_recipe",
+    "whole_stream_analysis", "with_recipe",
 ]

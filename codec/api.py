@@ -226,8 +226,8 @@ def encode(data: bytes, reference: Reference | None = None, *, effort: int = int
                                         f"({len(data)} bytes)", sizes, timings, label)
                 return EncodeResult(blob, mode, inter_note, sizes, timings, label)
         if a.quick:  # parameters that matched a prefix only: search again over the whole stream
-            full = analyze(data, max_pixels=max_pixels)
-            if full.ok and full.recipe is not None and full.recipe.params != (a.recipe.params if a.recipe else None):
+            full = whole_stream_analysis(data, a, max_pixels=max_pixels)
+            if full is not None:
                 for cand, mode, label in cands:  # the same codings with the right recipe: nothing re-coded
                     checked = verified_blob(with_recipe(cand, full), data, reference if mode == "inter" else None)
                     if checked is not None and (len(checked) < len(data) or allow_larger):
@@ -337,6 +337,16 @@ def _palette_ranks_blob(a: Analysis, data: bytes, effort: int, reference: Refere
         if best is None or len(blob) < len(best[0]):
             best = (blob, pdesc is bare)
     return best
+
+
+def whole_stream_analysis(data: bytes, quick: Analysis, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Analysis | None:
+    """After a prefix-matched analysis (``analyze(quick=True)``) whose codings did not rebuild the file:
+    the whole-stream analysis when it finds other deflate parameters (give the codings its recipe with
+    ``with_recipe``), else None (the parameters were not the cause)."""
+    full = analyze(data, max_pixels=max_pixels)
+    if not full.ok or full.recipe is None or quick.recipe is None or full.recipe.params == quick.recipe.params:
+        return None
+    return full
 
 
 def with_recipe(blob: bytes, analysis: Analysis) -> bytes:

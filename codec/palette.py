@@ -61,15 +61,15 @@ def ranks_of(indices: np.ndarray, predicted: np.ndarray, palette: np.ndarray) ->
     cinv, uniq = _distinct_colours(predicted)
     pairs, pinv = np.unique(cinv.astype(np.int64) * 256 + indices.reshape(-1), return_inverse=True)
     colour_of, entry = pairs // 256, pairs % 256
+    if int(entry.max(initial=0)) >= len(palette):
+        raise ValueError("palette index past the end of the palette")
     out = np.empty(len(pairs), dtype=np.uint8)
     cols = np.arange(len(palette))
     for s in range(0, len(pairs), _CHUNK):
         e = _scores(uniq[colour_of[s: s + _CHUNK]], palette)
         t = entry[s: s + _CHUNK]
-        et = e[np.arange(len(t)), np.minimum(t, len(palette) - 1)][:, None]
+        et = e[np.arange(len(t)), t][:, None]
         out[s: s + _CHUNK] = (e < et).sum(axis=1) + ((e == et) & (cols[None, :] < t[:, None])).sum(axis=1)
-    if int(entry.max(initial=0)) >= len(palette):
-        raise ValueError("palette index past the end of the palette")
     return out[pinv.reshape(-1)].reshape(indices.shape)
 
 

@@ -185,10 +185,8 @@ def _first_verified(content: bytes, analysis, refs: list[Ref], inter_cands: list
         checked = codec.verified_blob(blob, content, ref)
         if checked is None and analysis.quick and not tried_full:
             tried_full = True
-            again = codec.analyze(content)
-            if again.ok and again.recipe is not None and analysis.recipe is not None \
-                    and again.recipe.params != analysis.recipe.params:
-                full = again
+            full = codec.whole_stream_analysis(content, analysis)
+            if full is not None:
                 checked = codec.verified_blob(codec.with_recipe(blob, full), content, ref)
         return checked
 
