@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import codec
-from codec import bitstream, jpeg_decoder, jpeg_origin
+from codec import bitstream, jpeg_decoder, jpeg_origin, jpeg_polish
 
 jpeglib = pytest.importorskip("jpeglib")
 
@@ -227,6 +227,95 @@ def test_real_photos_no_jpeg_made_score_far_below_the_standard_table_gain() -> N
             assert d is not None
             assert jpeg_origin.standard_table_fit(d)[1] < jpeg_origin.STD_PROBE_GAIN / 2
             assert not jpeg_origin.looks_decoded(np.ascontiguousarray(px))
+
+
+def _custom_tables() -> tuple[list[int], list[int]]:
+    """A fine table pair no IJG quality gives, as a camera or an editor writes them: steps of 1 at
+    the lowest frequencies, growing to single digits, and a chroma table capped at 9."""
+    luma = [1 + (u + v) // 2 for v in range(8) for u in range(8)]
+    chroma = [min(9, 1 + u + v) for v in range(8) for u in range(8)]
+    return luma, chroma
+
+
+def _custom_jpeg(pixels: np.ndarray, subsampling: int) -> bytes:
+    luma, chroma = _custom_tables()
+    b = io.BytesIO()
+    Image.fromarray(pixels).save(b, "JPEG", qtables=[luma, chroma], subsampling=subsampling)
+    return b.getvalue()
+
+
+@needs_devset
+@pytest.mark.parametrize("subsampling,sampling", [(1, (2, 1)), (2, (2, 2))])
+def test_fine_custom_table_jpeg_of_a_real_photo_is_recognised_and_its_tables_found(subsampling, sampling) -> None:
+    """A real photo saved with a fine custom table pair: neither the low-frequency lattice test nor
+    the IJG tables recognise it, the middle frequencies' own lattices do (free_table_fit); the luma
+    table is estimated, the chroma steps that recovery noise hides are raised by envelope_table,
+    and the picture is coded as its coefficients below intra and rebuilt byte for byte. (The photo
+    never was a JPEG: a video frame's own block lattice would blur which step is the table's.)"""
+    luma, chroma = _custom_tables()
+    assert all(not np.array_equal(jpeg_origin._scaled(jpeg_origin._STD_LUMA, q), luma) for q in range(1, 101))
+    src = np.asarray(Image.open(DEVSET / "homog-graf" / "img1.png").convert("RGB"))
+    jpeg = _custom_jpeg(np.ascontiguousarray(src[:384, :512]), subsampling)
+    assert Image.open(io.BytesIO(jpeg)).quantization[0] == luma
+    px = _decoded(jpeg)
+    d = jpeg_origin._probe_dct(px, 2048)
+    assert d is not None and not jpeg_origin._coarse_lattice(d)  # what this test guards against
+    assert jpeg_origin.standard_table_fit(d)[1] < jpeg_origin.STD_PROBE_GAIN
+    assert jpeg_origin.free_table_fit(d) >= jpeg_origin.FREE_PROBE_COEFS
+    rec = jpeg_origin.recover_picture(px)
+    assert rec is not None and rec.sampling == sampling
+    estimated_only = jpeg_origin.recover(px, sampling)
+    assert estimated_only is not None
+    print(f"matched: {rec.exact:.4f} (chroma table estimated only: {estimated_only.exact:.4f})")
+    assert rec.exact > 0.95
+    # A coefficient's step is the true one wherever it is often nonzero; a rarely nonzero one's
+    # few values may fit another step (the residual codes what that gets wrong).
+    for got, true, coefs in ((rec.qts[0], luma, rec.coefs[:1]), (rec.qts[1], chroma, rec.coefs[1:])):
+        got, true = got.reshape(64).astype(int), np.asarray(true)
+        nonzero = np.concatenate([c.reshape(-1, 64) for c in coefs]) != 0
+        often = nonzero.mean(axis=0) >= 0.05
+        assert often.sum() >= 16
+        assert got[often].tolist() == true[often].tolist()
+    data = _png(px)
+    r = codec.encode(data, effort=3)
+    assert r.chosen == "intra:jpeg", r.sizes
+    assert len(r.blob) < 0.85 * r.sizes["intra"]
+    assert codec.decode(r.blob) == data
+
+
+def test_envelope_table_raises_unsure_steps_to_their_neighbours_and_keeps_sure_ones() -> None:
+    q = np.full((8, 8), 11)
+    q[0, :4] = [1, 1, 2, 4]
+    q[1, 0] = 1
+    q[3, 5], q[6, 6], q[7, 7] = 1, 255, 2  # recovery noise's steps, and a step never seen
+    q[4, 4] = 7  # a sure step finer than its neighbours: a custom table may dip
+    e = jpeg_origin.envelope_table(q)
+    assert e[3, 5] == 11 and e[6, 6] == 11 and e[7, 7] == 11
+    assert e[4, 4] == 7
+    assert e[0, :4].tolist() == [1, 1, 2, 4] and e[1, 0] == 1
+    assert jpeg_origin.envelope_table(np.full((8, 8), 255)).tolist() == np.full((8, 8), 255).tolist()
+
+
+@needs_devset
+def test_luma_polish_matches_more_samples_and_leaves_coarse_tables_alone() -> None:
+    """At steps of 1-2 the refinement leaves blocks a few samples off; single-coefficient moves
+    match more of them (the exact IDCT confirms each), so the residual shrinks; with no step of 2
+    or less there is nothing to move."""
+    src = np.asarray(Image.open(DEVSET / "homog-graf" / "img1.png").convert("RGB"))
+    px = _decoded(_custom_jpeg(np.ascontiguousarray(src[:256, :384]), 1))
+    rec = jpeg_origin.best_recovery(px)
+    assert rec is not None and rec.exact < 1.0
+    polished = jpeg_origin._polished(px, rec)
+    assert polished.exact > rec.exact
+    qts = [q.astype(np.int64) for q in polished.qts]
+    dec = jpeg_decoder.decode([c.astype(np.int64) for c in polished.coefs], qts, polished.sampling,
+                              *px.shape[:2], polished.idct, polished.fancy)
+    assert np.array_equal(dec, polished.decoded) and float(np.mean(dec == px)) == polished.exact
+    coarse = jpeg_origin.best_recovery(_decoded(_jpeg(np.ascontiguousarray(src[:256, :384]), 75, 1)))
+    assert coarse is not None
+    assert jpeg_polish.polish_luma(px, [c.astype(np.int64) for c in coarse.coefs],
+                                   [q.astype(np.int64) for q in coarse.qts], coarse.sampling,
+                                   coarse.idct, coarse.fancy) is None
 
 
 DECODERS = [("islow", True), ("ifast", True), ("ifast", False), ("islow", False)]
