@@ -139,6 +139,16 @@ def idct_ifast(coefs: np.ndarray, qt: np.ndarray) -> np.ndarray:
 IDCTS = {"islow": idct_islow, "ifast": idct_ifast}
 
 
+def dct_matrix() -> np.ndarray:
+    """The float orthonormal 8-point DCT matrix [u, x] that JPEG's coefficients are scaled to."""
+    m = np.zeros((8, 8))
+    for u in range(8):
+        c = np.sqrt(0.5) if u == 0 else 1.0
+        for x in range(8):
+            m[u, x] = c / 2 * np.cos((2 * x + 1) * u * np.pi / 16)
+    return m
+
+
 def blocks_to_plane(blocks: np.ndarray, bh: int, bw: int) -> np.ndarray:
     return blocks.reshape(bh, bw, 8, 8).transpose(0, 2, 1, 3).reshape(bh * 8, bw * 8)
 

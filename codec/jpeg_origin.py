@@ -56,16 +56,7 @@ class Recovered:
     fancy: bool = True  # ...and whether it up-sampled the chroma with the triangle filter
 
 
-def _dct_matrix() -> np.ndarray:
-    m = np.zeros((8, 8))
-    for u in range(8):
-        c = np.sqrt(0.5) if u == 0 else 1.0
-        for x in range(8):
-            m[u, x] = c / 2 * np.cos((2 * x + 1) * u * np.pi / 16)
-    return m
-
-
-_M = _dct_matrix()
+_M = jd.dct_matrix()
 
 
 def fdct(blocks: np.ndarray) -> np.ndarray:

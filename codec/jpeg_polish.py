@@ -93,15 +93,8 @@ def polish_luma(pixels: np.ndarray, coefs: list[np.ndarray], qts: list[np.ndarra
     y = transform(c.reshape(-1, 8, 8), qt).reshape(-1, 64).astype(np.int16)
     cur = _misses(y, lo, hi)
     # the float IDCT of a unit coefficient k, scaled by its step: what a +-1 move adds to the samples
-    basis = np.zeros((64, 64))
-    m = np.zeros((8, 8))
-    for u in range(8):
-        cu = np.sqrt(0.5) if u == 0 else 1.0
-        m[u] = cu / 2 * np.cos((2 * np.arange(8) + 1) * u * np.pi / 16)
-    for k in range(64):
-        e = np.zeros((8, 8))
-        e[k // 8, k % 8] = q[k]
-        basis[k] = (m.T @ e @ m).reshape(64)
+    m = jd.dct_matrix()
+    basis = np.einsum("vy,ux->vuyx", m, m).reshape(64, 64) * q[:, None]
     # float samples before the IDCT's rounding: a fine step's move shifts them by an eighth of a
     # level or so, which only the unrounded values show
     yf = _float_samples(c, q, basis)
