@@ -8,7 +8,8 @@ file before returning it, and this processor checks that the file hashes to the 
 is the blob written as a new generation and switched to in one batch (which also counts the base's
 new dependent). The verbatim file is deleted only after the switch is durable. Reference rules
 (git packfile discipline, developer-notes/reference-chains.md): depth limit, no cycles, and an object
-others depend on keeps its depth.
+others depend on keeps its depth, except in a base swap: a base whose only dependent is cheaper on its
+own than the base itself is re-coded against that dependent, both switched in one batch.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from ..format import fsync_dir
 from ..store.chains import ChainDecoder
 from ..store.envelope import CODEC_PNG, CODEC_VERBATIM, HEADER_SIZE, Header
 from ..store.local import LocalObjectStore, StagingFile
-from .jobs import Knobs, Ref, encode_against, encode_png
+from .jobs import Knobs, Ref, encode_against, encode_png, encode_swapped
 from .object_log import log_object
 from .pool import CodecPool, JobFailed
 from .worker import NotNow
@@ -69,6 +70,10 @@ class EncodeOptions:
     hopeless: float = 0.97  # the best candidate's inter above this fraction of intra: no others tried
     max_retries: int = 3  # stage refused (reference changed meanwhile) this often: intra only
     drop_local_below: float = 0.05  # inter blob below this fraction of the file: drop its local features
+    # Base swap: tried when the only dependent's own (intra) coding is below this fraction of this
+    # object's; kept when the pair gets this fraction smaller (a rewrite of two files must pay).
+    swap_try_below: float = 0.9
+    swap_margin: float = 0.05
 
     def knobs(self) -> Knobs:
         return Knobs(min(self.first_effort, self.effort), self.tiny, self.good_enough, self.hopeless,
@@ -91,6 +96,17 @@ class Encoded:
     seconds: float = 0.0
     intra_bytes: int = 0  # envelope + intra blob, when measured
     features: frozenset[str] = frozenset()  # store FORMAT features the blob needs (fitted predictions)
+    swap: Swap | None = None  # a better plan that also re-codes this object's only dependent
+
+
+@dataclass
+class Swap:
+    """The pair the other way round: the dependent on its own, this object coded against it."""
+
+    dependent: bytes
+    dependent_gen: int  # the dependent's generation the plan was made from (changed: plan dropped)
+    dependent_intra: Encoded  # the dependent coded on its own
+    inter: Encoded  # this object coded against the dependent
 
 
 @dataclass
@@ -144,8 +160,9 @@ class EncodeProcessor:
         self.retries = retries or (lambda _oid: 0)
         self.pool = pool or CodecPool(0)  # 0: jobs run inline (offline tools, tests)
         self.log_stats: dict[str, int] = {"intra": 0, "inter": 0, "pixel-duplicate": 0, "verbatim": 0,
-                                          "replanned": 0}
+                                          "replanned": 0, "swapped": 0}
         self._related: dict[bytes, list[bytes]] = {}  # object -> verified similar objects (re-planning)
+        self._requeue: dict[bytes, list[bytes]] = {}  # object -> others its batch re-coded (base swap)
 
     @property
     def effort(self) -> int:
@@ -248,15 +265,108 @@ class EncodeProcessor:
         sizes = job.sizes
         intra_blob_len = job.intra_len
         staging = self._write_staging(object_id, blob, len(content))
-        return Encoded(staging, HEADER_SIZE + len(blob), chosen_mode, base, depth, dup, sizes,
-                       job.seconds, HEADER_SIZE + intra_blob_len if intra_blob_len else 0,
-                       codec.blob_features(blob))
+        result = Encoded(staging, HEADER_SIZE + len(blob), chosen_mode, base, depth, dup, sizes,
+                         job.seconds, HEADER_SIZE + intra_blob_len if intra_blob_len else 0,
+                         codec.blob_features(blob))
+        if rec is not None and rec.dependents == 1 and chosen_mode == "intra":
+            try:
+                result.swap = self._plan_swap(object_id, content, result)
+            except OSError as exc:  # its stagings could not be written (a full disk): the plain plan stays
+                log.info("base swap of %s not staged: %s", object_id.hex()[:16], exc)
+        return result
+
+    # ------------------------------------------------------------------ base swap
+    def _only_dependent(self, object_id: bytes) -> tuple[bytes, ObjectRecord] | None:
+        """The object coded against object_id, found among its verified similar images (the catalog keeps
+        a dependents count, not a list); None unless it is a leaf whose coding a swap may replace."""
+        if self.record_of is None:
+            return None
+        for other in self._related.get(object_id, []):
+            orec = self.record_of(other)
+            if (orec is not None and orec.refcount > 0 and orec.has_base and orec.base == object_id
+                    and orec.dependents == 0 and orec.codec == CODEC_PNG and not orec.flags & FLAG_LOCAL_DROPPED):
+                return other, orec
+        return None
+
+    def _plan_swap(self, object_id: bytes, content: bytes, mine: Encoded) -> Swap | None:
+        """A base coded before its only dependent, which was coded against it while it was still
+        verbatim (the original of a re-saved copy, ingested first, predicted from the copy): if the
+        dependent alone costs clearly less than this object alone, code the dependent on its own and
+        this object against it; kept when the pair gets swap_margin smaller."""
+        found = self._only_dependent(object_id)
+        if found is None or self.chains is None:
+            return None
+        dep, drec = found
+        if not drec.intra_bytes or drec.intra_bytes >= self.opts.swap_try_below * mine.stored:
+            return None  # the dependent is not the cheaper one on its own: the plan stays as it is
+        t0 = time.perf_counter()
+        try:
+            dep_content = self.chains.rebuild(dep, drec.gen)
+            if hashlib.sha256(dep_content).digest() != dep:
+                return None
+            job, blob = self.pool.run(encode_swapped, dep_content, content, dep, self.opts.knobs())
+        except (CorruptObject, JobFailed) as exc:
+            log.info("base swap of %s and %s not tried: %s", object_id.hex()[:16], dep.hex()[:16], exc)
+            return None
+        except Exception:
+            log.exception("base swap of %s and %s failed; the plan stays as it is", object_id.hex(), dep.hex())
+            return None
+        if job.blob is None or blob is None:
+            return None
+        if 2 * HEADER_SIZE + len(job.blob) + len(blob) > (mine.stored + drec.stored) * (1.0 - self.opts.swap_margin):
+            return None
+        seconds = time.perf_counter() - t0
+        dep_intra = Encoded(self._write_staging(dep, job.blob, len(dep_content)), HEADER_SIZE + len(job.blob),
+                            "intra", seconds=seconds, intra_bytes=HEADER_SIZE + len(job.blob),
+                            features=codec.blob_features(job.blob))
+        try:
+            inter = Encoded(self._write_staging(object_id, blob, len(content)), HEADER_SIZE + len(blob), "inter",
+                            dep, 1, sizes={"inter": len(blob)}, seconds=seconds, intra_bytes=mine.stored,
+                            features=codec.blob_features(blob))
+        except BaseException:
+            dep_intra.staging.discard()
+            raise
+        return Swap(dep, drec.gen, dep_intra, inter)
+
+    def _stage_swap(self, txn: Txn, object_id: bytes, swap: Swap, rec: ObjectRecord) -> bool:
+        """The dependent switches to its own coding and stops depending on object_id, in txn; False (nothing
+        staged) when the graph changed since the plan was made."""
+        drec = txn.object_record(swap.dependent)
+        if (drec is None or drec.refcount == 0 or drec.gen != swap.dependent_gen or not drec.has_base
+                or drec.base != object_id or drec.dependents != 0 or rec.dependents != 1 or rec.has_base):
+            return False
+        if self.require_feature is not None:
+            for feature in sorted(swap.dependent_intra.features):
+                self.require_feature(feature)
+        rec.dependents = 0  # rec is written by the caller's batch
+        old_stored = drec.stored
+        self._switch_file(txn, swap.dependent, swap.dependent_intra, drec)
+        drec.base, drec.depth, drec.intra_bytes = NO_OBJECT, 0, swap.dependent_intra.stored
+        drec.flags &= ~(FLAG_PIXEL_DUPLICATE | FLAG_POLISHED)  # its new blob is at the first-pass effort
+        txn.put(keys.object_key(swap.dependent), drec.pack())
+        self._requeue.setdefault(object_id, []).append(swap.dependent)
+        log_object(swap.dependent, "intra", old_stored, swap.dependent_intra.stored, swap.dependent_intra.seconds,
+                   f"base swap: no longer coded against {object_id.hex()[:16]}")
+        self.log_stats["swapped"] += 1
+        return True
+
+    def take_requeue(self, object_id: bytes) -> list[bytes]:
+        """Other objects the batch recording object_id changed, which need another turn (their polish)."""
+        return self._requeue.pop(object_id, [])
 
     # ------------------------------------------------------------------ stage (under the lock)
     def stage(self, txn: Txn, object_id: bytes, result: Encoded | None, rec: ObjectRecord) -> int:
         if result is None or rec.codec != CODEC_VERBATIM:
             self.discard(result)
             return 0
+        if result.swap is not None:
+            swap, result.swap = result.swap, None
+            if self._stage_swap(txn, object_id, swap, rec):
+                result.staging.discard()
+                result = swap.inter
+            else:
+                swap.dependent_intra.staging.discard()
+                swap.inter.staging.discard()
         extra = 0
         if result.mode == "inter":
             brec = txn.object_record(result.base)
@@ -289,6 +399,9 @@ class EncodeProcessor:
     def discard(self, result: Encoded | None) -> None:
         if result is not None:
             result.staging.discard()
+            if result.swap is not None:
+                result.swap.dependent_intra.staging.discard()
+                result.swap.inter.staging.discard()
 
     def applied(self, object_id: bytes, result: Encoded | None) -> None:
         pass

@@ -222,6 +222,20 @@ def encode_against(content: bytes, ref: Ref, knobs: Knobs) -> bytes | None:
     return r.blob if r.mode == "inter" else None
 
 
+def encode_swapped(dep_content: bytes, content: bytes, dep_id: bytes, knobs: Knobs) -> tuple[JobResult, bytes | None]:
+    """A base swap's two codings: the dependent on its own, then content against the dependent's pixels
+    (None when that gives no verified inter blob)."""
+    import codec
+
+    job = encode_png(dep_content, [], knobs)
+    if job.blob is None or job.mode != "intra":
+        return job, None
+    px = codec.png_pixels(dep_content)
+    if px is None:
+        return job, None
+    return job, encode_against(content, Ref(dep_id, px, 1), knobs)
+
+
 def repack_blob(blob: bytes, effort: int) -> bytes | None:
     """The polish pass: a blob's JPEG XL payload re-encoded at the final effort (None: not smaller)."""
     import codec

@@ -311,10 +311,14 @@ class Ingestor:
                 staged.append((p, result))
             txn.put(keys.object_key(object_id), rec.pack())
             jobs: list[tuple[bytes, bytes]] = []
+            requeue: list[bytes] = []
             for p, _result in staged:
                 follow = getattr(p, "stage_follow_ups", None)
                 if follow is not None:
                     jobs += follow(txn, object_id, rec)
+                take = getattr(p, "take_requeue", None)
+                if take is not None:
+                    requeue += take(object_id)  # other objects this batch re-coded (a base swap)
             txn.commit(sync=False)  # derived data: a crash just means processing it again
             for p, result in staged:
                 with contextlib.suppress(Exception):
@@ -333,6 +337,8 @@ class Ingestor:
             self._retries.pop(object_id, None)
         for other, base in jobs:
             self.enqueue_replan(other, base)
+        for other in requeue:
+            self.enqueue(other)
         if again:
             self.enqueue(object_id)  # to the end of the queue: the slow processors' turn
         self.done += 1

@@ -246,12 +246,12 @@ def _custom_jpeg(pixels: np.ndarray, subsampling: int) -> bytes:
 
 @needs_devset
 @pytest.mark.parametrize("subsampling,sampling", [(1, (2, 1)), (2, (2, 2))])
-def test_fine_custom_table_jpeg_of_a_real_photo_has_its_tables_found(subsampling, sampling) -> None:
-    """A real photo saved with a fine custom table pair: the luma table is estimated, and the chroma
-    steps that recovery noise hides are raised by envelope_table (kept because it decodes better).
-    The probe does not recognise such a picture yet (neither the low-frequency lattice test nor the
-    IJG tables), so it is coded intra: see developer-notes/codec-bitstream.md. (The photo never was
-    a JPEG: a video frame's own block lattice would blur which step is the table's.)"""
+def test_fine_custom_table_jpeg_of_a_real_photo_is_recognised_and_its_tables_found(subsampling, sampling) -> None:
+    """A real photo saved with a fine custom table pair: neither the low-frequency lattice test nor
+    the IJG tables recognise it, the middle frequencies' own lattices do (free_table_fit); the luma
+    table is estimated, the chroma steps that recovery noise hides are raised by envelope_table,
+    and the picture is coded as its coefficients below intra and rebuilt byte for byte. (The photo
+    never was a JPEG: a video frame's own block lattice would blur which step is the table's.)"""
     luma, chroma = _custom_tables()
     assert all(not np.array_equal(jpeg_origin._scaled(jpeg_origin._STD_LUMA, q), luma) for q in range(1, 101))
     src = np.asarray(Image.open(DEVSET / "homog-graf" / "img1.png").convert("RGB"))
@@ -261,8 +261,8 @@ def test_fine_custom_table_jpeg_of_a_real_photo_has_its_tables_found(subsampling
     d = jpeg_origin._probe_dct(px, 2048)
     assert d is not None and not jpeg_origin._coarse_lattice(d)  # what this test guards against
     assert jpeg_origin.standard_table_fit(d)[1] < jpeg_origin.STD_PROBE_GAIN
-    assert not jpeg_origin.looks_decoded(px)
-    rec = jpeg_origin.best_recovery(px)
+    assert jpeg_origin.free_table_fit(d) >= jpeg_origin.FREE_PROBE_COEFS
+    rec = jpeg_origin.recover_picture(px)
     assert rec is not None and rec.sampling == sampling
     estimated_only = jpeg_origin.recover(px, sampling)
     assert estimated_only is not None
@@ -276,9 +276,11 @@ def test_fine_custom_table_jpeg_of_a_real_photo_has_its_tables_found(subsampling
         often = nonzero.mean(axis=0) >= 0.05
         assert often.sum() >= 16
         assert got[often].tolist() == true[often].tolist()
-    desc, secs, payload = jpeg_origin.encode(px, 3, rec)
-    rebuilt = jpeg_origin.reconstruct(desc, secs, payload, px.shape)
-    assert np.array_equal(rebuilt, px)
+    data = _png(px)
+    r = codec.encode(data, effort=3)
+    assert r.chosen == "intra:jpeg", r.sizes
+    assert len(r.blob) < 0.85 * r.sizes["intra"]
+    assert codec.decode(r.blob) == data
 
 
 def test_envelope_table_raises_unsure_steps_to_their_neighbours_and_keeps_sure_ones() -> None:

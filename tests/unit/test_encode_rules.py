@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from simfs.catalog.records import NO_OBJECT, ObjectRecord
-from simfs.ingest.encode import EncodeOptions, EncodeProcessor, chain_contains
+from simfs.catalog.records import FLAG_LOCAL_DROPPED, NO_OBJECT, ObjectRecord
+from simfs.ingest.encode import Encoded, EncodeOptions, EncodeProcessor, chain_contains
 from simfs.ingest.jobs import Knobs, inter_accepted
+from simfs.store.envelope import CODEC_VERBATIM
 
 
 def oid(n: int) -> bytes:
@@ -82,6 +83,42 @@ def test_object_with_dependents_is_coded_on_its_own() -> None:
     records = {oid(1): rec(dependents=1), oid(2): rec()}
     p = processor(records, [FakeCandidate(oid(2))])
     assert p.candidates(oid(1), records[oid(1)], {"descriptors": FakeDescriptors(b"me")}) == []
+
+
+def test_base_swap_partner_is_a_leaf_coded_against_the_base_and_cheaper_on_its_own() -> None:
+    """Only an encoded leaf coded directly against the object (its local features kept) can be turned
+    round; and the swap is not even tried (no decode, no encode: chains is a bare object here) unless
+    the leaf alone costs clearly less than the base alone."""
+    def leaf(n: int, **kw: object) -> ObjectRecord:
+        r = rec(base=1, depth=1)
+        r.intra_bytes = 40
+        for k, v in kw.items():
+            setattr(r, k, v)
+        return r
+
+    records = {oid(1): rec(dependents=1), oid(2): leaf(2, dependents=1), oid(3): leaf(3, codec=CODEC_VERBATIM),
+               oid(4): leaf(4, flags=FLAG_LOCAL_DROPPED), oid(5): leaf(5, base=oid(9)), oid(6): leaf(6, refcount=0),
+               oid(7): leaf(7)}
+    p = processor(records, [])
+    p._related[oid(1)] = [oid(i) for i in (2, 3, 4, 5, 6)]
+    assert p._only_dependent(oid(1)) is None
+    p._related[oid(1)].append(oid(7))
+    assert p._only_dependent(oid(1)) == (oid(7), records[oid(7)])
+    rebuilt: list[bytes] = []
+
+    class Chains:
+        def rebuild(self, object_id: bytes, gen: int) -> bytes:
+            rebuilt.append(object_id)
+            return b"not the object"
+
+    p.chains = Chains()  # type: ignore[assignment]
+    assert p._plan_swap(oid(1), b"", Encoded(None, 44, "intra")) is None  # type: ignore[arg-type]
+    assert rebuilt == []  # 40 >= 0.9 * 44: not worth two encodes
+    assert p._plan_swap(oid(1), b"", Encoded(None, 1000, "intra")) is None  # type: ignore[arg-type]
+    assert rebuilt == [oid(7)]  # worth a look (and its content, not matching its id, stops it)
+    records[oid(7)].intra_bytes = 0  # never coded on its own (a near-free copy): no estimate, no swap
+    assert p._plan_swap(oid(1), b"", Encoded(None, 1000, "intra")) is None  # type: ignore[arg-type]
+    assert rebuilt == [oid(7)]
 
 
 def test_pixel_identical_candidate_is_the_only_one_tried() -> None:
