@@ -22,6 +22,7 @@ import numpy as np
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _LOW_RANKS = 16  # ranks below this are found among each row's 16 nearest entries, one partial sort per block
 _CHUNK = 8192  # distinct colours or pairs per distance block (8192 x 256 float32: 8 MB)
+_DENSE_FROM = 1 << 18  # pixels from which the distinct colours are found through a table of all 2^24
 
 
 def invertible(palette: np.ndarray | None) -> bool:
@@ -78,37 +79,63 @@ def indices_from_ranks(ranks: np.ndarray, predicted: np.ndarray, palette: np.nda
     _check(palette)
     if ranks.size and int(ranks.max()) >= len(palette):
         raise ValueError("palette rank past the end of the palette")
-    cinv, uniq = _distinct_colours(predicted)
+    keys = _keys(predicted.reshape(-1, 3))
     flat = ranks.reshape(-1)
     out = np.empty(flat.shape, dtype=np.uint8)
     zero = flat == 0
     if zero.any():  # most pixels: the nearest entry (the first on a tie), once per distinct colour
-        used = np.unique(cinv[zero])
-        nearest = np.zeros(len(uniq), dtype=np.uint8)
+        zkeys = keys[zero]
+        used = _used_keys(zkeys)
+        nearest = np.empty(len(used), dtype=np.uint8)
         for s in range(0, len(used), _CHUNK):
-            nearest[used[s: s + _CHUNK]] = _scores(uniq[used[s: s + _CHUNK]], palette).argmin(axis=1)
-        out[zero] = nearest[cinv[zero]]
+            nearest[s: s + _CHUNK] = _scores(_colours_of(used[s: s + _CHUNK]), palette).argmin(axis=1)
+        out[zero] = _lookup(used, nearest, zkeys)
     rest = ~zero
     if rest.any():  # distance, then index, as one distinct key per entry: a partial sort finds rank r
-        pairs, pinv = np.unique(cinv[rest].astype(np.int64) * 256 + flat[rest], return_inverse=True)
+        pairs, pinv = np.unique(keys[rest].astype(np.int64) * 256 + flat[rest], return_inverse=True)
         colour_of, rank = pairs // 256, pairs % 256
         got = np.empty(len(pairs), dtype=np.uint8)
         cols = np.arange(len(palette), dtype=np.int32)[None, :]
         for s in range(0, len(pairs), _CHUNK):
-            keys = _scores(uniq[colour_of[s: s + _CHUNK]], palette).astype(np.int32) * 256 + cols
+            order_keys = _scores(_colours_of(colour_of[s: s + _CHUNK]), palette).astype(np.int32) * 256 + cols
             r = rank[s: s + _CHUNK]
             low = np.flatnonzero(r < min(_LOW_RANKS, len(palette)))
             if low.size:  # most: the _LOW_RANKS nearest entries of each row by one partial sort, then sorted
                 k = min(_LOW_RANKS, len(palette))
-                near = np.argpartition(keys[low], k - 1, axis=1)[:, :k] if k < len(palette) else \
+                near = np.argpartition(order_keys[low], k - 1, axis=1)[:, :k] if k < len(palette) else \
                     np.broadcast_to(np.arange(k), (low.size, k))
-                order = np.argsort(np.take_along_axis(keys[low], near, axis=1), axis=1)
+                order = np.argsort(np.take_along_axis(order_keys[low], near, axis=1), axis=1)
                 got[s + low] = np.take_along_axis(near, order, axis=1)[np.arange(low.size), r[low]]
             high = np.flatnonzero(r >= _LOW_RANKS)
             if high.size:  # the few far ones: a full sort of their rows (keys are distinct: any sort agrees)
-                got[s + high] = np.argsort(keys[high], axis=1)[np.arange(high.size), r[high]]
+                got[s + high] = np.argsort(order_keys[high], axis=1)[np.arange(high.size), r[high]]
         out[rest] = got[pinv.reshape(-1)]
     return out.reshape(ranks.shape)
+
+
+def _used_keys(keys: np.ndarray) -> np.ndarray:
+    """The sorted distinct 24-bit colour keys: marked in a table of every colour for a large image
+    (a scan of 16 MB beats sorting millions of pixels), np.unique for a small one."""
+    if len(keys) < _DENSE_FROM:
+        return np.unique(keys)
+    mark = np.zeros(1 << 24, dtype=bool)
+    mark[keys] = True
+    return np.flatnonzero(mark).astype(np.uint32)
+
+
+def _lookup(used: np.ndarray, values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """values[i] for each key equal to used[i] (sorted): one gather from a table of every colour (16 MB)
+    for a large image, a binary search for a small one."""
+    if len(keys) < _DENSE_FROM:
+        return values[np.searchsorted(used, keys)]
+    table = np.zeros(1 << 24, dtype=values.dtype)
+    table[used] = values
+    return table[keys]
+
+
+def _colours_of(keys: np.ndarray) -> np.ndarray:
+    k = keys.astype(np.int64)
+    return np.stack([(k >> 16) & 255, (k >> 8) & 255, k & 255], axis=1).astype(np.float32)
 
 
 def _check(palette: np.ndarray) -> None:

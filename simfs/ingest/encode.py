@@ -244,7 +244,7 @@ class EncodeProcessor:
                     log.info("candidate %s not usable as a reference: %s", cand.object_id.hex()[:16], exc.why)
                     continue
                 if px is not None:
-                    refs.append(Ref(cand.object_id, px, cand.depth, cand.pixel_duplicate))
+                    refs.append(Ref(cand.object_id, px, cand.depth, cand.pixel_duplicate, cand.pending))
             job = self.pool.run(encode_png, content, refs, self.opts.knobs())
         except JobFailed as exc:
             log.info("encoding object %s not finished (%s); it stays verbatim for now", object_id.hex()[:16], exc)

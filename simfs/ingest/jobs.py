@@ -19,6 +19,7 @@ class Ref:
     pixels: np.ndarray
     depth: int  # depth the encoded object would get with this base
     pixel_duplicate: bool = False
+    pending: bool = False  # the base is still verbatim: coding against it makes it a base coded on its own
 
 
 @dataclass
@@ -47,13 +48,20 @@ class JobResult:
 UPSCALE_BASE = 0.7  # a reference with fewer than this fraction of the target's pixels...
 UPSCALE_ACCEPT = 0.25  # ...is used only when it makes the target this small against intra
 FIRST_PASS_USEFUL = 0.9  # a first-pass blob above this fraction of the file is redone at the final effort
+# Inter against a base still verbatim is kept only when it is at most this fraction of intra. Such a
+# base is then coded on its own and can never be coded against this image (a cycle): an original
+# ingested just before its copies would be predicted, for little gain, from a degraded copy, and each
+# copy, nearly free against the original, would cost its full size instead.
+PENDING_ACCEPT = 0.5
 
 
-def inter_accepted(inter_bytes: int, intra_bytes: int | None, depth: int, knobs: Knobs) -> bool:
-    """Inter wins only with a margin over intra that grows with depth (longer chains cost decode time)."""
+def inter_accepted(inter_bytes: int, intra_bytes: int | None, depth: int, knobs: Knobs, pending: bool = False) -> bool:
+    """Inter wins only with a margin over intra that grows with depth (longer chains cost decode time),
+    and against a base not encoded yet only when it is a large gain (PENDING_ACCEPT)."""
     if intra_bytes is None:
         return True
-    return inter_bytes <= intra_bytes * (1.0 - knobs.margin_per_depth * depth)
+    bar = min(1.0 - knobs.margin_per_depth * depth, PENDING_ACCEPT if pending else 1.0)
+    return inter_bytes <= intra_bytes * bar
 
 
 def encode_png(content: bytes, refs: list[Ref], knobs: Knobs, *, full_analysis: bool = False) -> JobResult:
@@ -74,7 +82,10 @@ def encode_png(content: bytes, refs: list[Ref], knobs: Knobs, *, full_analysis: 
     intra_done = False
 
     def best_inter() -> bytes | None:
-        return min((b for b, _ in inter_cands), key=len, default=None)
+        """The smallest inter blob that could still be kept (against a verbatim base: a large gain)."""
+        il = intra_len()
+        return min((b for b, i in inter_cands
+                    if not refs[i].pending or il is None or len(b) <= PENDING_ACCEPT * il), key=len, default=None)
 
     def intra_len() -> int | None:
         return len(intra_cands[0]) if intra_cands else None
@@ -89,12 +100,14 @@ def encode_png(content: bytes, refs: list[Ref], knobs: Knobs, *, full_analysis: 
             sizes["intra"] = len(intra_cands[0])
 
     for i, ref in enumerate(refs):
+        if inter_cands and not intra_done:
+            if min(len(b) for b, _ in inter_cands) <= knobs.tiny * len(content):
+                break  # near-free already: candidates come best first
+            code_intra()  # after the first candidate: tells whether more are worth trying
         best = best_inter()
         if best is not None:
             if len(best) <= knobs.tiny * len(content):
-                break  # near-free already: candidates come best first
-            if not intra_done:
-                code_intra()  # after the first candidate: tells whether more are worth trying
+                break
             il = intra_len()
             if il is not None and (len(best) <= knobs.good_enough * il or (i >= 2 and len(best) >= knobs.hopeless * il)):
                 break  # good enough; or two references tried and neither pays
@@ -194,7 +207,9 @@ def _first_verified(content: bytes, analysis, refs: list[Ref], inter_cands: list
         if len(blob) >= len(content):
             break  # no coding larger than the file is kept (the first pass keeps them for re-coding)
         if il is not None and not inter_accepted(len(blob), il, refs[i].depth, knobs):
-            break
+            break  # sorted by size: no larger one is accepted either
+        if not inter_accepted(len(blob), il, refs[i].depth, knobs, refs[i].pending):
+            continue  # a verbatim base and not a large gain: a larger one against an encoded base may be
         if (il is not None and analysis.pixels is not None
                 and refs[i].pixels.size < UPSCALE_BASE * analysis.pixels.size
                 and len(blob) > UPSCALE_ACCEPT * il):
