@@ -204,11 +204,12 @@ class EncodeProcessor:
         if dups:
             return sorted(dups, key=lambda c: c.depth)[:1]
         # Bases at least about as large as the image first (an upscaled thumbnail predicts a photo
-        # badly), then the shallowest (as git prefers short delta chains: an original beats its own
-        # edits, and chains stay short to decode); the index's order otherwise (stable sort).
-        # A base not encoded yet goes after encoded ones of the same depth: it is usually itself a copy
-        # waiting to be coded against the same original.
-        out.sort(key=lambda c: (c.smaller, c.depth, c.pending))
+        # badly); then encoded ones before those still verbatim, whatever their depth (a verbatim base
+        # is kept only for a large gain, jobs.PENDING_ACCEPT: it is usually itself a copy waiting to
+        # be coded against the same original, or a burst's next frame); then the shallowest (as git
+        # prefers short delta chains: an original beats its own edits, and chains stay short to
+        # decode); the index's order otherwise (stable sort).
+        out.sort(key=lambda c: (c.smaller, c.pending, c.depth))
         return out[: self.opts.candidates]
 
     # ------------------------------------------------------------------ compute (no lock held)

@@ -198,11 +198,15 @@ def test_a_much_smaller_base_is_tried_after_the_full_size_ones() -> None:
     assert [c.object_id for c in got] == [oid(3), oid(2)]  # the thumbnail last, though shallower
 
 
-def test_encoded_bases_before_verbatim_ones_of_the_same_depth() -> None:
-    records = {oid(1): rec(), oid(2): ObjectRecord(0, 1, 100, 100), oid(3): rec()}
-    p = processor(records, [FakeCandidate(oid(2)), FakeCandidate(oid(3))])
+def test_encoded_bases_before_verbatim_ones_even_when_deeper() -> None:
+    """A verbatim base is kept only for a large gain (jobs.PENDING_ACCEPT), so the encoded ones go first
+    whatever their depth: a burst's frame is tried against an earlier, encoded frame before the next
+    frames, still verbatim (which would otherwise fill the K candidates and all be refused)."""
+    records = {oid(1): rec(), oid(2): ObjectRecord(0, 1, 100, 100), oid(3): rec(base=4, depth=1), oid(4): rec(),
+               oid(5): ObjectRecord(0, 1, 100, 100)}
+    p = processor(records, [FakeCandidate(oid(i)) for i in (2, 3, 5, 4)])
     got = p.candidates(oid(1), records[oid(1)], {"descriptors": FakeDescriptors(b"me")})
-    assert [c.object_id for c in got] == [oid(3), oid(2)]
+    assert [(c.object_id, c.pending) for c in got] == [(oid(4), False), (oid(3), False), (oid(2), True)]
 
 
 def test_a_big_image_is_not_coded_by_upscaling_a_much_smaller_one_unless_nearly_free() -> None:
