@@ -123,9 +123,15 @@ def test_ranks_order_entries_by_distance_lower_index_first_and_invert(seed, n, h
     order = np.lexsort((np.broadcast_to(np.arange(n), d.shape), d), axis=1)  # by distance, then index
     want = np.argmax(order == idx.reshape(-1, 1), axis=1)
     assert np.array_equal(ranks.reshape(-1), want)
-    assert np.array_equal(palette.indices_from_ranks(ranks, colours, pal), idx)
-    nearest = palette.indices_from_ranks(np.zeros_like(idx), colours, pal)
-    assert np.array_equal(nearest.reshape(-1), d.argmin(axis=1))
+    saved = palette._DENSE_FROM
+    try:
+        for dense_from in (saved, 0):  # distinct colours by np.unique, and by the table of every colour
+            palette._DENSE_FROM = dense_from
+            assert np.array_equal(palette.indices_from_ranks(ranks, colours, pal), idx)
+            nearest = palette.indices_from_ranks(np.zeros_like(idx), colours, pal)
+            assert np.array_equal(nearest.reshape(-1), d.argmin(axis=1))
+    finally:
+        palette._DENSE_FROM = saved
     if n < 256:
         with pytest.raises(ValueError):
             palette.indices_from_ranks(np.full_like(idx, n), colours, pal)
