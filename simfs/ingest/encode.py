@@ -384,11 +384,7 @@ class EncodeProcessor:
             rec.base, rec.depth, rec.intra_bytes = result.base, depth, result.intra_bytes
             if result.pixel_duplicate:
                 extra |= FLAG_PIXEL_DUPLICATE
-            if self.index is not None and result.stored <= self.opts.drop_local_below * rec.size:
-                # A near-free copy (exact replay, re-save): its base carries the same local features,
-                # which would cost more than the copy itself (~4.6 KB). The S record stays.
-                self.index.stage_drop_local(txn.batch, object_id)
-                extra |= FLAG_LOCAL_DROPPED
+            extra |= self.stage_drop_local(txn, object_id, rec, result.stored)
         old_stored = rec.stored
         self._switch_file(txn, object_id, result, rec)  # the verbatim file goes once this batch is durable
         kind = "pixel-duplicate" if result.pixel_duplicate else result.mode
@@ -396,6 +392,17 @@ class EncodeProcessor:
                    f"against {result.base.hex()[:16]} (depth {rec.depth})" if result.mode == "inter" else "")
         self.log_stats[kind] = self.log_stats.get(kind, 0) + 1
         return extra
+
+    def stage_drop_local(self, txn: Txn, object_id: bytes, rec: ObjectRecord, stored: int) -> int:
+        """FLAG_LOCAL_DROPPED when an inter object's new coding of `stored` bytes makes it a near-free copy
+        (exact replay, re-save): its base carries the same local features, which would cost more than
+        the copy itself (~4.6 KB). The S record stays. Judged again whenever the coding changes (the
+        polish pass, re-planning): a copy is often near-free only once coded at the final effort."""
+        if (self.index is None or not rec.has_base or rec.flags & FLAG_LOCAL_DROPPED
+                or stored > self.opts.drop_local_below * rec.size):
+            return 0
+        self.index.stage_drop_local(txn.batch, object_id)
+        return FLAG_LOCAL_DROPPED
 
     def discard(self, result: Encoded | None) -> None:
         if result is not None:
@@ -479,6 +486,7 @@ class EncodeProcessor:
         rec.base, rec.depth, rec.intra_bytes = result.base, brec.depth + 1, result.intra_bytes
         rec.flags &= ~FLAG_PIXEL_DUPLICATE
         rec.flags &= ~FLAG_POLISHED  # a new blob at the first-pass effort: polished again later
+        rec.flags |= self.stage_drop_local(txn, object_id, rec, result.stored)
         txn.delete(keys.replan_key(object_id, result.base))
         old_stored = rec.stored
         self._switch_file(txn, object_id, result, rec)

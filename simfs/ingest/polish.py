@@ -81,10 +81,11 @@ class PolishProcessor:
             self.discard(result)  # re-coded meanwhile (re-planning): that coding is flagged as it is
             return 0
         self.encoder._switch_file(txn, object_id, result, rec)
+        extra = self.encoder.stage_drop_local(txn, object_id, rec, result.stored)
         log.info("polished %s: %d -> %d bytes (JPEG XL effort %d)", object_id.hex()[:16], result.before,
                  result.stored, self.effort)
         self.log_stats["polished"] += 1
-        return 0
+        return extra
 
     def discard(self, result: Polished | None) -> None:
         if result is not None:

@@ -349,11 +349,26 @@ def test_an_original_ingested_just_before_its_copies_becomes_their_base(tmp_path
             assert (info(copy, "kind"), info(copy, "reference"), info(copy, "depth")) == ("inter", f"/{names[0]}", "1")
             assert int(info(copy, "stored_bytes")) < 0.06 * copy.stat().st_size, n  # 1-5% measured
     assert "base swap" not in (store / "simfs.log").read_text()  # no pair had to be turned round
+    # Every copy is near-free, so its local features (the original has the same) were dropped, also for
+    # the grey copy, near-free only once the polish pass had coded it at the final effort (15 -> 8 KB).
+    assert local_features_kept(store, [UKB / n for n in names]) == [True, False, False, False, False]
     assert_fsck_clean(store)
     with Mount(store, mnt) as m:
         for n in names:
             assert (m.mountpoint / n).read_bytes() == (UKB / n).read_bytes()
     assert_fsck_clean(store)
+
+
+def local_features_kept(store: Path, files: list[Path]) -> list[bool]:
+    """Per file, whether the unmounted store's catalog still holds its object's local features (T key)."""
+    from simfs.similarity.index import local_key
+    from simfs.storage import OpenStore
+
+    opened = OpenStore(store)
+    try:
+        return [opened.catalog.get(local_key(hashlib.sha256(f.read_bytes()).digest())) is not None for f in files]
+    finally:
+        opened.close()
 
 
 def encode_in_order(store: Path, object_ids: list[bytes]) -> None:
