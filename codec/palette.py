@@ -99,18 +99,35 @@ def indices_from_ranks(ranks: np.ndarray, predicted: np.ndarray, palette: np.nda
         for s in range(0, len(pairs), _CHUNK):
             order_keys = _scores(_colours_of(colour_of[s: s + _CHUNK]), palette).astype(np.int32) * 256 + cols
             r = rank[s: s + _CHUNK]
-            low = np.flatnonzero(r < min(_LOW_RANKS, len(palette)))
-            if low.size:  # most: the _LOW_RANKS nearest entries of each row by one partial sort, then sorted
-                k = min(_LOW_RANKS, len(palette))
-                near = np.argpartition(order_keys[low], k - 1, axis=1)[:, :k] if k < len(palette) else \
-                    np.broadcast_to(np.arange(k), (low.size, k))
-                order = np.argsort(np.take_along_axis(order_keys[low], near, axis=1), axis=1)
-                got[s + low] = np.take_along_axis(near, order, axis=1)[np.arange(low.size), r[low]]
+            low = np.flatnonzero(r < _LOW_RANKS)
+            if low.size:
+                got[s + low] = _nth_smallest(order_keys[low], r[low])
             high = np.flatnonzero(r >= _LOW_RANKS)
             if high.size:  # the few far ones: a full sort of their rows (keys are distinct: any sort agrees)
                 got[s + high] = np.argsort(order_keys[high], axis=1)[np.arange(high.size), r[high]]
         out[rest] = got[pinv.reshape(-1)]
     return out.reshape(ranks.shape)
+
+
+def _nth_smallest(keys: np.ndarray, nth: np.ndarray) -> np.ndarray:
+    """Per row of distinct int32 keys, the column of its nth[i]-th smallest key: rows ordered by nth,
+    then rounds of argmin, each taking its minimum out of the rows that need a later one (a pass of
+    SIMD argmin per rank instead of a partial sort of every row: dithered and quantised copies have
+    ranks of 1-3 almost everywhere)."""
+    order = np.argsort(nth, kind="stable")
+    rows = keys[order]
+    want = nth[order]
+    out = np.empty(len(nth), dtype=np.uint8)
+    big = np.iinfo(np.int32).max
+    for t in range(int(want.max(initial=-1)) + 1):
+        start = int(np.searchsorted(want, t))
+        view = rows[start:]
+        col = view.argmin(axis=1)
+        done = want[start:] == t
+        out[order[start:][done]] = col[done]
+        more = np.flatnonzero(~done)
+        view[more, col[more]] = big
+    return out
 
 
 def _used_keys(keys: np.ndarray) -> np.ndarray:
