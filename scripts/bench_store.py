@@ -17,6 +17,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -181,6 +182,7 @@ def main() -> int:
     ap.add_argument("src", type=Path)
     ap.add_argument("--groups", type=Path)
     ap.add_argument("--workdir", type=Path)
+    ap.add_argument("--keep", action="store_true", help="keep the temporary store (removed after a clean run)")
     ap.add_argument("-o", dest="opts", action="append", default=[], help="mount option (repeatable)")
     ap.add_argument("--json", type=Path, help="also write the figures as JSON here")
     ap.add_argument("--baseline-cache", type=Path, help="JSON file keeping per-file baselines between runs")
@@ -332,7 +334,12 @@ def main() -> int:
                                          "objects": objects_total, "stats": stats, "ingest_s": ingest_s,
                                          "ingest_cpu_s": cpu_ingest, "stat_p99_ms": pct(lat, 99) * 1e3,
                                          "bad": bad, "fsck": fsck.returncode}, indent=1, default=float))
-    return 0 if bad == 0 and fsck.returncode == 0 else 1
+    ok = bad == 0 and fsck.returncode == 0
+    if args.workdir is None and ok and not args.keep:
+        shutil.rmtree(work)  # a temporary store of the whole source: left behind only to look at a failure
+    elif args.workdir is None:
+        print(f"store kept in {work}", file=sys.stderr)
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
