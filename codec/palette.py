@@ -151,6 +151,7 @@ def _lookup(used: np.ndarray, values: np.ndarray, keys: np.ndarray) -> np.ndarra
 
 
 def _colours_of(keys: np.ndarray) -> np.ndarray:
+    """n x 3 float32 colours of 24-bit colour keys (_keys)."""
     k = keys.astype(np.int64)
     return np.stack([(k >> 16) & 255, (k >> 8) & 255, k & 255], axis=1).astype(np.float32)
 
@@ -163,8 +164,7 @@ def _check(palette: np.ndarray) -> None:
 def _distinct_colours(colours: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(per-pixel index into the distinct colours, the distinct colours as n x 3 int)."""
     keys, inverse = np.unique(_keys(colours.reshape(-1, 3)), return_inverse=True)
-    uniq = np.stack([(keys >> 16) & 255, (keys >> 8) & 255, keys & 255], axis=1).astype(np.float32)
-    return inverse.reshape(-1), uniq
+    return inverse.reshape(-1), _colours_of(keys)
 
 
 def _scores(colours: np.ndarray, palette: np.ndarray) -> np.ndarray:
