@@ -228,12 +228,59 @@ def upsample_replicate(c: np.ndarray, hs: int, vs: int, out_h: int, out_w: int) 
     return np.repeat(np.repeat(c, vs, axis=0), hs, axis=1)[:out_h, :out_w]
 
 
+BAND_PIXELS = 1 << 19  # pictures decode in bands of MCU rows of about this many pixels: the int64
+# IDCT work arrays are ~100 bytes per pixel, so a 24 MP picture decoded whole would need GBs
+
+
 def decode(coefs: list[np.ndarray], qts: list[np.ndarray], sampling: tuple[int, int], height: int,
            width: int, idct: str = "islow", fancy: bool = True) -> np.ndarray:
     """Quantized coefficients (one N x 8 x 8 array per component, blocks row-major over the
     component's padded plane) -> the decoded picture (H x W grey or H x W x 3 RGB).
     ``sampling``: the luma sampling factors (1, 1) = 4:4:4, (2, 2) = 4:2:0, (2, 1) = 4:2:2;
-    ``idct`` and ``fancy``: the decoder's IDCT (IDCTS) and chroma up-sampling."""
+    ``idct`` and ``fancy``: the decoder's IDCT (IDCTS) and chroma up-sampling.
+
+    Decoded in bands of whole MCU rows, each with one MCU row of context above and below: the
+    fancy up-sampler reads one chroma row across a band's edge, so the band's own rows come out
+    exactly as in a decode of the whole picture (tests compare the two), in memory bounded by
+    the band, not the picture."""
+    spans = bands(height, width, sampling)
+    if len(spans) == 1:
+        return decode_whole(coefs, qts, sampling, height, width, idct, fancy)
+    out = np.empty((height, width) if len(coefs) == 1 else (height, width, 3), dtype=np.uint8)
+    for y0, y1, c0, c1 in spans:
+        band = band_coefs(coefs, height, width, sampling, c0, c1)
+        out[y0:y1] = decode_whole(band, qts, sampling, c1 - c0, width, idct, fancy)[y0 - c0: y1 - c0]
+    return out
+
+
+def bands(height: int, width: int, sampling: tuple[int, int], pixels: int = BAND_PIXELS
+          ) -> list[tuple[int, int, int, int]]:
+    """(y0, y1, c0, c1) per band of whole MCU rows of about ``pixels`` pixels: rows [y0, y1) are
+    the band's own, [c0, c1) the band with one MCU row of context on each side (where the picture
+    has one). One band, the whole picture, when it is small."""
+    mcu = 8 * sampling[1]
+    rows = max(mcu, pixels // max(1, width) // mcu * mcu)
+    if height <= rows + 2 * mcu:
+        return [(0, height, 0, height)]
+    return [(y0, min(height, y0 + rows), max(0, y0 - mcu), min(height, y0 + rows + mcu))
+            for y0 in range(0, height, rows)]
+
+
+def band_coefs(coefs: list[np.ndarray], height: int, width: int, sampling: tuple[int, int], r0: int, r1: int
+               ) -> list[np.ndarray]:
+    """Each component's blocks covering picture rows [r0, r1) (r0 on the MCU grid, r1 too unless
+    it is the picture's height): the coefficients of the picture's rows r0 .. r1 - 1 on their own."""
+    out = []
+    for ci, c in enumerate(coefs):
+        per = 8 if ci == 0 else 8 * sampling[1]  # picture rows per block row of this component
+        bw = blocks_shape(height, width, ci, sampling)[1]
+        out.append(c[(r0 // per) * bw: -(-r1 // per) * bw])
+    return out
+
+
+def decode_whole(coefs: list[np.ndarray], qts: list[np.ndarray], sampling: tuple[int, int], height: int,
+                 width: int, idct: str = "islow", fancy: bool = True) -> np.ndarray:
+    """decode() of the picture in one piece (what every band is checked against)."""
     hs, vs = sampling
     transform = IDCTS[idct]
     planes = []

@@ -259,6 +259,12 @@ def _refine_plane(coefs: np.ndarray, q: np.ndarray, target: np.ndarray, idct: st
     return coefs
 
 
+RECOVER_BAND_PIXELS = 1 << 19  # a larger picture is recovered band by band (jd.bands): the work
+# arrays take ~80 bytes per pixel, GBs for a 24 MP picture recovered whole
+TABLE_STRIPS = 8  # ...its quantization tables estimated once, on this many strips spread over it
+TABLE_SAMPLE_PIXELS = 1 << 20  # ...of this many pixels in all (as many blocks as a 1 MP picture has)
+
+
 def recover(pixels: np.ndarray, sampling: tuple[int, int], chroma_table: np.ndarray | None = None,
             idct: str = "islow", fancy: bool = True) -> Recovered | None:
     """Coefficients that decode (jpeg_decoder, with ``idct`` and ``fancy`` up-sampling) as close to
@@ -266,10 +272,23 @@ def recover(pixels: np.ndarray, sampling: tuple[int, int], chroma_table: np.ndar
     estimated from the picture."""
     if pixels.dtype != np.uint8 or not (pixels.ndim == 2 or (pixels.ndim == 3 and pixels.shape[2] == 3)):
         return None
-    h, w = pixels.shape[:2]
     grey = pixels.ndim == 2
     if grey and sampling != (1, 1):
         return None
+    spans = jd.bands(pixels.shape[0], pixels.shape[1], sampling, RECOVER_BAND_PIXELS)
+    if len(spans) > 1:
+        return _recover_banded(pixels, sampling, spans, chroma_table, idct, fancy)
+    planes, shapes, dcts, clean = _component_dcts(pixels, sampling, fancy)
+    qts = _estimate_tables(dcts, clean, grey, chroma_table, IDCT_NOISE[idct])
+    return _recover_with(pixels, sampling, qts, idct, fancy, planes, shapes, dcts)
+
+
+def _component_dcts(pixels: np.ndarray, sampling: tuple[int, int], fancy: bool
+                    ) -> tuple[list[np.ndarray], list[tuple[int, int]], list[np.ndarray], list[np.ndarray]]:
+    """Per component: the decoder's samples as found (planes), its blocks' shape, their DCT, and
+    which blocks hold no clipped sample."""
+    h, w = pixels.shape[:2]
+    grey = pixels.ndim == 2
     hs, vs = sampling
     if grey:
         planes = [pixels.astype(np.float64)]
@@ -287,7 +306,11 @@ def recover(pixels: np.ndarray, sampling: tuple[int, int], chroma_table: np.ndar
     if not grey:
         clip = clip.any(axis=2)
     clean = [_clean_blocks(clip, s, (1, 1) if ci == 0 else sampling) for ci, s in enumerate(shapes)]
-    noise = IDCT_NOISE[idct]
+    return planes, shapes, dcts, clean
+
+
+def _estimate_tables(dcts: list[np.ndarray], clean: list[np.ndarray], grey: bool,
+                     chroma_table: np.ndarray | None, noise: float) -> list[np.ndarray]:
     qy = estimate_table(_voters(dcts[0], clean[0]), noise)
     qts = [qy]
     if not grey:
@@ -296,6 +319,15 @@ def recover(pixels: np.ndarray, sampling: tuple[int, int], chroma_table: np.ndar
         else:
             qc = estimate_table(np.concatenate([_voters(dcts[1], clean[1]), _voters(dcts[2], clean[2])]), noise)
         qts += [qc, qc]
+    return qts
+
+
+def _recover_with(pixels: np.ndarray, sampling: tuple[int, int], qts: list[np.ndarray], idct: str, fancy: bool,
+                  planes: list[np.ndarray], shapes: list[tuple[int, int]], dcts: list[np.ndarray]) -> Recovered:
+    """recover() of the whole ``pixels`` with these tables (planes, shapes, dcts: _component_dcts')."""
+    h, w = pixels.shape[:2]
+    grey = pixels.ndim == 2
+    hs, vs = sampling
     coefs = [np.clip(np.round(d / q), -2047, 2047).astype(np.int64) for d, q in zip(dcts, qts, strict=True)]
     # First in each component's own plane (the targets are the decoder's samples, exact where
     # decoder_planes found them): the coefficients whose integer IDCT gives those samples.
@@ -317,7 +349,50 @@ def recover(pixels: np.ndarray, sampling: tuple[int, int], chroma_table: np.ndar
         for ci, (e, s, q) in enumerate(zip(errs, shapes, qts, strict=True)):
             delta = fdct(jd.plane_to_blocks(_pad(e, *s))) / q
             coefs[ci] = np.clip(coefs[ci] + np.round(delta).astype(np.int64), -2047, 2047)
+    assert best is not None
     return best
+
+
+def _own_blocks(ci: int, sampling: tuple[int, int], width: int, y0: int, y1: int, c0: int, c1: int) -> slice:
+    """Component ``ci``'s blocks of a band's own rows [y0, y1), in the blocks of its rows with
+    context [c0, c1) (jd.bands)."""
+    per = 8 if ci == 0 else 8 * sampling[1]  # picture rows per block row of this component
+    bw = jd.blocks_shape(c1 - c0, width, ci, sampling)[1]
+    return slice((y0 - c0) // per * bw, -(-(y1 - c0) // per) * bw)
+
+
+def _recover_banded(pixels: np.ndarray, sampling: tuple[int, int], spans: list[tuple[int, int, int, int]],
+                    chroma_table: np.ndarray | None, idct: str, fancy: bool) -> Recovered:
+    """recover() of a large picture in bounded memory: the tables estimated on TABLE_STRIPS strips
+    spread over it, then every band (with its MCU row of context on each side, so its own rows see
+    their neighbours) recovered with those tables, its own block rows kept. What a band's seam
+    recovers less well is left to the residual, like any other miss."""
+    h, w = pixels.shape[:2]
+    grey = pixels.ndim == 2
+    strips = jd.bands(h, w, sampling, TABLE_SAMPLE_PIXELS // TABLE_STRIPS)
+    picks = sorted({strips[i * (len(strips) - 1) // max(1, TABLE_STRIPS - 1)] for i in range(TABLE_STRIPS)})
+    ncomp = 1 if grey else 3
+    dcts: list[list[np.ndarray]] = [[] for _ in range(ncomp)]
+    clean: list[list[np.ndarray]] = [[] for _ in range(ncomp)]
+    for y0, y1, c0, c1 in picks:  # with context: a strip's edge blocks would see edge-replicated chroma
+        _, _, d, cl = _component_dcts(pixels[c0:c1], sampling, fancy)
+        for ci in range(ncomp):
+            own = _own_blocks(ci, sampling, w, y0, y1, c0, c1)
+            dcts[ci].append(d[ci][own])
+            clean[ci].append(cl[ci][own])
+    qts = _estimate_tables([np.concatenate(d) for d in dcts], [np.concatenate(c) for c in clean],
+                           grey, chroma_table, IDCT_NOISE[idct])
+    del dcts, clean
+    kept: list[list[np.ndarray]] = [[] for _ in range(ncomp)]
+    for y0, y1, c0, c1 in spans:
+        band = pixels[c0:c1]
+        r = _recover_with(band, sampling, qts, idct, fancy, *_component_dcts(band, sampling, fancy)[:3])
+        for ci, c in enumerate(r.coefs):
+            kept[ci].append(c[_own_blocks(ci, sampling, w, y0, y1, c0, c1)])
+    coefs = [np.concatenate(k) for k in kept]
+    dec = jd.decode(coefs, qts, sampling, h, w, idct, fancy)
+    exact = float(np.mean(dec == pixels))
+    return Recovered(sampling, [q.astype(np.uint16) for q in qts], coefs, dec, exact, idct, fancy)
 
 
 def window(pixels: np.ndarray, side: int) -> np.ndarray:
@@ -659,17 +734,16 @@ def recover_picture(pixels: np.ndarray) -> Recovered | None:
 def _polished(pixels: np.ndarray, r: Recovered) -> Recovered:
     """``r`` with jpeg_polish's luma moves when they decode more samples exactly."""
     qts = [q.astype(np.int64) for q in r.qts]
-    coefs = [c.astype(np.int64) for c in r.coefs]
-    luma = jpeg_polish.polish_luma(pixels, coefs, qts, r.sampling, r.idct, r.fancy)
+    luma = jpeg_polish.polish_luma(pixels, r.coefs, qts, r.sampling, r.idct, r.fancy)
     if luma is None:
         return r
-    coefs[0] = luma
+    coefs = [luma, *r.coefs[1:]]
     h, w = pixels.shape[:2]
     dec = jd.decode(coefs, qts, r.sampling, h, w, r.idct, r.fancy)
     exact = float(np.mean(dec == pixels))
     if exact <= r.exact:
         return r
-    return Recovered(r.sampling, r.qts, [c.astype(np.int16) for c in coefs], dec, exact, r.idct, r.fancy)
+    return Recovered(r.sampling, r.qts, coefs, dec, exact, r.idct, r.fancy)
 
 
 def encode(pixels: np.ndarray, effort: int, recovered: Recovered | None = None
@@ -694,7 +768,9 @@ def residual_payload(r: Recovered, pixels: np.ndarray, effort: int) -> bytes:
     """What the recovered coefficients' decode misses, mod 256 around 128, as JPEG XL."""
     from . import intra
 
-    return intra.encode_pixels(((pixels.astype(np.int16) - r.decoded + 128) & 255).astype(np.uint8), effort)
+    res = np.subtract(pixels, r.decoded, dtype=np.uint8)  # uint8 arithmetic wraps: mod 256 for free
+    res += 128
+    return intra.encode_pixels(res, effort)
 
 
 PRED_OFFSET = 4096  # difference planes: coefficient - predicted coefficient, both in [-2047, 2047]
@@ -741,4 +817,6 @@ def reconstruct(desc: dict, sections: dict[str, bytes], payload: bytes, shape: t
         imgs = [f.result() for f in futs]
         res = fres.result()
     dec = decode_coefficients(desc, imgs, shape, predicted, pred)
-    return ((res.astype(np.int16) + dec - 128) & 255).astype(np.uint8)
+    dec += res  # uint8 arithmetic wraps: (res + dec - 128) mod 256 in place
+    dec -= 128
+    return dec

@@ -76,10 +76,36 @@ def _float_samples(c: np.ndarray, q: np.ndarray, basis: np.ndarray) -> np.ndarra
     return c.astype(np.float64) @ basis + 128.0
 
 
+BAND_PIXELS = 1 << 19  # larger pictures are polished band by band (the work arrays take ~100 bytes a pixel)
+
+
 def polish_luma(pixels: np.ndarray, coefs: list[np.ndarray], qts: list[np.ndarray],
                 sampling: tuple[int, int], idct: str, fancy: bool) -> np.ndarray | None:
-    """Luma coefficients (N x 8 x 8 int64) with fewer mismatched samples, or None when no move helps
-    (no fine steps, or nothing off)."""
+    """Luma coefficients (N x 8 x 8 int16) with fewer mismatched samples, or None when no move helps
+    (no fine steps, or nothing off). Band by band (jd.bands): a block's moves depend only on its
+    own samples and the chroma decoded over them, which a band with its context decodes exactly
+    as the whole picture does, so the result is the same as polishing the picture whole."""
+    h, w = pixels.shape[:2]
+    spans = jd.bands(h, w, sampling, BAND_PIXELS)
+    if len(spans) == 1:
+        return polish_whole(pixels, coefs, qts, sampling, idct, fancy)
+    bw = jd.blocks_shape(h, w, 0, sampling)[1]
+    out = np.asarray(coefs[0], dtype=np.int16).copy()
+    moved = False
+    for y0, y1, c0, c1 in spans:
+        luma = polish_whole(pixels[c0:c1], jd.band_coefs(coefs, h, w, sampling, c0, c1), qts, sampling, idct, fancy)
+        if luma is None:
+            continue
+        own = luma[(y0 - c0) // 8 * bw: -(-(y1 - c0) // 8) * bw]
+        dst = slice(y0 // 8 * bw, -(-y1 // 8) * bw)
+        moved |= not np.array_equal(out[dst], own)
+        out[dst] = own
+    return out if moved else None
+
+
+def polish_whole(pixels: np.ndarray, coefs: list[np.ndarray], qts: list[np.ndarray],
+                 sampling: tuple[int, int], idct: str, fancy: bool) -> np.ndarray | None:
+    """polish_luma() of the picture in one piece."""
     q = np.asarray(qts[0], dtype=np.int64).reshape(64)
     ks = np.flatnonzero(q <= MAX_STEP)
     if ks.size == 0:
@@ -128,4 +154,4 @@ def polish_luma(pixels: np.ndarray, coefs: list[np.ndarray], qts: list[np.ndarra
         c[kb], y[kb], cur[kb] = trial[keep], ty[keep], tm[keep]
         yf[kb] = _float_samples(c[kb], q, basis)
         moved_any = True
-    return c.reshape(-1, 8, 8) if moved_any else None
+    return c.reshape(-1, 8, 8).astype(np.int16) if moved_any else None
