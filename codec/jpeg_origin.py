@@ -353,14 +353,6 @@ def _recover_with(pixels: np.ndarray, sampling: tuple[int, int], qts: list[np.nd
     return best
 
 
-def _own_blocks(ci: int, sampling: tuple[int, int], width: int, y0: int, y1: int, c0: int, c1: int) -> slice:
-    """Component ``ci``'s blocks of a band's own rows [y0, y1), in the blocks of its rows with
-    context [c0, c1) (jd.bands)."""
-    per = 8 if ci == 0 else 8 * sampling[1]  # picture rows per block row of this component
-    bw = jd.blocks_shape(c1 - c0, width, ci, sampling)[1]
-    return slice((y0 - c0) // per * bw, -(-(y1 - c0) // per) * bw)
-
-
 def _recover_banded(pixels: np.ndarray, sampling: tuple[int, int], spans: list[tuple[int, int, int, int]],
                     chroma_table: np.ndarray | None, idct: str, fancy: bool) -> Recovered:
     """recover() of a large picture in bounded memory: the tables estimated on TABLE_STRIPS strips
@@ -376,10 +368,11 @@ def _recover_banded(pixels: np.ndarray, sampling: tuple[int, int], spans: list[t
     clean: list[list[np.ndarray]] = [[] for _ in range(ncomp)]
     for y0, y1, c0, c1 in picks:  # with context: a strip's edge blocks would see edge-replicated chroma
         _, _, d, cl = _component_dcts(pixels[c0:c1], sampling, fancy)
+        own_d = jd.band_coefs(d, c1 - c0, w, sampling, y0 - c0, y1 - c0)
+        own_c = jd.band_coefs(cl, c1 - c0, w, sampling, y0 - c0, y1 - c0)
         for ci in range(ncomp):
-            own = _own_blocks(ci, sampling, w, y0, y1, c0, c1)
-            dcts[ci].append(d[ci][own])
-            clean[ci].append(cl[ci][own])
+            dcts[ci].append(own_d[ci])
+            clean[ci].append(own_c[ci])
     qts = _estimate_tables([np.concatenate(d) for d in dcts], [np.concatenate(c) for c in clean],
                            grey, chroma_table, IDCT_NOISE[idct])
     del dcts, clean
@@ -387,8 +380,8 @@ def _recover_banded(pixels: np.ndarray, sampling: tuple[int, int], spans: list[t
     for y0, y1, c0, c1 in spans:
         band = pixels[c0:c1]
         r = _recover_with(band, sampling, qts, idct, fancy, *_component_dcts(band, sampling, fancy)[:3])
-        for ci, c in enumerate(r.coefs):
-            kept[ci].append(c[_own_blocks(ci, sampling, w, y0, y1, c0, c1)])
+        for ci, c in enumerate(jd.band_coefs(r.coefs, c1 - c0, w, sampling, y0 - c0, y1 - c0)):
+            kept[ci].append(c)
     coefs = [np.concatenate(k) for k in kept]
     dec = jd.decode(coefs, qts, sampling, h, w, idct, fancy)
     exact = float(np.mean(dec == pixels))

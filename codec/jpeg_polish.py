@@ -96,7 +96,7 @@ def polish_luma(pixels: np.ndarray, coefs: list[np.ndarray], qts: list[np.ndarra
         luma = polish_whole(pixels[c0:c1], jd.band_coefs(coefs, h, w, sampling, c0, c1), qts, sampling, idct, fancy)
         if luma is None:
             continue
-        own = luma[(y0 - c0) // 8 * bw: -(-(y1 - c0) // 8) * bw]
+        own = jd.band_coefs([luma], c1 - c0, w, sampling, y0 - c0, y1 - c0)[0]
         dst = slice(y0 // 8 * bw, -(-y1 // 8) * bw)
         moved |= not np.array_equal(out[dst], own)
         out[dst] = own
