@@ -110,3 +110,13 @@ def test_banded_polish_equals_whole_polish(monkeypatch: pytest.MonkeyPatch) -> N
     banded = jpeg_polish.polish_luma(px, rec.coefs, qts, rec.sampling, rec.idct, rec.fancy)
     assert whole is not None and banded is not None
     assert np.array_equal(banded, whole) and not np.array_equal(whole, rec.coefs[0])
+
+
+def test_colour_conversion_tables_equal_the_formula_on_every_input() -> None:
+    """ycc_to_rgb's lookup tables give jdcolor.c's arithmetic for all 2^24 (Y, Cb, Cr) triples."""
+    cb, cr = (a.astype(np.uint8) for a in np.meshgrid(np.arange(256), np.arange(256), indexing="ij"))
+    for y0 in range(0, 256, 32):  # 32 luma values at a time: the formula's int64 planes stay small
+        y = np.repeat(np.arange(y0, y0 + 32, dtype=np.uint8), 256 * 256).reshape(32, 256, 256)
+        b = np.broadcast_to(cb, y.shape)
+        r = np.broadcast_to(cr, y.shape)
+        assert np.array_equal(jpeg_decoder.ycc_to_rgb(y, b, r), jpeg_decoder.ycc_to_rgb_formula(y, b, r))
