@@ -106,8 +106,11 @@ class FilesMixin(ChunksMixin):
                        if node.is_reg and node.has_object and (of is None or of.reader_fd < 0) else None)
             rec = ObjectRecord.unpack(raw) if raw is not None else None
             if rec is not None and rec.codec != CODEC_VERBATIM:
-                if path is not None and not self.rebuilt.cached(node.object_id, rec.gen):
-                    self._read_ahead_after(path)
+                # Queued for read-ahead but not started: built here instead, so the reader's core and
+                # the read-ahead's each rebuild a file (waiting on the queue would leave one idle).
+                self.readahead.claim((node.object_id, rec.gen))
+                if path is not None:
+                    self._read_ahead_after(path)  # at every open, cached or not: the builder stays ahead
                 try:
                     self.rebuilt.ensure(node.object_id, rec.gen, lambda: self.rebuild(node.object_id, rec.gen))
                 except Exception:
