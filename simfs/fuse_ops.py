@@ -27,7 +27,30 @@ log = logging.getLogger("simfs.fuse")
 # that pair and turn it into Vfs.hide(), so fstat on an unlinked open file works (hard_remove would
 # make it fail with ESTALE) and no .fuse_hidden file ever shows up or survives the mount.
 HIDDEN_NAME = re.compile(r"\.fuse_hidden[0-9a-f]{16}\Z")
-_thread = threading.local()
+
+
+class _PerWorker:
+    """Per libfuse worker thread: callback count and the last hidden-name probe. Keyed by the OS
+    thread, not threading.local: ctypes gives a foreign thread a fresh Python thread state for each
+    callback, so a threading.local starts empty every time (the pair above was never recognised,
+    and `.fuse_hidden*` names showed up in listings)."""
+
+    __slots__ = ("seq", "hide_probe")
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.hide_probe: tuple[str, int] | None = None
+
+
+_workers: dict[int, _PerWorker] = {}
+
+
+def _worker() -> _PerWorker:
+    tid = threading.get_ident()
+    state = _workers.get(tid)
+    if state is None:
+        state = _workers[tid] = _PerWorker()  # one per thread: a dict store is atomic under the GIL
+    return state
 # Set by request_exit(): the next callback ends libfuse's loop from inside (fuse_exit needs a context).
 _exit_requested = threading.Event()
 
@@ -83,7 +106,7 @@ class SimfsFuse(mfusepy.FUSE):
 
     def _wrapper(self, func: Any, *args: Any, **kwargs: Any) -> Any:
         # Count callbacks per worker thread: the hide detection needs "the very next call".
-        _thread.seq = getattr(_thread, "seq", 0) + 1
+        _worker().seq += 1
         if _exit_requested.is_set():
             mfusepy.fuse_exit()  # this worker answers the request, then the loop ends and libfuse unmounts
         if func.__name__ == "init":
@@ -149,7 +172,8 @@ class FuseOperations(mfusepy.Operations):
             return self.vfs.getattr(path, _fh(fh))
         except OSError as exc:
             if exc.errno == errno.ENOENT and path and fh is None and HIDDEN_NAME.search(path):
-                _thread.hide_probe = (path, getattr(_thread, "seq", 0))
+                me = _worker()
+                me.hide_probe = (path, me.seq)
             raise
 
     def chmod(self, path: str | None, mode: int, fi: Any = None) -> int:
@@ -198,9 +222,9 @@ class FuseOperations(mfusepy.Operations):
         return 0
 
     def rename(self, old: str, new: str, flags: int = 0) -> int:
-        probe = getattr(_thread, "hide_probe", None)
-        _thread.hide_probe = None
-        if probe is not None and not flags and probe == (new, getattr(_thread, "seq", 0) - 1):
+        me = _worker()
+        probe, me.hide_probe = me.hide_probe, None
+        if probe is not None and not flags and probe == (new, me.seq - 1):
             self.vfs.hide(old, new)
         else:
             self.vfs.rename(old, new, flags)

@@ -74,11 +74,20 @@ def test_unlink_of_open_file_and_rename_over_open_file(mount: Mount) -> None:
     assert not (mnt / "open.txt").exists()
     assert fh.read() == b"keep reading me"
     assert os.fstat(fh.fileno()).st_nlink == 0
+    assert not [n for n in os.listdir(mnt) if n.startswith(".fuse_hidden")], "the unlinked file is hidden"
     fh.close()
+    (mnt / "dir").mkdir()  # a directory whose only file is open and unlinked is empty: rmdir works
+    (mnt / "dir" / "f").write_bytes(b"in dir")
+    fd = os.open(mnt / "dir" / "f", os.O_RDONLY)
+    os.unlink(mnt / "dir" / "f")
+    os.rmdir(mnt / "dir")
+    assert os.pread(fd, 100, 0) == b"in dir"
+    os.close(fd)
     (mnt / "a").write_bytes(b"AAAA")
     (mnt / "b").write_bytes(b"BBBB")
     fb = open(mnt / "b", "rb")
     os.rename(mnt / "a", mnt / "b")  # replaces an open file
+    assert sorted(n for n in os.listdir(mnt) if n in ("a", "b") or n.startswith(".fuse_hidden")) == ["b"]
     assert fb.read() == b"BBBB"
     fb.close()
     assert (mnt / "b").read_bytes() == b"AAAA"
