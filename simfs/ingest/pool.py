@@ -21,10 +21,17 @@ log = logging.getLogger("simfs.ingest")
 T = TypeVar("T")
 
 
-def _watch_parent(parent: int) -> None:
-    """In each worker: exit as soon as the daemon is gone (kill -9 leaves no orphan computing)."""
+def _worker_init(parent: int) -> None:
+    """In each worker: run niced, and exit as soon as the daemon is gone (kill -9 leaves no orphan
+    computing). Niced because the codec keeps every core busy for seconds per photo: the daemon's
+    FUSE threads and the programs using the mount come first, as the read-ahead threads do."""
     import os
     import time
+
+    try:
+        os.nice(10)
+    except OSError:
+        pass
 
     def loop() -> None:
         while True:
@@ -53,7 +60,7 @@ class CodecPool:
             if self._executor is None:
                 self._executor = cf.ProcessPoolExecutor(self.processes,
                                                         mp_context=multiprocessing.get_context("spawn"),
-                                                        initializer=_watch_parent, initargs=(os.getpid(),))
+                                                        initializer=_worker_init, initargs=(os.getpid(),))
             return self._executor
 
     def run(self, fn: Callable[..., T], *args: Any) -> T:

@@ -154,6 +154,8 @@ def test_codec_pool_runs_jobs_in_another_process_and_survives_a_dead_worker() ->
     pool = CodecPool(1)
     try:
         assert pool.run(os.getpid) != os.getpid()
+        # niced below the daemon (its FUSE threads come first), whatever the daemon's own nice value
+        assert pool.run(os.getpriority, os.PRIO_PROCESS, 0) == min(19, os.getpriority(os.PRIO_PROCESS, 0) + 10)
         with pytest.raises(JobFailed):
             pool.run(os._exit, 3)  # the worker dies mid-job: that job fails, the pool is rebuilt
         assert pool.run(abs, -5) == 5
