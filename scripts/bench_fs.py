@@ -8,7 +8,8 @@ Measures, for each target: large-file write MB/s (copy + close, which commits du
 large-file read MB/s cold (after remount and dropping the page cache, when allowed) and warm,
 small-file write and read files/s, and (with --tree) copying a real directory tree in and reading
 it back; with --sparse, small durable writes into a large sparse file (time and space used) and a
-4 KiB edit of a large file; with --latency, stat/ls latency of other files meanwhile. The last
+4 KiB edit of a large file; with --latency, the idle cost of a stat and an `ls -l`, then stat/ls
+latency of other files during a 2 GiB truncate, a 1 GiB write and (--photos) an ingest. The last
 column is simfs / plain.
 """
 
@@ -170,6 +171,29 @@ def _photo_ingest(target, src: Path, dst: Path) -> None:
         target.wait_ingest()
 
 
+def stat_cost(root: Path, out: dict[str, float]) -> None:
+    """Idle cost of metadata calls: one stat, and `ls -l` (readdir + a stat per entry) of 200 files."""
+    d = root / "statdir"
+    d.mkdir()
+    for i in range(200):
+        (d / f"f{i:03d}").write_bytes(b"x")
+    one = d / "f000"
+    for _ in range(200):
+        os.stat(one)  # warm the dentries
+    t = time.perf_counter()
+    for _ in range(5000):
+        os.stat(one)
+    out["idle stat us"] = (time.perf_counter() - t) / 5000 * 1e6
+    runs = []
+    for _ in range(10):
+        t = time.perf_counter()
+        for e in os.scandir(d):
+            e.stat(follow_symlinks=False)
+        runs.append(time.perf_counter() - t)
+    out["idle ls -l of 200 files ms"] = sorted(runs)[len(runs) // 2] * 1e3
+    shutil.rmtree(d)
+
+
 def bench(target, args) -> dict[str, float]:
     out: dict[str, float] = {}
     target.start()
@@ -216,6 +240,7 @@ def bench(target, args) -> dict[str, float]:
     if args.sparse:
         sparse_edits(root, out, args.sparse)
     if args.latency:
+        stat_cost(root, out)
         big = root / "huge.bin"
         latency_during(root, "truncate 2 GiB", lambda: subprocess.run(["truncate", "-s", "2G", str(big)], check=True), out)
         big.unlink()
