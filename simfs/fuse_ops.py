@@ -45,8 +45,8 @@ class _PerWorker:
 _workers: dict[int, _PerWorker] = {}
 # Also per worker: its Python thread state is kept between callbacks (one extra PyGILState_Ensure,
 # never released). Otherwise ctypes creates and tears one down around every callback: measured,
-# a stat through the mount took 225-238 us of daemon CPU, 148-180 us pinned; `ls -l` of 175 files
-# 57-71 ms -> 40-48 ms. Only while libfuse keeps its idle threads (max_idle_threads >= max_threads,
+# a stat through the mount took 225-238 us of daemon CPU, 141-160 us pinned; `ls -l` of 175 files
+# 57-71 ms -> 37-42 ms. Only while libfuse keeps its idle threads (max_idle_threads >= max_threads,
 # the mount's default): a worker thread that exits would take its pinned state with it, leaked.
 _pin_thread_states = False
 
@@ -59,6 +59,8 @@ def _worker() -> _PerWorker:
         if _pin_thread_states:
             ctypes.pythonapi.PyGILState_Ensure()
     return state
+
+
 # Set by request_exit(): the next callback ends libfuse's loop from inside (fuse_exit needs a context).
 _exit_requested = threading.Event()
 
