@@ -211,22 +211,13 @@ def _ycc_tables() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 CR_R, CB_B, CR_G, CB_G = _ycc_tables()
-# The same arithmetic folded into lookup tables, exact by construction (a test compares all 2^24
-# inputs with the formula): R and B as clipped uint8 over (Y, Cr) and (Y, Cb), G's chroma term
+# jdcolor.c's arithmetic folded into lookup tables, exact by construction (a test compares all 2^24
+# inputs with the formula written out): R and B as clipped uint8 over (Y, Cr) and (Y, Cb), G's chroma term
 # over (Cb, Cr). About 2x faster than int64 planes and a stack, and 8x less memory.
 _Y = np.arange(256, dtype=np.int64)[:, None]
 R_LUT = np.clip(_Y + CR_R[None, :], 0, 255).astype(np.uint8).ravel()
 B_LUT = np.clip(_Y + CB_B[None, :], 0, 255).astype(np.uint8).ravel()
 G_CHROMA = ((CB_G[:, None] + CR_G[None, :]) >> 16).astype(np.int16).ravel()
-
-
-def ycc_to_rgb_formula(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:
-    """jdcolor.c ycc_rgb_convert written out (the reference ycc_to_rgb's tables are checked against)."""
-    yy = y.astype(np.int64)
-    r = yy + CR_R[cr]
-    g = yy + ((CB_G[cb] + CR_G[cr]) >> 16)
-    b = yy + CB_B[cb]
-    return np.clip(np.stack([r, g, b], axis=-1), 0, 255).astype(np.uint8)
 
 
 def ycc_to_rgb(y: np.ndarray, cb: np.ndarray, cr: np.ndarray) -> np.ndarray:

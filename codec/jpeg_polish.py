@@ -89,7 +89,6 @@ def polish_luma(pixels: np.ndarray, coefs: list[np.ndarray], qts: list[np.ndarra
     spans = jd.bands(h, w, sampling, BAND_PIXELS)
     if len(spans) == 1:
         return polish_whole(pixels, coefs, qts, sampling, idct, fancy)
-    bw = jd.blocks_shape(h, w, 0, sampling)[1]
     out = np.asarray(coefs[0], dtype=np.int16).copy()
     moved = False
     for y0, y1, c0, c1 in spans:
@@ -97,9 +96,9 @@ def polish_luma(pixels: np.ndarray, coefs: list[np.ndarray], qts: list[np.ndarra
         if luma is None:
             continue
         own = jd.band_coefs([luma], c1 - c0, w, sampling, y0 - c0, y1 - c0)[0]
-        dst = slice(y0 // 8 * bw, -(-y1 // 8) * bw)
-        moved |= not np.array_equal(out[dst], own)
-        out[dst] = own
+        dst = jd.band_coefs([out], h, w, sampling, y0, y1)[0]  # a view: written through
+        moved |= not np.array_equal(dst, own)
+        dst[...] = own
     return out if moved else None
 
 

@@ -108,9 +108,12 @@ class FilesMixin(ChunksMixin):
             if rec is not None and rec.codec != CODEC_VERBATIM:
                 # Queued for read-ahead but not started: built here instead, so the reader's core and
                 # the read-ahead's each rebuild a file (waiting on the queue would leave one idle).
-                self.readahead.claim((node.object_id, rec.gen))
-                if path is not None:
-                    self._read_ahead_after(path)  # at every open, cached or not: the builder stays ahead
+                key = (node.object_id, rec.gen)
+                self.readahead.claim(key)
+                # A cold open, or one that reaches a file the read-ahead built: the next files are due
+                # (so the builders stay ahead). Re-opening a cached file scans nothing.
+                if path is not None and (not self.rebuilt.cached(*key) or self.readahead.consumed(key)):
+                    self._read_ahead_after(path)
                 try:
                     self.rebuilt.ensure(node.object_id, rec.gen, lambda: self.rebuild(node.object_id, rec.gen))
                 except Exception:

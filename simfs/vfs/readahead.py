@@ -37,6 +37,7 @@ class ReadAhead:
         self._lock = threading.Lock()
         self._last_dir: str | None = None
         self._queued: dict[tuple[bytes, int], Future[None]] = {}
+        self._built: set[tuple[bytes, int]] = set()  # rebuilt ahead and not opened yet
         self._closed = False
 
     def sequential(self, directory: str) -> bool:
@@ -54,6 +55,10 @@ class ReadAhead:
             def run() -> None:
                 try:
                     job()
+                    with self._lock:
+                        if len(self._built) > 64 * DEPTH:  # files never opened after all
+                            self._built.clear()
+                        self._built.add(key)
                 except Exception as exc:  # the reader's own open reports damage (EIO + log); keep quiet here
                     log.debug("read-ahead of %s failed: %s", key[0].hex(), exc)
                 finally:
@@ -62,6 +67,15 @@ class ReadAhead:
 
             self._queued[key] = self.pool.submit(run)
         return True
+
+    def consumed(self, key: tuple[bytes, int]) -> bool:
+        """True (once) when the file being opened is one the read-ahead rebuilt: the reader caught up
+        with it, so the next files are due."""
+        with self._lock:
+            if key in self._built:
+                self._built.discard(key)
+                return True
+            return False
 
     def claim(self, key: tuple[bytes, int]) -> bool:
         """Take a queued job back before it starts (the reader builds that file itself): True if taken."""

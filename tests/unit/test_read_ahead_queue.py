@@ -31,6 +31,14 @@ def test_a_queued_job_is_claimed_and_never_runs_a_running_one_is_not() -> None:
         assert ra.submit((b"c", 1), lambda: (ran.append("c"), done.set()))
         release.set()
         assert done.wait(10)
+        for _ in range(100):  # the job's bookkeeping ends just after its last line
+            if ra.consumed((b"c", 1)):
+                break
+            threading.Event().wait(0.01)
+        else:
+            raise AssertionError("a file rebuilt ahead is reported once as consumed")
+        assert not ra.consumed((b"c", 1)), "only once"
+        assert not ra.consumed((b"b", 1)), "a claimed job was never built"
     finally:
         release.set()
         ra.shutdown()
