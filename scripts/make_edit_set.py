@@ -162,40 +162,46 @@ EDITS: dict[str, dict[str, Callable[[Path, Path], None]]] = {
 }
 
 
+def generate(out: Path, sources: Path, edits: dict[str, dict[str, Callable[[Path, Path], None]]],
+             kinds: list[str], names: tuple[str, ...] = DEFAULT_SOURCES) -> list[dict]:
+    """Write OUT/src/<source>.png, OUT/<kind>/<source>__<edit>.png and OUT/pairs.tsv; return the rows."""
+    (out / "src").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for rel in names:
+        src = sources / rel
+        if not src.exists():
+            print(f"  missing source {src}", file=sys.stderr)
+            continue
+        name = rel.replace("/", "_").removesuffix(".png")
+        ref = out / "src" / f"{name}.png"
+        shutil.copyfile(src, ref)
+        for kind in kinds:
+            (out / kind).mkdir(exist_ok=True)
+            for edit, fn in edits[kind].items():
+                dst = out / kind / f"{name}__{edit}.png"
+                try:
+                    fn(ref, dst)
+                except Exception as e:  # a missing tool skips that edit, not the set
+                    print(f"  {edit} failed on {name}: {e}", file=sys.stderr)
+                    continue
+                rows.append({"target": str(dst.relative_to(out)), "reference": str(ref.relative_to(out)),
+                             "group": kind, "edit": edit})
+        print(f"  {name}: done", file=sys.stderr, flush=True)
+    with open(out / "pairs.tsv", "w", newline="") as f:
+        w = csv.DictWriter(f, ["target", "reference", "group", "edit"], delimiter="\t")
+        w.writeheader()
+        w.writerows(rows)
+    print(f"{len(rows)} edited copies of {len(names)} photos in {out}; pairs in {out / 'pairs.tsv'}")
+    return rows
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out", type=Path)
     ap.add_argument("--sources", type=Path, default=Path(__file__).resolve().parents[2] / "shared/data/devset")
     ap.add_argument("--only", default="", help="comma-separated kinds to generate (default all)")
     args = ap.parse_args()
-    kinds = [k for k in args.only.split(",") if k] or list(EDITS)
-    (args.out / "src").mkdir(parents=True, exist_ok=True)
-    rows = []
-    for rel in DEFAULT_SOURCES:
-        src = args.sources / rel
-        if not src.exists():
-            print(f"  missing source {src}", file=sys.stderr)
-            continue
-        name = rel.replace("/", "_").removesuffix(".png")
-        ref = args.out / "src" / f"{name}.png"
-        shutil.copyfile(src, ref)
-        for kind in kinds:
-            (args.out / kind).mkdir(exist_ok=True)
-            for edit, fn in EDITS[kind].items():
-                dst = args.out / kind / f"{name}__{edit}.png"
-                try:
-                    fn(ref, dst)
-                except Exception as e:  # a missing tool skips that edit, not the set
-                    print(f"  {edit} failed on {name}: {e}", file=sys.stderr)
-                    continue
-                rows.append({"target": str(dst.relative_to(args.out)), "reference": str(ref.relative_to(args.out)),
-                             "group": kind, "edit": edit})
-        print(f"  {name}: done", file=sys.stderr, flush=True)
-    with open(args.out / "pairs.tsv", "w", newline="") as f:
-        w = csv.DictWriter(f, ["target", "reference", "group", "edit"], delimiter="\t")
-        w.writeheader()
-        w.writerows(rows)
-    print(f"{len(rows)} edited copies of {len(DEFAULT_SOURCES)} photos in {args.out}; pairs in {args.out / 'pairs.tsv'}")
+    generate(args.out, args.sources, EDITS, [k for k in args.only.split(",") if k] or list(EDITS))
     return 0
 
 
