@@ -438,9 +438,27 @@ def _fitted_resampling(t3: np.ndarray, rb: np.ndarray, scored: list[tuple[float,
     else:
         size, off = (int(g["size"][0]), int(g["size"][1])), (int(g["dx"]), int(g["dy"]))
     try:
-        return {**resample.fit(r, t3, size, off), "k": k}
+        g_int = {**resample.fit(r, t3, size, off), "k": k}
     except (np.linalg.LinAlgError, ValueError, MemoryError):
         return None
+    # A crop that was then rescaled (or a copy shrunk in steps) scales the reference to a size that
+    # is not a whole number of pixels: register the scale and offset to 1/64 pixel and fit again
+    # when that moves the far edge by more than a twentieth of a pixel; the better fit is kept.
+    sub = resample.refine_geometry(r, t3, size, off)
+    if sub is None:
+        return g_int
+    den = resample.SUBPIXEL_DEN
+    (nsw, nsh), (ndx, ndy) = sub
+    drift = max(abs(w * (size[0] * den / nsw - 1)) + abs(ndx / den - off[0]),
+                abs(h * (size[1] * den / nsh - 1)) + abs(ndy / den - off[1]))
+    if drift < 0.05:
+        return g_int
+    try:
+        g_sub = {**resample.fit(r, t3, (nsw, nsh), (ndx, ndy), den=den), "k": k}
+    except (np.linalg.LinAlgError, ValueError, MemoryError):
+        return g_int
+    pi, ps = resample.apply(r, g_int, (h, w)), resample.apply(r, g_sub, (h, w))
+    return g_sub if _cost(t3, ps) < _cost(t3, pi) else g_int
 
 
 def search(target: np.ndarray, ref: np.ndarray, *, effort: int = 7, max_final: int = 2,

@@ -83,15 +83,17 @@ def test_colour_edit_is_coded_far_below_intra_and_round_trips():
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 2**32 - 1), hh=st.integers(4, 40), ww=st.integers(4, 40),
        h=st.integers(1, 30), w=st.integers(1, 30), dx=st.integers(-5, 5), dy=st.integers(-5, 5),
-       channels=st.sampled_from([1, 3, 4]))
-def test_fitted_resampling_replays_exactly_from_its_parameters(seed, hh, ww, h, w, dx, dy, channels):
-    """Any kernel within the format's limits: the integer decoder is deterministic, in range, and
-    inter.reconstruct rebuilds an arbitrary target exactly."""
+       channels=st.sampled_from([1, 3, 4]), den=st.sampled_from([1, 7, resample.SUBPIXEL_DEN]))
+def test_fitted_resampling_replays_exactly_from_its_parameters(seed, hh, ww, h, w, dx, dy, channels, den):
+    """Any kernel within the format's limits, whole-pixel or sub-pixel geometry: the integer decoder
+    is deterministic, in range, and inter.reconstruct rebuilds an arbitrary target exactly."""
     rng = np.random.default_rng(seed)
     ref = rng.integers(0, 256, (hh, ww, channels), dtype=np.uint8)
-    sw, sh = max(1, w + rng.integers(-3, 4)), max(1, h + rng.integers(-3, 4))
-    tv, th = resample.taps_for(hh, sh), resample.taps_for(ww, sw)
-    g = {"type": "fitres", "size": [int(sw), int(sh)], "dx": dx, "dy": dy, "tv": tv, "th": th, "k": 0,
+    sw = max(1, int((w + rng.integers(-3, 4)) * den + rng.integers(0, den)))
+    sh = max(1, int((h + rng.integers(-3, 4)) * den + rng.integers(0, den)))
+    dx, dy = dx * den + int(rng.integers(0, den)), dy * den + int(rng.integers(0, den))
+    tv, th = resample.taps_for(hh * den, sh), resample.taps_for(ww * den, sw)
+    g = {"type": "fitres", "size": [int(sw), int(sh)], "dx": dx, "dy": dy, "tv": tv, "th": th, "k": 0, "den": den,
          "kv": rng.integers(-resample.MAX_TAP, resample.MAX_TAP, (resample.PHASES + 1) * tv).tolist(),
          "kh": rng.integers(-resample.MAX_TAP, resample.MAX_TAP, (resample.PHASES + 1) * th).tolist()}
     p = resample.apply(ref, g, (h, w))
@@ -105,17 +107,18 @@ def test_fitted_resampling_replays_exactly_from_its_parameters(seed, hh, ww, h, 
 
 @given(seed=st.integers(0, 2**32 - 1), hh=st.integers(1, 90), ww=st.integers(1, 90),
        h=st.integers(1, 80), w=st.integers(1, 80), dx=st.integers(-9, 9), dy=st.integers(-9, 9),
-       channels=st.sampled_from([1, 3, 4]), tap_range=st.sampled_from([6000, resample.MAX_TAP]))
+       channels=st.sampled_from([1, 3, 4]), tap_range=st.sampled_from([6000, resample.MAX_TAP]),
+       den=st.sampled_from([1, resample.SUBPIXEL_DEN]))
 @settings(max_examples=60, deadline=None)
-def test_fast_resampling_gives_the_integer_loops_result(seed, hh, ww, h, w, dx, dy, channels, tap_range):
+def test_fast_resampling_gives_the_integer_loops_result(seed, hh, ww, h, w, dx, dy, channels, tap_range, den):
     """The banded float64 products (taken when every sum stays below 2^52) rebuild exactly the
     prediction of the int64 loop of taps, clipped edge taps included; blobs decode the same
     whichever path runs."""
     rng = np.random.default_rng(seed)
     ref = rng.integers(0, 256, (hh, ww, channels), dtype=np.uint8)
-    sw, sh = int(rng.integers(1, 3 * w + 2)), int(rng.integers(1, 3 * h + 2))
-    tv, th = resample.taps_for(hh, sh), resample.taps_for(ww, sw)
-    g = {"type": "fitres", "size": [sw, sh], "dx": dx, "dy": dy, "tv": tv, "th": th, "k": 0,
+    sw, sh = int(rng.integers(1, (3 * w + 2) * den)), int(rng.integers(1, (3 * h + 2) * den))
+    tv, th = resample.taps_for(hh * den, sh), resample.taps_for(ww * den, sw)
+    g = {"type": "fitres", "size": [sw, sh], "dx": dx * den, "dy": dy * den, "tv": tv, "th": th, "k": 0, "den": den,
          "kv": rng.integers(-tap_range, tap_range + 1, (resample.PHASES + 1) * tv).tolist(),
          "kh": rng.integers(-tap_range, tap_range + 1, (resample.PHASES + 1) * th).tolist()}
     fast = resample.apply(ref, g, (h, w))
@@ -147,11 +150,37 @@ def test_fitted_resampling_recovers_an_unknown_filter():
     assert err < 1.0, err
 
 
+def test_crop_then_rescale_is_fitted_at_sub_pixel_geometry(monkeypatch, devset):
+    """A centre crop of a photo rescaled by 0.7 scales the whole reference to a size that is not a
+    whole number of pixels (751 * 0.7 = 525.7; offsets 75 * 0.7 = 52.5, 56 * 0.7 = 39.2): the
+    geometry registered to 1/64 pixel fits far better than the whole-pixel one, and the blob
+    replays exactly."""
+    import cv2
+    from PIL import Image
+
+    ref = np.asarray(Image.open(devset / "opencv-pairs" / "leuvenA.png").convert("RGB"))
+    crop = ref[56:506, 75:675].astype(np.float32)
+    t = np.clip(np.round(cv2.resize(crop, (420, 315), interpolation=cv2.INTER_AREA)), 0, 255).astype(np.uint8)
+    data = write_png(t, 8, 2)
+    reference = codec.Reference(ref, b"r")
+    sub = codec.encode(data, reference, effort=1)
+    assert sub.mode == "inter" and "fitres" in sub.chosen, (sub.chosen, sub.sizes)
+    assert codec.decode(sub.blob, reference) == data
+    monkeypatch.setattr(resample, "refine_geometry", lambda *a, **k: None)
+    whole = codec.encode(data, reference, effort=1)
+    assert len(sub.blob) < 0.7 * len(whole.blob), (len(sub.blob), len(whole.blob), whole.chosen)
+
+
 def test_bad_fitted_resampling_parameters_are_refused():
     ref = np.zeros((8, 8, 3), np.uint8)
     g = {"type": "fitres", "size": [4, 4], "dx": 0, "dy": 0, "tv": 99, "th": 4, "kv": [], "kh": []}
     with pytest.raises(ValueError):
         resample.apply(ref, g, (4, 4))
+    ok = {"type": "fitres", "size": [4, 4], "dx": 0, "dy": 0, "tv": 4, "th": 4,
+          "kv": [0] * 4 * (resample.PHASES + 1), "kh": [0] * 4 * (resample.PHASES + 1)}
+    for den in (0, -1, resample.MAX_DEN + 1):
+        with pytest.raises(ValueError):
+            resample.apply(ref, {**ok, "den": den}, (4, 4))
 
 
 # --- choice -------------------------------------------------------------------------------------
