@@ -441,6 +441,8 @@ def blob_features(blob: bytes) -> frozenset[str]:
             out.add("jpeg-decoders")  # decoded by libjpeg-turbo's fast IDCT or plain up-sampling
     if d.get("cmap") or any(g.get("type") == "fitres" for g in geoms):
         out.add("fitted-predictions")
+    if any(g.get("type") == "fitres" and int(g.get("den", 1)) != 1 for g in geoms):
+        out.add("subpixel-resampling")  # an older simfs would read the 1/den geometry as whole pixels
     if b.meta.get("palette_colours"):
         out.add("palette-colours")
         if b.meta.get("palette_ranks"):

@@ -210,7 +210,7 @@ def refine_geometry(ref: np.ndarray, target: np.ndarray, size: tuple[int, int], 
     warp = np.array([[sx, 0, (0.5 - dx) * sx - 0.5], [0, sy, (0.5 - dy) * sy - 0.5]], dtype=np.float32)
     crit = (cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 100, 1e-6)
     try:
-        _, warp = cv2.findTransformECC(grey_t, grey_r, warp, cv2.MOTION_AFFINE, crit, None, 5)
+        _, warp = cv2.findTransformECC(grey_t, grey_r, warp, cv2.MOTION_AFFINE, crit, None, 5)  # type: ignore[call-overload]  # no mask: the stubs omit None
     except cv2.error:
         return None
     a = warp.astype(np.float64)

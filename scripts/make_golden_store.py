@@ -17,6 +17,9 @@ tests/golden/v<N>-palette/: the encoded tree plus a photo-like PNG and a posteri
 coded against it in the palette's colours (feature `palette-colours`). `--palette-ranks` writes
 tests/golden/v<N>-palette-ranks/: the same photo and a dithered palette copy of it (a pngquant-like
 quantisation), coded as each index's rank by distance to the photo's colour (feature `palette-ranks`).
+`--subpixel` writes tests/golden/v<N>-subpixel/: the encoded tree plus a photo-like PNG and a copy
+cropped and rescaled at a fractional box (Pillow's ``resize(box=...)``), coded as a fitted resampling
+whose geometry is in 1/64 pixel (feature `subpixel-resampling`).
 
 Run once per released format version, commit the result, never regenerate an old one: the test
 `tests/golden/test_golden_stores.py` proves today's code still mounts, reads and fscks every one.
@@ -223,16 +226,51 @@ def palette_pngs(dithered: bool = False) -> tuple[bytes, bytes]:
 def add_palette(store: OpenStore, vfs: Vfs, ranks: bool = False) -> None:
     """A palette copy coded against its photo in colours (``ranks``: a dithered copy, by its indices'
     ranks by distance to the photo's colours), through the real encoder."""
+    add_pair(store, vfs, ("/photos/palette-photo.png", "/photos/palette-copy.png"), palette_pngs(dithered=ranks),
+             ("palette-colours", "palette-ranks") if ranks else ("palette-colours",))
+
+
+def subpixel_pngs() -> tuple[bytes, bytes]:
+    """A photo-like PNG (smooth field, discs, noise) and a copy cropped to a fractional box and
+    rescaled by 0.6 (Pillow bilinear, deterministic)."""
+    import io
+
+    import cv2
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(5)
+    h, w = 160, 200
+    f = cv2.GaussianBlur(rng.normal(0, 1, (h, w, 3)).astype(np.float32), (0, 0), 6)
+    f = (f - f.min()) / (f.max() - f.min()) * 160 + 40
+    for _ in range(40):
+        y, x = rng.integers(0, h), rng.integers(0, w)
+        r = int(rng.integers(3, 20))
+        cv2.circle(f, (int(x), int(y)), r, tuple(float(v) for v in rng.uniform(20, 235, 3)), -1)
+    f = cv2.GaussianBlur(f, (0, 0), 1.0)
+    photo = Image.fromarray((f + rng.normal(0, 1.5, f.shape)).clip(0, 255).astype(np.uint8))
+    copy = photo.resize((int(w * 0.6), int(h * 0.6)), Image.Resampling.BILINEAR, box=(7.3, 5.6, w - 4.1, h - 3.3))
+    out = []
+    for picture in (photo, copy):
+        b = io.BytesIO()
+        picture.save(b, "PNG")
+        out.append(b.getvalue())
+    return out[0], out[1]
+
+
+def add_pair(store: OpenStore, vfs: Vfs, names: tuple[str, str], pngs: tuple[bytes, bytes],
+             features: tuple[str, ...]) -> None:
+    """Write a base PNG and its copy and code the copy against the base (the real encoder, with its
+    candidate list fixed); the copy's blob must need ``features``."""
     import codec
     from simfs.ingest import EncodeProcessor, Ingestor
     from simfs.ingest.encode import Candidate
     from simfs.store.envelope import HEADER_SIZE
 
-    photo, copy = palette_pngs(dithered=ranks)
     proc = EncodeProcessor(store.objects, chains=vfs.chains, record_of=vfs.object_record,
                            require_feature=store.require_feature)
     ingest = Ingestor(vfs, [proc])
-    for path, data, base in (("/photos/palette-photo.png", photo, None), ("/photos/palette-copy.png", copy, photo)):
+    for path, data, base in ((names[0], pngs[0], None), (names[1], pngs[1], pngs[0])):
         fh = vfs.create(path, 0o644, os.O_WRONLY | os.O_CREAT)
         vfs.write(fh, data, 0)
         vfs.release(fh)
@@ -247,9 +285,8 @@ def add_palette(store: OpenStore, vfs: Vfs, ranks: bool = False) -> None:
         assert rec is not None and rec.codec == 1 and (base is None or rec.has_base), (path, rec)
         if base is not None:
             blob = store.objects.path_of(oid, rec.gen).read_bytes()[HEADER_SIZE:]
-            assert "palette-colours" in codec.blob_features(blob), path
-            assert ranks == ("palette-ranks" in codec.blob_features(blob)), path
-    assert "palette-colours" in store.format.features, store.format.features
+            assert set(features) <= codec.blob_features(blob), (path, codec.blob_features(blob))
+    assert set(features) <= set(store.format.features), store.format.features
 
 
 def add_chunked(vfs: Vfs) -> None:
@@ -271,10 +308,10 @@ def add_chunked(vfs: Vfs) -> None:
 
 def build(store_dir: Path, *, encoded: bool = False, chains: bool = False, chunked: bool = False,
           jpeg: bool = False, jpeg_decoders: bool = False, palette: bool = False,
-          palette_ranks: bool = False) -> dict:
+          palette_ranks: bool = False, subpixel: bool = False) -> dict:
     store = OpenStore(store_dir, create=True)
     processors = []
-    if encoded or chains or jpeg or jpeg_decoders or palette or palette_ranks:
+    if encoded or chains or jpeg or jpeg_decoders or palette or palette_ranks or subpixel:
         from simfs.ingest import EncodeProcessor
 
         store.require_feature("encoded-objects")
@@ -292,7 +329,7 @@ def build(store_dir: Path, *, encoded: bool = False, chains: bool = False, chunk
     vfs.setxattr("/photos/2026/beach.png", "user.album", b"summer")
     vfs.chmod("/docs/readme.txt", 0o600)
     vfs.utimens("/docs/readme.txt", ((1_700_000_000, 1), (1_700_000_000, 2)))
-    if encoded or chains or jpeg or jpeg_decoders or palette or palette_ranks:
+    if encoded or chains or jpeg or jpeg_decoders or palette or palette_ranks or subpixel:
         from simfs.catalog import keys
         from simfs.catalog.records import ObjectRecord
         from simfs.ingest import Ingestor
@@ -311,6 +348,9 @@ def build(store_dir: Path, *, encoded: bool = False, chains: bool = False, chunk
         add_jpeg(store, vfs, fast_decoder=jpeg_decoders)
     if palette or palette_ranks:
         add_palette(store, vfs, ranks=palette_ranks)
+    if subpixel:
+        add_pair(store, vfs, ("/photos/subpixel-photo.png", "/photos/subpixel-crop.png"), subpixel_pngs(),
+                 ("fitted-predictions", "subpixel-resampling"))
     manifest = {}
     for raw_path, _ino in sorted(vfs.iter_paths()):
         path = raw_path.decode("utf-8", "surrogateescape")
@@ -338,9 +378,10 @@ def main() -> int:
     jpeg_decoders = "--jpeg-decoders" in sys.argv
     palette = "--palette" in sys.argv
     palette_ranks = "--palette-ranks" in sys.argv
+    subpixel = "--subpixel" in sys.argv
     suffix = ("-chains" if chains else "-encoded" if encoded else "-chunked" if chunked else "-jpeg" if jpeg
               else "-jpeg-decoders" if jpeg_decoders else "-palette" if palette
-              else "-palette-ranks" if palette_ranks else "")
+              else "-palette-ranks" if palette_ranks else "-subpixel" if subpixel else "")
     out = REPO / "tests" / "golden" / f"v{FORMAT_VERSION_WRITTEN}{suffix}"
     if out.exists():
         print(f"{out} exists; golden stores are never regenerated", file=sys.stderr)
@@ -350,7 +391,7 @@ def main() -> int:
         store_dir = Path(tmp) / "store"
         manifest = build(store_dir, encoded=encoded, chains=chains, chunked=chunked, jpeg=jpeg,
                          jpeg_decoders=jpeg_decoders, palette=palette,
-                         palette_ranks=palette_ranks)
+                         palette_ranks=palette_ranks, subpixel=subpixel)
         for leftover in ("simfs.log", "mount.lock"):
             (store_dir / leftover).unlink(missing_ok=True)
         with tarfile.open(out / "store.tar.gz", "w:gz") as tar:

@@ -18,7 +18,7 @@ FORMAT_VERSIONS_ACCEPTED = frozenset({1})
 # newer simfs and must be refused rather than half-understood.
 FEATURES_KNOWN = frozenset({"verbatim-objects", "encoded-objects", "reference-chains", "fitted-predictions",
                             "chunked-files", "jpeg-coefficients", "jpeg-decoders",
-                            "palette-colours", "palette-ranks"})
+                            "palette-colours", "palette-ranks", "subpixel-resampling"})
 FEATURES_WRITTEN = ("verbatim-objects",)
 
 

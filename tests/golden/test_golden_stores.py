@@ -68,6 +68,8 @@ def test_golden_store_mounts_reads_and_fscks(archive: Path, tmp_path: Path) -> N
         assert "palette-colours" in json.loads((store / "FORMAT").read_text())["features"]
     if archive.parent.name.endswith("-palette-ranks"):  # a dithered palette copy coded as ranks of its indices
         assert {"palette-colours", "palette-ranks"} <= set(json.loads((store / "FORMAT").read_text())["features"])
+    if archive.parent.name.endswith("-subpixel"):  # a fractional-box crop coded as a 1/64 px fitted resampling
+        assert {"fitted-predictions", "subpixel-resampling"} <= set(json.loads((store / "FORMAT").read_text())["features"])
     assert_fsck_clean(store)
     with Mount(store, tmp_path / "mnt") as m:
         check_tree(m.mountpoint, manifest)
@@ -87,6 +89,10 @@ def test_golden_store_mounts_reads_and_fscks(archive: Path, tmp_path: Path) -> N
             copy = m.mountpoint / "photos" / "palette-copy.png"
             assert os.getxattr(copy, "user.simfs.kind") == b"inter"
             assert os.getxattr(copy, "user.simfs.reference") == b"/photos/palette-photo.png"
+        if archive.parent.name.endswith("-subpixel"):
+            copy = m.mountpoint / "photos" / "subpixel-crop.png"
+            assert os.getxattr(copy, "user.simfs.kind") == b"inter"
+            assert os.getxattr(copy, "user.simfs.reference") == b"/photos/subpixel-photo.png"
         if archive.parent.name.endswith("-chunked"):  # holes and shared chunks, read by today's code
             disk = m.mountpoint / "vm" / "disk.img"
             assert os.getxattr(disk, "user.simfs.kind") == b"chunked"
